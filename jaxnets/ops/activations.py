@@ -1,0 +1,55 @@
+"""Elementwise activations: ReLU (001-003), tanh (000 hidden layer), sigmoid (000 output).
+
+Each forward takes any shape and returns `(out, cache)`; each backward returns dx of that shape.
+"""
+import jax
+import jax.numpy as jnp
+
+from jaxnets.ops._vjp import manual_vjp
+
+
+def relu_forward(x):
+    """ReLU as `where(x > 0, x, 0)`: jax.grad of this form gives ReLU'(0) = 0 (DESIGN.md)."""
+    return jnp.where(x > 0, x, jnp.zeros_like(x)), x
+
+
+def relu_backward(dout, cache):
+    """001: dZ1 = W2^T dZ2 * (Z1 > 0)  ->  dx = dout * (x > 0).
+
+    The mask is the whole point: 002's `relu_backward` returned dout unmasked (erratum).
+    ReLU'(0) = 0 by convention, identical in all modes and in NumPy.
+    """
+    x = cache
+    return jnp.where(x > 0, dout, jnp.zeros_like(dout))
+
+
+def tanh_forward(x):
+    """tanh; the cache is the output, because tanh' is written in terms of it."""
+    out = jnp.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    """000: dZ1 = W2^T dZ2 * (1 - A1^2)  ->  dx = dout * (1 - out**2), out = tanh(x).
+
+    The derivative uses the activation A1 = tanh(Z1), never the pre-activation Z1.
+    """
+    out = cache
+    return dout * (1 - out * out)
+
+
+def sigmoid_forward(x):
+    """Logistic sigmoid 1 / (1 + exp(-x)), computed stably (jax.nn.sigmoid)."""
+    out = jax.nn.sigmoid(x)
+    return out, out
+
+
+def sigmoid_backward(dout, cache):
+    """000: sigma'(z) = sigma(z) (1 - sigma(z))  ->  dx = dout * out * (1 - out)."""
+    out = cache
+    return dout * out * (1 - out)
+
+
+relu = manual_vjp(relu_forward, relu_backward)
+tanh = manual_vjp(tanh_forward, tanh_backward)
+sigmoid = manual_vjp(sigmoid_forward, sigmoid_backward)

@@ -1,0 +1,95 @@
+"""2-D convolution (cross-correlation, as in document 000 and cs231n) over NCHW inputs.
+
+x: (N, C, H, W), w: (F, C, HH, WW), b: (F,), out: (N, F, Ho, Wo) with
+Ho = floor((H + 2 pad - HH) / stride) + 1 (000), and likewise Wo.
+The forward sums, over the HH*WW kernel taps (i, j), the tap's strided input slice contracted
+with w[:, :, i, j] over channels — document 000's `conv_single_step` loop vectorised over
+examples, positions and filters.
+"""
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from jaxnets.ops._vjp import manual_vjp
+from jaxnets.ops._windows import output_size, tap, untap
+
+
+def zero_pad(x, pad):
+    """Pad height and width (axes 2 and 3) of an NCHW array with `pad` zeros (000 `zero_pad`)."""
+    if x.ndim != 4:
+        raise ValueError(f"zero_pad: x must be (N, C, H, W), got shape {x.shape}")
+    if pad < 0:
+        raise ValueError(f"zero_pad: pad must be >= 0, got {pad}")
+    return jnp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+
+
+@partial(jax.tree_util.register_dataclass, data_fields=["x", "w"], meta_fields=["stride", "pad"])
+@dataclass(frozen=True)
+class ConvCache:
+    """What conv_backward needs: the unpadded input, the filters and the static geometry."""
+
+    x: jax.Array
+    w: jax.Array
+    stride: int
+    pad: int
+
+
+def _geometry(x, w, b, stride, pad):
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"conv: need x (N, C, H, W) and w (F, C, HH, WW), got {x.shape}, {w.shape}")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"conv: x has {x.shape[1]} channels but w expects {w.shape[1]} ({w.shape})")
+    if b.shape != (w.shape[0],):
+        raise ValueError(f"conv: b must be ({w.shape[0]},), got {b.shape}")
+    if pad < 0:
+        raise ValueError(f"conv: pad must be >= 0, got {pad}")
+    ho = output_size(x.shape[2] + 2 * pad, w.shape[2], stride, "conv (height)")
+    wo = output_size(x.shape[3] + 2 * pad, w.shape[3], stride, "conv (width)")
+    return ho, wo
+
+
+def conv_forward(x, w, b, stride=1, pad=0):
+    """Return `(out, cache)`: out[n, f] = sum_{c,i,j} xpad[n, c, s*h + i, s*w + j] w[f, c, i, j] + b[f]."""
+    ho, wo = _geometry(x, w, b, stride, pad)
+    xp = zero_pad(x, pad)
+    hh, ww = w.shape[2], w.shape[3]
+    out = sum(
+        jnp.einsum("nchw,fc->nfhw", tap(xp, i, j, stride, ho, wo), w[:, :, i, j])
+        for i in range(hh)
+        for j in range(ww)
+    )
+    return out + b[None, :, None, None], ConvCache(x, w, stride, pad)
+
+
+def conv_backward(dout, cache):
+    """Return `(dx, dw, db)` for conv_forward; dout: (N, F, Ho, Wo).
+
+    000: dW_c += a_slice * dZ[h, w, c] summed over positions and examples
+         ->  dw[:, :, i, j] = sum_{n,h,w} dout[n, :, h, w] xpad_tap(i,j)[n, :, h, w]
+    000: db_c = sum dZ[..., c]  ->  db = dout.sum(axis=(0, 2, 3))
+    000: dA_slice += W_c * dZ[h, w, c], then strip the padding
+         ->  dxpad = sum_{i,j} untap(dout contracted with w[:, :, i, j]) — every tap sends its
+         share back to the positions it read (a full convolution with the flipped kernel);
+         dx = dxpad[:, :, pad:pad+H, pad:pad+W].
+    """
+    x, w, stride, pad = cache.x, cache.w, cache.stride, cache.pad
+    n, c, h, wd = x.shape
+    hh, ww = w.shape[2], w.shape[3]
+    ho, wo = dout.shape[2], dout.shape[3]
+    xp = zero_pad(x, pad)
+    hp, wp = h + 2 * pad, wd + 2 * pad
+    dxp = jnp.zeros(xp.shape, dout.dtype)
+    dw_taps = []
+    for i in range(hh):
+        for j in range(ww):
+            dw_taps.append(jnp.einsum("nfhw,nchw->fc", dout, tap(xp, i, j, stride, ho, wo)))
+            dxp = dxp + untap(jnp.einsum("nfhw,fc->nchw", dout, w[:, :, i, j]), i, j, stride, hp, wp)
+    dw = jnp.stack(dw_taps, axis=-1).reshape(w.shape)
+    db = jnp.sum(dout, axis=(0, 2, 3))
+    dx = dxp[:, :, pad : pad + h, pad : pad + wd]
+    return dx, dw, db
+
+
+conv = manual_vjp(conv_forward, conv_backward, nondiff_argnums=(3, 4))

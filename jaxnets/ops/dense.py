@@ -1,0 +1,41 @@
+"""Fully connected (affine) layer, `out = x @ w + b` in the row layout (documents 000-003).
+
+x: (N, d1, ..., dk) is flattened to (N, D) with D = d1*...*dk; w: (D, M); b: (M,); out: (N, M).
+"""
+import jax.numpy as jnp
+
+from jaxnets.ops._vjp import manual_vjp
+
+
+def affine_forward(x, w, b):
+    """Return `(out, cache)` with `out = x.reshape(N, D) @ w + b` (002 `affine_forward`)."""
+    if x.ndim < 2:
+        raise ValueError(f"affine_forward: x must be (N, d1, ...), got shape {x.shape}")
+    if w.ndim != 2 or b.shape != (w.shape[1],):
+        raise ValueError(f"affine_forward: need w (D, M) and b (M,), got {w.shape} and {b.shape}")
+    x2 = x.reshape(x.shape[0], -1)
+    if x2.shape[1] != w.shape[0]:
+        raise ValueError(
+            f"affine_forward: x has {x2.shape[1]} features per sample (shape {x.shape}) "
+            f"but w expects {w.shape[0]} (shape {w.shape})"
+        )
+    return x2 @ w + b, (x, w)
+
+
+def affine_backward(dout, cache):
+    """Return `(dx, dw, db)` for `out = x @ w + b`.
+
+    000/001: dW = (1/m) dZ A_prev^T, db = (1/m) sum(dZ, axis=1), dA_prev = W^T dZ  (column
+    layout). In the row layout the 1/m already sits in dout (the loss gradient), so
+    dw = x.T @ dout, db = sum(dout, axis=0) (summed over samples only — document 001/003's
+    `np.sum(dZ)` over all axes is an erratum), dx = dout @ w.T reshaped to x's shape (002).
+    """
+    x, w = cache
+    x2 = x.reshape(x.shape[0], -1)
+    dx = (dout @ w.T).reshape(x.shape)
+    dw = x2.T @ dout
+    db = jnp.sum(dout, axis=0)
+    return dx, dw, db
+
+
+affine = manual_vjp(affine_forward, affine_backward)

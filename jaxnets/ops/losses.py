@@ -1,0 +1,86 @@
+"""Losses with their gradients: softmax cross-entropy (001-003), binary cross-entropy (000),
+and the L2 weight penalty (002). Each returns `(value, gradient)` like cs231n's `softmax_loss`.
+
+All losses are means over the N samples, so the returned gradient already carries the 1/N
+(the documents' `1/m`).
+"""
+import jax
+import jax.numpy as jnp
+
+from jaxnets.ops._vjp import loss_vjp
+
+
+def _check_labels(scores, y):
+    if scores.ndim != 2:
+        raise ValueError(f"softmax_loss: scores must be (N, C), got shape {scores.shape}")
+    if y.shape != (scores.shape[0],):
+        raise ValueError(f"softmax_loss: labels must be ({scores.shape[0]},), got shape {y.shape}")
+    if not jnp.issubdtype(y.dtype, jnp.integer):
+        raise ValueError(f"softmax_loss: labels must be integers 0..C-1, got dtype {y.dtype}")
+
+
+def softmax_loss(scores, y):
+    """Mean cross-entropy of softmax(scores) against integer labels; returns `(loss, dscores)`.
+
+    scores (N, C), y (N,) ints in 0..C-1 (checked where data enters, since values cannot be
+    checked under jit). Stable: the row maximum is subtracted before exp (001/003's softmax
+    without it overflows — erratum).
+    001: dZ2 = A2 - onehot(Y), averaged by 1/m  ->  dscores = (softmax(scores) - onehot(y)) / N.
+    """
+    _check_labels(scores, y)
+    n, c = scores.shape
+    # The result does not depend on the shift; stop_gradient keeps autodiff from routing
+    # a (mathematically zero) gradient through the max.
+    shifted = scores - jax.lax.stop_gradient(jnp.max(scores, axis=1, keepdims=True))
+    log_probs = shifted - jnp.log(jnp.sum(jnp.exp(shifted), axis=1, keepdims=True))
+    onehot = jax.nn.one_hot(y, c, dtype=scores.dtype)
+    loss = -jnp.sum(log_probs * onehot) / n
+    dscores = (jnp.exp(log_probs) - onehot) / n
+    return loss, dscores
+
+
+def _check_binary(name, v, y):
+    if v.shape != y.shape:
+        raise ValueError(f"{name}: predictions {v.shape} and targets {y.shape} differ in shape")
+    if v.size == 0:
+        raise ValueError(f"{name}: empty batch")
+
+
+def binary_cross_entropy_with_logits(z, y):
+    """Mean BCE of sigmoid(z) against 0/1 targets y, from logits z; returns `(loss, dz)`.
+
+    Stable form softplus(z) - y z = max(z, 0) - y z + log1p(exp(-|z|)).
+    000: dZ2 = A2 - Y (sigmoid and BCE together), averaged by 1/m  ->  dz = (sigmoid(z) - y) / N.
+    """
+    _check_binary("binary_cross_entropy_with_logits", z, y)
+    n = z.size
+    loss = jnp.sum(jnp.logaddexp(0.0, z) - y * z) / n
+    dz = (jax.nn.sigmoid(z) - y) / n
+    return loss, dz
+
+
+def binary_cross_entropy(p, y):
+    """Mean BCE of probabilities p in (0, 1) against 0/1 targets y; returns `(loss, dp)`.
+
+    000: cost = -(1/m) sum(Y log A2 + (1 - Y) log(1 - A2)), written with log1p for p near 0/1.
+    dL/dp = (p - y) / (p (1 - p)) / N. p must lie strictly inside (0, 1); prefer the logits form.
+    """
+    _check_binary("binary_cross_entropy", p, y)
+    n = p.size
+    loss = -jnp.sum(y * jnp.log(p) + (1 - y) * jnp.log1p(-p)) / n
+    dp = (p - y) / (p * (1 - p)) / n
+    return loss, dp
+
+
+def l2_penalty(w, reg):
+    """002's weight decay: `(0.5 * reg * sum(w**2), reg * w)`.
+
+    The 0.5 makes the gradient exactly reg * w (not 0.5 * reg * w, nor 2 * reg * w).
+    """
+    return 0.5 * reg * jnp.sum(w * w), reg * w
+
+
+softmax_cross_entropy = loss_vjp(softmax_loss)
+bce_with_logits = loss_vjp(binary_cross_entropy_with_logits)
+bce = loss_vjp(binary_cross_entropy)
+l2 = loss_vjp(l2_penalty)
