@@ -40,6 +40,8 @@ def _check(x, pool_height, pool_width, stride, name):
 
 
 def _reduce(x, init, op, pool_height, pool_width, stride):
+    # A Python-scalar init lets JAX recognise the max/add monoid even under jit, so the
+    # reduction stays differentiable (reduce_window_max / reduce_window_sum primitives).
     return lax.reduce_window(
         x, init, op, (1, 1, pool_height, pool_width), (1, 1, stride, stride), "VALID"
     )
@@ -48,7 +50,7 @@ def _reduce(x, init, op, pool_height, pool_width, stride):
 def max_pool_forward(x, pool_height=2, pool_width=2, stride=2):
     """Return `(out, cache)` with out the maximum over each window."""
     _check(x, pool_height, pool_width, stride, "max_pool")
-    out = _reduce(x, jnp.array(-jnp.inf, x.dtype), lax.max, pool_height, pool_width, stride)
+    out = _reduce(x, -jnp.inf, lax.max, pool_height, pool_width, stride)
     return out, PoolCache(x, out, pool_height, pool_width, stride)
 
 
@@ -76,7 +78,7 @@ def max_pool_backward(dout, cache):
 def avg_pool_forward(x, pool_height=2, pool_width=2, stride=2):
     """Return `(out, cache)` with out the mean over each window."""
     _check(x, pool_height, pool_width, stride, "avg_pool")
-    total = _reduce(x, jnp.array(0, x.dtype), lax.add, pool_height, pool_width, stride)
+    total = _reduce(x, 0.0, lax.add, pool_height, pool_width, stride)
     out = total / (pool_height * pool_width)
     return out, PoolCache(x, out, pool_height, pool_width, stride)
 

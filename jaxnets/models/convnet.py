@@ -1,0 +1,85 @@
+"""The ConvNet built from document 000's blocks: conv - ReLU - max pool - affine - softmax.
+
+x (N, C, H, W), y (N,) ints; W1 (F, C, k, k), b1 (F,), W2 (F*Hp*Wp, classes), b2 (classes,).
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jaxnets.models.base import Model, argmax_predict
+from jaxnets.ops import (
+    AUTODIFF,
+    affine_backward,
+    affine_forward,
+    conv_backward,
+    conv_forward,
+    l2_penalty,
+    max_pool_backward,
+    max_pool_forward,
+    relu_backward,
+    relu_forward,
+    softmax_loss,
+)
+
+
+def conv_net(input_shape=(1, 28, 28), num_filters=8, filter_size=3, stride=1, pad=1, pool=2,
+             num_classes=10, weight_scale=None, reg=0.0):
+    """Sizes are configurable; the pool is pool x pool with stride pool.
+
+    The documents give no initialisation for the CNN; weight_scale=None uses He's
+    sqrt(2 / fan_in) per layer, a number uses cs231n's weight_scale * randn. Biases start at 0.
+    """
+    c, h, w = input_shape
+    hc = (h + 2 * pad - filter_size) // stride + 1
+    wc = (w + 2 * pad - filter_size) // stride + 1
+    hp, wp = (hc - pool) // pool + 1, (wc - pool) // pool + 1
+    if min(hc, wc) < 1 or min(hp, wp) < 1:
+        raise ValueError(f"conv_net: input {input_shape} too small for filter {filter_size}, pad {pad}, pool {pool}")
+    flat = num_filters * hp * wp
+    config = {
+        "input_shape": list(input_shape), "num_filters": num_filters, "filter_size": filter_size,
+        "stride": stride, "pad": pad, "pool": pool, "num_classes": num_classes,
+        "weight_scale": weight_scale, "reg": reg,
+    }
+
+    def scale(fan_in):
+        return math.sqrt(2.0 / fan_in) if weight_scale is None else weight_scale
+
+    def init(key):
+        k1, k2 = jax.random.split(key)
+        return {
+            "W1": scale(c * filter_size**2) * jax.random.normal(k1, (num_filters, c, filter_size, filter_size)),
+            "b1": jnp.zeros(num_filters),
+            "W2": scale(flat) * jax.random.normal(k2, (flat, num_classes)),
+            "b2": jnp.zeros(num_classes),
+        }
+
+    def scores(params, x, layers=AUTODIFF):
+        a = layers.relu(layers.conv(x, params["W1"], params["b1"], stride, pad))
+        a = layers.max_pool(a, pool, pool, pool)
+        return layers.affine(a, params["W2"], params["b2"])
+
+    def loss(params, x, y, layers=AUTODIFF):
+        value = layers.softmax_loss(scores(params, x, layers), y)
+        if reg:
+            value = value + layers.l2_penalty(params["W1"], reg) + layers.l2_penalty(params["W2"], reg)
+        return value
+
+    def loss_and_grads(params, x, y):
+        z1, c1 = conv_forward(x, params["W1"], params["b1"], stride, pad)
+        a1, c2 = relu_forward(z1)
+        p1, c3 = max_pool_forward(a1, pool, pool, pool)
+        z2, c4 = affine_forward(p1, params["W2"], params["b2"])
+        value, dz2 = softmax_loss(z2, y)
+        dp1, dW2, db2 = affine_backward(dz2, c4)
+        da1 = max_pool_backward(dp1, c3)
+        dz1 = relu_backward(da1, c2)
+        _, dW1, db1 = conv_backward(dz1, c1)
+        if reg:
+            q1, dq1 = l2_penalty(params["W1"], reg)
+            q2, dq2 = l2_penalty(params["W2"], reg)
+            value, dW1, dW2 = value + q1 + q2, dW1 + dq1, dW2 + dq2
+        return value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+    return Model("conv", config, init, scores, loss, loss_and_grads, argmax_predict(scores))
