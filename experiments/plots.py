@@ -1,0 +1,100 @@
+"""PNG plots of a run: loss curve, accuracy curves, image grids, learned conv filters."""
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def loss_curve(path, losses, title="training loss", steps=None):
+    losses = np.asarray(losses, dtype=float)
+    steps = np.arange(len(losses)) if steps is None else np.asarray(steps)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(steps, losses, lw=0.8)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    if np.all(losses[np.isfinite(losses)] > 0) and losses.max() / max(losses.min(), 1e-12) > 20:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def accuracy_curves(path, steps, curves, title="accuracy", xlabel="iteration"):
+    """curves: {label: list of accuracies at `steps`}; empty curves are skipped."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, values in curves.items():
+        if values is not None and len(values):
+            ax.plot(steps[: len(values)], values, marker="o", ms=3, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def image_grid(path, images, labels, predictions=None, class_names=None, n=16, title=None):
+    """A grid of the first n images titled 'label L / pred P' (red when wrong)."""
+    images = np.asarray(images)[:n]
+    if images.ndim == 2:
+        side = int(round(math.sqrt(images.shape[1])))
+        images = images.reshape(-1, side, side)
+    if images.ndim == 4:
+        images = images[:, 0]
+    cols = int(math.ceil(math.sqrt(len(images))))
+    rows = int(math.ceil(len(images) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows))
+    name = (lambda c: class_names[int(c)]) if class_names else (lambda c: str(int(c)))
+    for k, ax in enumerate(np.ravel(axes)):
+        ax.axis("off")
+        if k >= len(images):
+            continue
+        ax.imshow(images[k], cmap="gray")
+        text = f"label {name(labels[k])}"
+        color = "black"
+        if predictions is not None:
+            text += f"\npred {name(predictions[k])}"
+            color = "black" if int(predictions[k]) == int(labels[k]) else "red"
+        ax.set_title(text, fontsize=7, color=color)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def conv_filters(path, w, title="learned conv filters (channel 0)"):
+    """Show each filter w[f, 0] of an (F, C, HH, WW) array, each on its own colour scale."""
+    w = np.asarray(w)
+    f = w.shape[0]
+    cols = min(f, 8)
+    rows = int(math.ceil(f / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.3), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < f:
+            ax.imshow(w[k, 0], cmap="RdBu_r", vmin=-np.abs(w[k, 0]).max(), vmax=np.abs(w[k, 0]).max())
+            ax.set_title(f"filter {k}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def filter_outputs(path, image, outputs, titles):
+    """An RGB image (H, W, 3) in [0, 1] next to single-channel filter outputs."""
+    fig, axes = plt.subplots(1, 1 + len(outputs), figsize=(3.2 * (1 + len(outputs)), 3.2))
+    axes[0].imshow(np.clip(image, 0, 1))
+    axes[0].set_title("input")
+    for ax, out, t in zip(axes[1:], outputs, titles):
+        ax.imshow(out, cmap="gray")
+        ax.set_title(t)
+    for ax in axes:
+        ax.axis("off")
+    return _save(fig, path)

@@ -1,0 +1,73 @@
+"""Run folders: every experiment writes metrics.json, params.npz and its PNG plots into one
+folder, and the README's results table is built from those files (never typed by hand)."""
+import json
+import platform
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+def make_run_dir(name, root=None):
+    """A fresh folder `root/name` (an existing one is replaced file by file, not merged)."""
+    path = Path(root or DEFAULT_RUNS_DIR) / name
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*"):
+        if old.is_file():
+            old.unlink()
+    return path
+
+
+def device_info():
+    dev = jax.devices()[0]
+    return {
+        "backend": jax.default_backend(),
+        "device": str(dev.device_kind),
+        "device_count": jax.device_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic, jax.Array)) and np.ndim(obj) == 0:
+        return np.asarray(obj).item()
+    if isinstance(obj, (np.ndarray, jax.Array)):
+        return np.asarray(obj).tolist()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return str(obj)
+    return obj
+
+
+def write_metrics(run_dir, metrics):
+    """Write metrics.json (config, data source, histories, final accuracies, wall time,
+    device, grad mode) and return its path."""
+    metrics = dict(metrics)
+    metrics.setdefault("device", device_info())
+    metrics.setdefault("written_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    path = Path(run_dir) / "metrics.json"
+    path.write_text(json.dumps(_jsonable(metrics), indent=1))
+    return path
+
+
+def read_metrics(run_dir):
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def save_params(run_dir, params):
+    path = Path(run_dir) / "params.npz"
+    np.savez(path, **{k: np.asarray(v) for k, v in params.items()})
+    return path
+
+
+def load_params(run_dir):
+    with np.load(Path(run_dir) / "params.npz") as f:
+        return {k: f[k] for k in f.files}
