@@ -1,0 +1,226 @@
+"""Gradient-equivalence report: every op and model, five gradients, plus the mutant score.
+
+    uv run python -m experiments.gradcheck [--cases 200] [--float32-cases 50]
+                                           [--model-cases 4] [--json PATH] [--no-mutants]
+
+For each op, `--cases` deterministic cases (geometries cycling through the op's pool, every
+other pass with stress inputs: kinks, ties, saturation, huge scores) are checked by
+`experiments.equivalence.compare_op` in float64, and `--float32-cases` of them in float32;
+each model variant gets `--model-cases` cases (alternating stress) in both dtypes. The tables
+give the largest cs231n relative error seen per pair of gradient sources; a cell over its
+tolerance is marked with "!". Then every mutant of `experiments.mutants` is run through the
+same checker. Exit status 0 when everything agrees, the correct functions pass and every
+mutant is caught.
+"""
+import argparse
+import json
+import platform
+import sys
+import time
+
+import jax
+import numpy as np
+
+from experiments import equivalence as eq
+from experiments import mutants as mut
+
+ANALYTIC_COLUMNS = ("manual vs numpy", "autodiff vs numpy", "custom_vjp vs numpy")
+JAX_PAIRS = ("manual vs autodiff", "manual vs custom_vjp", "autodiff vs custom_vjp")
+FD_COLUMNS = ("manual vs fd", "autodiff vs fd", "custom_vjp vs fd", "numpy vs fd")
+
+
+def _merge(into, result):
+    for pair, err in result.max_by_pair().items():
+        into[pair] = max(into.get(pair, 0.0), err)
+
+
+def _summarise(label, results64, results32, tol64, tol_fd, tol32):
+    worst64, worst32 = {}, {}
+    for r in results64:
+        _merge(worst64, r)
+    for r in results32:
+        _merge(worst32, r)
+    failures = [r.report(3) for r in results64 + results32 if not r.ok]
+    return {
+        "name": label,
+        "cases": len(results64),
+        "stress_cases": sum(" stress" in r.label for r in results64),
+        "fd_cases": sum(r.fd for r in results64),
+        "float32_cases": len(results32),
+        "max_rel_error": {p: worst64.get(p) for p in ANALYTIC_COLUMNS + JAX_PAIRS + FD_COLUMNS},
+        "max_rel_error_float32": max(worst32.values()) if worst32 else None,
+        "tolerances": {"analytic": tol64, "fd": tol_fd, "float32": tol32},
+        "ok": not failures,
+        "failures": failures[:5],
+    }
+
+
+def check_ops(n_cases, n_f32, seed=0, log=print):
+    rows = []
+    for name in eq.OP_NAMES:
+        t = time.perf_counter()
+        cases = eq.op_cases(name, n_cases, seed=seed)
+        r64 = [eq.compare_op(c) for c in cases]
+        f32 = [c for c in cases if eq.float32_meaningful(c)][:n_f32]
+        r32 = [eq.compare_op(c, dtype=np.float32) for c in f32]
+        rows.append(_summarise(name, r64, r32, eq.TOL_ANALYTIC_F64, eq.TOL_FD_F64, eq.TOL_ANALYTIC_F32))
+        log(f"  {name}: {len(r64)} + {len(r32)} float32 cases, {time.perf_counter() - t:.1f}s")
+    return rows
+
+
+def check_models(n_per_variant, seed=0, log=print):
+    rows = []
+    for name, variants in eq.MODEL_VARIANTS.items():
+        for variant in variants:
+            t = time.perf_counter()
+            cases = [eq.make_model_case(name, variant, seed + i, stress=i % 2 == 1) for i in range(n_per_variant)]
+            r64 = [eq.compare_model(c) for c in cases]
+            r32 = [eq.compare_model(c, dtype=np.float32) for c in cases]
+            rows.append(_summarise(f"{name}/{variant}", r64, r32, eq.TOL_ANALYTIC_F64, eq.TOL_FD_F64,
+                                   eq.TOL_ANALYTIC_F32_MODELS))
+            log(f"  {name}/{variant}: {len(r64)} cases, {time.perf_counter() - t:.1f}s")
+    return rows
+
+
+def check_mutants():
+    baseline = mut.baseline_results()
+    baseline_failures = [r.report(3) for results in baseline.values() for r in results if not r.ok]
+    results = mut.run_mutants()
+    by_name = {m.name: m for m in mut.MUTANTS}
+    return {
+        "score": mut.score(results),
+        "caught": sum(r.caught for r in results),
+        "total": len(results),
+        "baseline_cases": sum(len(v) for v in baseline.values()),
+        "baseline_ok": not baseline_failures,
+        "baseline_failures": baseline_failures[:5],
+        "results": [
+            {"name": r.name, "op": by_name[r.name].op, "erratum": by_name[r.name].erratum,
+             "description": by_name[r.name].description, "caught": r.caught, "detail": r.detail}
+            for r in results
+        ],
+    }
+
+
+def run(n_cases=200, n_f32=50, n_models=4, seed=0, mutants=True, log=print):
+    """The whole report as a JSON-able dict (float64 and full-precision matmuls inside)."""
+    start = time.perf_counter()
+    with eq.precise_jax():
+        log("ops:")
+        ops_rows = check_ops(n_cases, n_f32, seed, log)
+        log("models:")
+        model_rows = check_models(n_models, seed, log)
+        mutant_report = None
+        if mutants:
+            log("mutants:")
+            mutant_report = check_mutants()
+            log(f"  {mutant_report['score']}")
+    ok = all(r["ok"] for r in ops_rows + model_rows) and (
+        mutant_report is None or (mutant_report["baseline_ok"] and mutant_report["caught"] == mutant_report["total"])
+    )
+    return {
+        "ok": ok,
+        "tolerances": {
+            "TOL_ANALYTIC_F64": eq.TOL_ANALYTIC_F64, "TOL_FD_F64": eq.TOL_FD_F64,
+            "TOL_ANALYTIC_F32": eq.TOL_ANALYTIC_F32, "TOL_ANALYTIC_F32_MODELS": eq.TOL_ANALYTIC_F32_MODELS,
+            "FD_STEP": eq.FD_STEP, "KINK_MARGIN": eq.KINK_MARGIN,
+        },
+        "settings": {"cases": n_cases, "float32_cases": n_f32, "model_cases_per_variant": n_models, "seed": seed},
+        "ops": ops_rows,
+        "models": model_rows,
+        "mutants": mutant_report,
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "environment": {"jax": jax.__version__, "numpy": np.__version__, "python": platform.python_version(),
+                        "device": str(jax.devices()[0])},
+    }
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+def _cell(err, tol):
+    if err is None:
+        return "-"
+    return f"{err:.1e}" + (" !" if not (err <= tol) else "")
+
+
+def _table(rows, title):
+    head = ["", "cases", "stress", "FD", "manual~np", "autodiff~np", "custom_vjp~np", "JAX~JAX",
+            "manual~FD", "autodiff~FD", "custom_vjp~FD", "np~FD", "f32 cases", "f32 max", "ok"]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        m, tol = r["max_rel_error"], r["tolerances"]
+        jax_pairs = [m[p] for p in JAX_PAIRS if m[p] is not None]
+        cells = [f"`{r['name']}`", str(r["cases"]), str(r["stress_cases"]), str(r["fd_cases"])]
+        cells += [_cell(m[p], tol["analytic"]) for p in ANALYTIC_COLUMNS]
+        cells.append(_cell(max(jax_pairs) if jax_pairs else None, tol["analytic"]))
+        cells += [_cell(m[p], tol["fd"]) for p in FD_COLUMNS]
+        cells += [str(r["float32_cases"]), _cell(r["max_rel_error_float32"], tol["float32"]),
+                  "yes" if r["ok"] else "**NO**"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def to_markdown(report):
+    t = report["tolerances"]
+    lines = [
+        "## Gradient equivalence",
+        "",
+        "Largest cs231n relative error max(|a-b| / max(1e-8, |a|+|b|)) per pair of gradient sources "
+        "(`np` = reference_numpy float64, `FD` = Richardson-extrapolated central differences of the "
+        f"NumPy forward, steps {t['FD_STEP']:g} and {t['FD_STEP'] / 2:g}, on kink-free cases only). "
+        f"Tolerances: analytic {t['TOL_ANALYTIC_F64']:g}, vs FD {t['TOL_FD_F64']:g}, float32 "
+        f"{t['TOL_ANALYTIC_F32']:g} (ops) / {t['TOL_ANALYTIC_F32_MODELS']:g} (models); `!` marks a value "
+        "over its tolerance.",
+        "",
+    ]
+    lines += _table(report["ops"], "Ops") + [""]
+    lines += _table(report["models"], "Models") + [""]
+    failures = [f for r in report["ops"] + report["models"] for f in r["failures"]]
+    if failures:
+        lines += ["### Failures", "", "```", *failures, "```", ""]
+    m = report["mutants"]
+    if m:
+        lines += [f"### Mutants: {m['score']}", "",
+                  f"Correct functions on the same {m['baseline_cases']} cases: "
+                  f"{'all pass' if m['baseline_ok'] else '**FAIL**'}.", "",
+                  "| mutant | op | erratum | what is wrong | caught | first failing comparison |",
+                  "|---|---|---|---|---|---|"]
+        for r in m["results"]:
+            detail = r["detail"].replace("|", "\\|")
+            detail = detail if len(detail) <= 140 else detail[:137] + "..."
+            lines.append(f"| `{r['name']}` | {r['op']} | {'yes' if r['erratum'] else ''} | {r['description']} | "
+                         f"{'yes' if r['caught'] else '**NO**'} | {detail} |")
+        lines.append("")
+        if m["baseline_failures"]:
+            lines += ["```", *m["baseline_failures"], "```", ""]
+    lines.append(f"Wall time {report['wall_time_s']} s on {report['environment']['device']}, "
+                 f"jax {report['environment']['jax']}. Overall: {'PASS' if report['ok'] else 'FAIL'}.")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m experiments.gradcheck", description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=200, help="float64 cases per op (default 200)")
+    parser.add_argument("--float32-cases", type=int, default=50, help="float32 cases per op (default 50)")
+    parser.add_argument("--model-cases", type=int, default=4, help="cases per model variant (default 4)")
+    parser.add_argument("--seed", type=int, default=0, help="first case seed (default 0)")
+    parser.add_argument("--no-mutants", action="store_true", help="skip the mutant score")
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
+    args = parser.parse_args(argv)
+    if min(args.cases, args.float32_cases, args.model_cases) < 0:
+        parser.error("case counts must be >= 0")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    report = run(args.cases, args.float32_cases, args.model_cases, args.seed, not args.no_mutants, log)
+    print(to_markdown(report))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=2, default=float)
+        log(f"wrote {args.json}")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
