@@ -1,0 +1,28 @@
+"""Datasets and preprocessing: MNIST (built-in sample, IDX, Kaggle CSV, tfds), Fashion-MNIST,
+UCI occupancy; the documents' preprocessing steps; input validation.
+
+    from jaxnets.data import load_dataset, scale_pixels, flatten
+    ds = load_dataset("sample+mnist-test")      # or "sample", "occupancy", "idx:DIR", ...
+    x = flatten(scale_pixels(ds.x_train))
+
+Every malformed input raises `DataError` (a ValueError) naming the file and the problem.
+"""
+from .csvfiles import OCCUPANCY_FEATURES, read_kaggle_csv, read_occupancy
+from .errors import DataError, DataUnavailableError
+from .idx import read_idx, read_idx_images, read_idx_labels, read_idx_pair, write_idx
+from .preprocess import (add_channel, flatten, head_split, mean_image, normalize_features,
+                         scale_pixels, shuffle_split, subtract_mean_image,
+                         subtract_mean_image_uint8)
+from .sources import (FASHION_MNIST_DIR, SOURCES, Dataset, load_dataset, load_idx_dir,
+                      load_mnist_test, load_occupancy, load_sample, shared_data_dir)
+from .tfds import load_tfds
+from .validate import check_arrays
+
+__all__ = [
+    "DataError", "DataUnavailableError", "Dataset", "SOURCES", "FASHION_MNIST_DIR",
+    "OCCUPANCY_FEATURES", "load_dataset", "load_sample", "load_idx_dir", "load_mnist_test",
+    "load_occupancy", "load_tfds", "shared_data_dir", "read_idx", "read_idx_images",
+    "read_idx_labels", "read_idx_pair", "write_idx", "read_kaggle_csv", "read_occupancy",
+    "scale_pixels", "mean_image", "subtract_mean_image", "subtract_mean_image_uint8", "flatten",
+    "add_channel", "normalize_features", "shuffle_split", "head_split", "check_arrays",
+]

@@ -1,0 +1,62 @@
+"""`check_arrays`: the last check on arrays before they go into a model.
+
+Training code calls it so that wrong shapes, NaN/inf, out-of-range labels and mismatched
+lengths fail with one clear `ValueError` (a `DataError`) naming the problem, instead of a
+broadcasting error or a silent NaN loss deep inside JAX.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DataError
+
+
+def check_arrays(x, y, *, feature_shape=None, num_classes=None, binary=False, name="data") -> None:
+    """Validate model inputs `x` (N, *feature_shape) float and labels `y`.
+
+    - `x`: at least 2-D, real floating dtype, all finite; `x.shape[1:] == feature_shape` if given.
+    - `y`: (N,) integer labels in 0..num_classes-1 (if given); with `binary=True`, (N,) or
+      (N, 1) of 0/1 values in any real dtype.
+    - same N in both, N > 0.
+    Works on NumPy and JAX arrays (JAX arrays are copied to the host once). Raises `DataError`.
+    """
+    try:
+        xa, ya = np.asarray(x), np.asarray(y)
+    except Exception as e:  # ragged lists and the like
+        raise DataError(f"{name}: cannot convert inputs to arrays ({e})") from None
+    if xa.ndim < 2:
+        raise DataError(f"{name}: x must have a sample axis and features, i.e. at least 2-D; got shape {xa.shape}")
+    if not np.issubdtype(xa.dtype, np.floating):
+        raise DataError(
+            f"{name}: x must be a floating array, got dtype {xa.dtype}"
+            + (" (scale uint8 images with preprocess.scale_pixels first)" if xa.dtype == np.uint8 else "")
+        )
+    n = xa.shape[0]
+    if n == 0:
+        raise DataError(f"{name}: empty dataset (x has 0 samples, shape {xa.shape})")
+    if feature_shape is not None and xa.shape[1:] != tuple(feature_shape):
+        raise DataError(f"{name}: x has feature shape {xa.shape[1:]}, expected {tuple(feature_shape)}")
+    if not np.isfinite(xa).all():
+        bad = np.argwhere(~np.isfinite(xa))
+        raise DataError(f"{name}: x contains NaN/inf ({len(bad)} values, first at index {tuple(int(i) for i in bad[0])})")
+    if binary:
+        if not (ya.ndim == 1 or (ya.ndim == 2 and ya.shape[1] == 1)):
+            raise DataError(f"{name}: binary labels y must have shape (N,) or (N, 1), got {ya.shape}")
+    elif ya.ndim != 1:
+        raise DataError(f"{name}: labels y must have shape (N,), got {ya.shape}")
+    if ya.shape[0] != n:
+        raise DataError(f"{name}: x has {n} samples but y has {ya.shape[0]} labels")
+    if not (np.issubdtype(ya.dtype, np.integer) or (binary and np.issubdtype(ya.dtype, np.floating))
+            or ya.dtype == np.bool_):
+        raise DataError(f"{name}: labels y have dtype {ya.dtype}; expected integers"
+                        + (" or 0/1 floats" if binary else ""))
+    if binary:
+        bad = np.flatnonzero(~np.isin(ya.ravel(), (0, 1)))
+        if bad.size:
+            raise DataError(f"{name}: binary labels must be 0 or 1; y[{int(bad[0])}] = {ya.ravel()[bad[0]].item()!r} ({bad.size} bad)")
+    elif num_classes is not None:
+        bad = np.flatnonzero((ya < 0) | (ya >= num_classes))
+        if bad.size:
+            raise DataError(
+                f"{name}: labels must lie in 0..{num_classes - 1}; y[{int(bad[0])}] = {int(ya[bad[0]])} ({bad.size} out of range)"
+            )
