@@ -32,7 +32,7 @@ def load_image():
     return np.asarray(img, dtype=np.float64)[..., :3] / 255.0  # (H, W, 3) in [0, 1]
 
 
-def run(out_root=None):
+def run(out_root=None, log=print):
     t0 = time.perf_counter()
     img = load_image()
     x = img.transpose(2, 0, 1)[None]  # NCHW
@@ -59,16 +59,16 @@ def run(out_root=None):
         "wall_time_s": time.perf_counter() - t0,
     }
     runs.write_metrics(run_dir, metrics)
-    print(f"000 filters: image {x.shape}, |jax - numpy loops| = {err_inner:.2e} "
+    log(f"000 filters: image {x.shape}, |jax - numpy loops| = {err_inner:.2e} "
           f"on a crop, grayscale vs formula {gray_err:.2e} -> {run_dir}/filters.png")
     return run_dir, metrics
 
 
-def main(argv=None):
+def main(argv=None, log=print):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=None, help="runs folder (default ./runs)")
     args = p.parse_args(argv)
-    run(args.out)
+    return run(args.out, log)[1]
 
 
 if __name__ == "__main__":

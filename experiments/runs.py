@@ -71,3 +71,15 @@ def save_params(run_dir, params):
 def load_params(run_dir):
     with np.load(Path(run_dir) / "params.npz") as f:
         return {k: f[k] for k in f.files}
+
+
+def replace_marked_block(path, name, content):
+    """Replace the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` in file `path`
+    (how the README's generated tables are updated)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = Path(path).read_text()
+    if start not in text or end not in text:
+        raise ValueError(f"{path}: markers {start} ... {end} not found")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    Path(path).write_text(f"{before}{start}\n{content}\n{end}{after}")

@@ -1,0 +1,136 @@
+"""Run every document experiment and print our results next to the documents' numbers.
+
+    python -m experiments.reproduce [--out runs] [--fashion] [--no-compare-modes]
+                                    [--update-readme README.md]
+
+Runs on the built-in 5000 MNIST images (tested on the official 10000 test images when
+`../shared/data/mnist` is present) and on the UCI occupancy data when present; `--fashion`
+adds the Fashion-MNIST 60k -> 10k runs (Debian package `dataset-fashion-mnist`). Every run
+trains manual and autodiff from the same initialisation unless `--no-compare-modes`. The
+table is built from the runs' metrics.json files; `--update-readme` writes it between the
+`<!-- results:start -->` and `<!-- results:end -->` markers of the given file.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from experiments import convnet, digits, filters, image_data, occupancy, runs, two_layer
+from jaxnets.data import DataUnavailableError
+
+#: Fashion-MNIST settings (ours; the documents never trained on it) and the issue's targets.
+FASHION_TWO_LAYER = ["--data", "fashion-mnist", "--target", "0.885"]
+FASHION_CONVNET = ["--data", "fashion-mnist", "--filters", "32", "--iterations", "15000",
+                   "--learning-rate", "0.05", "--decay", "0.9", "--target", "0.905"]
+
+
+def plan(fashion, spec):
+    """(label, main, argv) of every run, in order; a run whose data is absent is skipped."""
+    runs_ = [
+        ("000 occupancy", occupancy.main, []),
+        ("001 digits", digits.main, ["--document", "001", "--data", spec]),
+        ("003 digits", digits.main, ["--document", "003", "--data", spec]),
+        ("002 TwoLayerNet overfit", two_layer.main, ["--run", "overfit", "--data", spec]),
+        ("002 TwoLayerNet full", two_layer.main, ["--run", "full", "--data", spec]),
+        ("000 ConvNet", convnet.main, ["--data", spec]),
+        ("000 example filters", filters.main, []),
+    ]
+    if fashion:
+        runs_ += [("002 TwoLayerNet Fashion-MNIST", two_layer.main, FASHION_TWO_LAYER),
+                  ("000 ConvNet Fashion-MNIST", convnet.main, FASHION_CONVNET)]
+    return runs_
+
+
+def _fmt(v):
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def _ours(m):
+    f = m["final"]
+    parts = [f"test {_fmt(f['test_acc'])}" if f.get("test_acc") is not None else None,
+             f"val {_fmt(f['val_acc'])}" if f.get("val_acc") is not None else None,
+             f"train {_fmt(f['train_acc'])}"]
+    if f.get("last_batch_train_acc") is not None:
+        parts.append(f"last batch {_fmt(f['last_batch_train_acc'])}")
+    return ", ".join(p for p in parts if p)
+
+
+def _document(m):
+    d = m.get("document") or {}
+    names = {"test_acc": "test", "val_acc": "dev/val", "train_acc": "train"}
+    return ", ".join(f"{names[k]} {_fmt(d[k])}" for k in names if k in d) or "-"
+
+
+def _target(m):
+    t = m.get("target")
+    if not t:
+        return "-"
+    name = {"test_acc": "test", "train_acc": "train"}[t["metric"]]
+    got = m["final"][t["metric"]]
+    verdict = "met" if t["met"] else f"**missed by {100 * (t['at_least'] - got):.2f} pts**"
+    return f"{name} >= {_fmt(t['at_least'])}: {verdict}"
+
+
+def _modes(m):
+    c = m.get("compare_modes")
+    if not c:
+        return "-"
+    a, b = c["modes"]
+    fa, fb = c["final"][a], c["final"][b]
+    key = "test_acc" if fa.get("test_acc") is not None else "train_acc"
+    same = "same" if fa[key] == fb[key] else f"{_fmt(fa[key])} vs {_fmt(fb[key])}"
+    return f"{key.split('_')[0]} acc {same}; max abs param diff {c['max_abs_param_diff']:.2g} (params up to {c['max_abs_param']:.2g})"
+
+
+def results_table(out_root):
+    """Markdown table from every `<out_root>/*/metrics.json` written by a training run."""
+    rows = []
+    for path in sorted(Path(out_root).glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        if "final" not in m:
+            continue
+        d = m["data"]
+        data = f"{d['name']} {d['n_train']} train" + (f" -> {d['n_test']} test" if d.get("n_test") else "")
+        rows.append(f"| {m['experiment']} | {data} | {_ours(m)} | {_document(m)} | {_target(m)} | "
+                    f"{_modes(m)} | {m['wall_time_s']:.0f} s | `{path.parent.name}` |")
+    head = ["| experiment | data | ours | document | target | manual vs autodiff | wall time | run folder |",
+            "|---|---|---|---|---|---|---|---|"]
+    return "\n".join(head + rows)
+
+
+def main(argv=None, log=print):
+    p = argparse.ArgumentParser(prog="python -m experiments.reproduce", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default=str(runs.DEFAULT_RUNS_DIR), help="runs folder (default ./runs)")
+    p.add_argument("--data", default=None, help="MNIST-like source for the image runs (default: built-in sample "
+                                                "+ official test set when present)")
+    p.add_argument("--fashion", action="store_true", help="add the Fashion-MNIST 60k runs (several minutes more)")
+    p.add_argument("--no-compare-modes", action="store_true", help="train each run in manual mode only")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines")
+    p.add_argument("--update-readme", metavar="PATH", help="write the table into PATH between the results markers")
+    args = p.parse_args(argv)
+    spec = args.data or image_data.default_spec()
+    common = ["--out", args.out] + ([] if args.no_compare_modes else ["--compare-modes"])
+    common += ["--no-progress"] if args.no_progress else []
+    t0 = time.perf_counter()
+    skipped = []
+    for label, run_main, argv_ in plan(args.fashion, spec):
+        try:
+            run_main(argv_ + (common if run_main is not filters.main else ["--out", args.out]), log=log)
+        except DataUnavailableError as e:
+            skipped.append(f"{label}: {e}")
+            log(f"== {label}: SKIPPED, data not available: {e}")
+    table = results_table(args.out)
+    note = (f"Generated by `jaxnets reproduce{' --fashion' if args.fashion else ''}` on {time.strftime('%Y-%m-%d')} "
+            f"in {time.perf_counter() - t0:.0f} s (image data `{spec}`); from the runs' metrics.json files.")
+    if skipped:
+        note += " Skipped for missing data: " + "; ".join(skipped)
+    print("\n" + note + "\n\n" + table)
+    if args.update_readme:
+        runs.replace_marked_block(args.update_readme, "results", f"{note}\n\n{table}")
+        log(f"wrote the table into {args.update_readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Train one document experiment and write its run folder.
+
+Every experiment script (`occupancy`, `digits`, `two_layer`, `convnet`) prepares its data as a
+`Prepared` record, picks a model and a `TrainConfig` with the document's hyperparameters, and
+calls `run_experiment`, which:
+
+1. initialises the parameters from `seed` and trains with `jaxnets.train.train`;
+2. with `compare_modes`, trains again from the same initial parameters with the other of
+   manual / autodiff, and records both accuracies and the largest parameter difference;
+3. evaluates train, validation and test accuracy;
+4. writes `metrics.json`, `params.npz`, `loss.png`, `accuracy.png`, `predictions.png` (a grid
+   of test images titled with label and prediction, red when wrong) and, for the ConvNet,
+   `filters.png` into `<out>/<name>/`.
+"""
+from __future__ import annotations
+
+import time
+from typing import NamedTuple, Optional
+
+import jax
+import numpy as np
+
+from experiments import plots, runs
+from jaxnets.train import TrainConfig, accuracy, sample_batch_indices, train
+
+
+class Prepared(NamedTuple):
+    """Model-ready arrays and how they were made.
+
+    x_*: float arrays the model takes; y_*: int labels (0/1 for the binary net).
+    show_test: the test inputs as images to display (uint8 (N, 28, 28)), or None.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: Optional[np.ndarray]
+    y_val: Optional[np.ndarray]
+    x_test: Optional[np.ndarray]
+    y_test: Optional[np.ndarray]
+    data: dict  # spec, source, sizes, preprocessing: goes into metrics.json
+    show_test: Optional[np.ndarray] = None
+    class_names: Optional[list] = None
+    transform: Optional[dict] = None  # image preprocessing, saved as preprocess.npz for `predict`
+
+
+def describe_sizes(p: Prepared) -> dict:
+    size = lambda a: None if a is None else int(a.shape[0])
+    return {"n_train": size(p.x_train), "n_val": size(p.x_val), "n_test": size(p.y_test)}
+
+
+def _other_mode(mode):
+    return "autodiff" if mode == "manual" else "manual"
+
+
+def max_param_difference(a, b):
+    """Largest |a - b| over every parameter array, and which parameter holds it."""
+    worst, where = 0.0, None
+    for k in a:
+        d = float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64))))
+        if d >= worst:
+            worst, where = d, k
+    return worst, where
+
+
+def last_batch_accuracy(model, result, p: Prepared, config):
+    """002's train accuracy: the accuracy on the minibatch of the last update, measured with
+    the parameters after that update (the same rows `train` drew for that step)."""
+    step = result.steps_done - 1
+    idx = np.asarray(sample_batch_indices(jax.random.key(config.seed), step, p.x_train.shape[0], config.batch_size))
+    return accuracy(model, result.params, p.x_train[idx], p.y_train[idx])
+
+
+def _accuracies(model, params, p: Prepared):
+    acc = lambda x, y: None if x is None else accuracy(model, params, x, y)
+    return {"train_acc": acc(p.x_train, p.y_train), "val_acc": acc(p.x_val, p.y_val),
+            "test_acc": acc(p.x_test, p.y_test)}
+
+
+def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, *, seed=0,
+                   out_root=None, compare_modes=False, progress=True, document=None, target=None,
+                   log=print):
+    """Train `model` on `prepared` per `config`; write and return the metrics (see module doc).
+
+    document: the document's reported numbers ({"test_acc": 0.97, ...}) for the table.
+    target: {"metric": "test_acc", "at_least": 0.97} or None.
+    """
+    t0 = time.perf_counter()
+    run_dir = runs.make_run_dir(name, out_root)
+    log(f"== {title}: {model.name} {model.config} on {prepared.data.get('spec')} "
+        f"({describe_sizes(prepared)}), {config.iterations} iterations, mode {config.mode}")
+    params0 = model.init(jax.random.key(seed))
+    data = (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
+    result = train(model, params0, data, config, progress=progress)
+    final = _accuracies(model, result.params, prepared)
+    final["loss"] = result.history["loss"][-1] if result.history["loss"] else None
+    if config.batch_size and result.steps_done:
+        final["last_batch_train_acc"] = last_batch_accuracy(model, result, prepared, config)
+
+    comparison = None
+    if compare_modes:
+        other = _other_mode(config.mode)
+        log(f"   --compare-modes: training again with mode {other} from the same initial parameters")
+        twin = train(model, params0, data, config.replace(mode=other), progress=progress)
+        twin_final = _accuracies(model, twin.params, prepared)
+        diff, where = max_param_difference(result.params, twin.params)
+        comparison = {
+            "modes": [config.mode, other],
+            "max_abs_param_diff": diff,
+            "param_with_max_diff": where,
+            "max_abs_param": float(max(np.max(np.abs(np.asarray(v))) for v in result.params.values())),
+            "final": {config.mode: final, other: twin_final},
+            "same_test_acc": final["test_acc"] == twin_final["test_acc"],
+            "wall_time_s": twin.wall_time_s,
+        }
+        log(f"   {config.mode} vs {other}: largest |param difference| {diff:.3g} (in {where}); "
+            f"test accuracy {final['test_acc']} vs {twin_final['test_acc']}")
+
+    metric = target["metric"] if target else None
+    met = None if not target or final.get(metric) is None else final[metric] >= target["at_least"]
+    metrics = {
+        "experiment": title,
+        "name": name,
+        "model": model.name,
+        "model_config": model.config,
+        "grad_mode": config.mode,
+        "train_config": config.to_dict(),
+        "seed": seed,
+        "data": {**prepared.data, **describe_sizes(prepared)},
+        "history": result.history,
+        "steps_done": result.steps_done,
+        "diverged": result.diverged,
+        "final": final,
+        "document": document or {},
+        "target": None if not target else {**target, "met": met},
+        "compare_modes": comparison,
+        "train_time_s": result.wall_time_s,
+        "wall_time_s": None,  # filled below, after the plots
+    }
+    runs.save_params(run_dir, result.params)
+    if prepared.transform is not None:
+        np.savez(run_dir / "preprocess.npz", **prepared.transform)
+    _plots(run_dir, title, model, result, prepared)
+    metrics["wall_time_s"] = time.perf_counter() - t0
+    runs.write_metrics(run_dir, metrics)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if v is not None and k != "loss")
+    log(f"   {shown}; {metrics['wall_time_s']:.1f} s -> {run_dir}")
+    if result.diverged:
+        log(f"   WARNING: {result.diverged}")
+    return metrics
+
+
+def _plots(run_dir, title, model, result, p: Prepared):
+    h = result.history
+    if h["loss"]:
+        plots.loss_curve(run_dir / "loss.png", h["loss"], title=f"{title}: loss")
+    curves = {"train": h["train_acc"], "validation": h["val_acc"]}
+    plots.accuracy_curves(run_dir / "accuracy.png", np.asarray(h["report_step"]), curves,
+                          title=f"{title}: accuracy", xlabel="updates")
+    if p.show_test is not None and p.x_test is not None:
+        pred = np.asarray(model.predict(result.params, np.asarray(p.x_test[:16])))
+        plots.image_grid(run_dir / "predictions.png", p.show_test[:16], p.y_test[:16], pred,
+                         class_names=p.class_names, title=f"{title}: test images")
+    if model.name == "conv":
+        plots.conv_filters(run_dir / "filters.png", np.asarray(result.params["W1"]),
+                           title=f"{title}: learned filters")
+
+
+def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None, decay=1.0,
+                    report_every=None):
+    """The options every experiment script has, with the document's values as defaults."""
+    parser.add_argument("--data", default=data, help=f"data source spec (default {data!r})")
+    parser.add_argument("--mode", default="manual", choices=("manual", "autodiff", "custom_vjp"),
+                        help="gradient mode (default manual: the hand-written backward)")
+    parser.add_argument("--learning-rate", type=float, default=learning_rate, help=f"default {learning_rate}")
+    parser.add_argument("--iterations", type=int, default=iterations, help=f"default {iterations}")
+    parser.add_argument("--batch-size", type=int, default=batch_size,
+                        help="minibatch size, sampled with replacement" + (f" (default {batch_size})" if batch_size else " (default: full batch)"))
+    parser.add_argument("--decay", type=float, default=decay, help=f"learning-rate decay per epoch (default {decay})")
+    parser.add_argument("--report-every", type=int, default=report_every, help="updates between accuracy reports")
+    parser.add_argument("--seed", type=int, default=0, help="initialisation, split and minibatch seed (default 0)")
+    parser.add_argument("--out", default=None, help="runs folder (default ./runs)")
+    parser.add_argument("--compare-modes", action="store_true",
+                        help="also train with the other of manual/autodiff from the same init and report the largest parameter difference")
+    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    parser.add_argument("--target", type=float, default=None,
+                        help="test accuracy to meet, recorded as met/missed in metrics.json")
+    return parser
+
+
+def target_from_args(args, default=None):
+    """`--target` as a test-accuracy target, else the experiment's own default (or None)."""
+    return {"metric": "test_acc", "at_least": args.target} if args.target is not None else default
+
+
+def config_from_args(args):
+    return TrainConfig(mode=args.mode, learning_rate=args.learning_rate, decay=args.decay,
+                       iterations=args.iterations, batch_size=args.batch_size,
+                       report_every=args.report_every, seed=args.seed)
+
+
+def run_kwargs(args):
+    return {"seed": args.seed, "out_root": args.out, "compare_modes": args.compare_modes,
+            "progress": not args.no_progress}

@@ -1,0 +1,48 @@
+"""Document 002: cs231n's TwoLayerNet (affine - ReLU - affine - softmax, L2), minibatch SGD.
+
+    python -m experiments.two_layer [--run full|overfit] [--data SPEC] [--compare-modes]
+
+W = 1e-4 randn, b = 0; the mean training image is subtracted (in float, not uint8 as 002 did);
+minibatches are drawn with replacement; the learning rate is multiplied by `--decay` once per
+epoch. `full`: hidden 200, 10000 iterations, batch 200, lr 1e-3, decay 0.99, reg 0.2 (002:
+validation 0.9758, test 0.9771 on full MNIST). `overfit`: the first 1000 training images,
+hidden 50, 1000 iterations, batch 50, lr 1e-3, decay 0.99, reg 0.5 (002: train accuracy 1.0).
+"""
+import argparse
+
+from experiments import image_data
+from experiments.runner import add_common_args, config_from_args, run_experiment, run_kwargs, target_from_args
+from jaxnets.models import two_layer_net
+
+RUNS = {
+    "full": {"hidden": 200, "iterations": 10000, "batch_size": 200, "reg": 0.2, "n_train": None,
+             "document": {"val_acc": 0.9758, "train_acc": 0.9875, "test_acc": 0.9771, "first_loss": 2.3027},
+             "target": None},
+    "overfit": {"hidden": 50, "iterations": 1000, "batch_size": 50, "reg": 0.5, "n_train": 1000,
+                "document": {"train_acc": 1.0, "val_acc": 0.8753},
+                "target": {"metric": "train_acc", "at_least": 1.0}},
+}
+
+
+def main(argv=None, log=print):
+    p = argparse.ArgumentParser(prog="python -m experiments.two_layer", description=__doc__.splitlines()[0])
+    p.add_argument("--run", choices=sorted(RUNS), default="full", help="which of 002's runs (default full)")
+    known, _ = p.parse_known_args(argv)
+    r = RUNS[known.run]
+    add_common_args(p, data=image_data.default_spec(), learning_rate=1e-3, iterations=r["iterations"],
+                    batch_size=r["batch_size"], decay=0.99)
+    p.add_argument("--hidden", type=int, default=r["hidden"], help=f"hidden units (default {r['hidden']})")
+    p.add_argument("--reg", type=float, default=r["reg"], help=f"L2 strength (default {r['reg']})")
+    p.add_argument("--n-train", type=int, default=r["n_train"], help="use only the first N training rows")
+    args = p.parse_args(argv)
+    prepared = image_data.prepare(args.data, "mean_subtracted", seed=args.seed, n_train=args.n_train)
+    model = two_layer_net(input_size=prepared.x_train.shape[1], hidden_size=args.hidden, reg=args.reg)
+    name = "002_two_layer" + ("" if known.run == "full" else f"_{known.run}")
+    data_tag = prepared.data["name"]
+    return run_experiment(f"{name}_{data_tag}", f"002 TwoLayerNet {known.run} ({data_tag})", model, prepared,
+                          config_from_args(args), document=r["document"], target=target_from_args(args, r["target"]), log=log,
+                          **run_kwargs(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The `jaxnets` command.
+
+    jaxnets reproduce [--fashion] [--out runs] [--update-readme README.md]
+    jaxnets train EXPERIMENT [options]     EXPERIMENT: occupancy, digits, two_layer, convnet, filters
+    jaxnets predict RUN_DIR FILE [FILE...] an image (PNG/JPEG, 28x28 grey), IDX images or a Kaggle CSV
+    jaxnets gradcheck [--cases 200] [--json PATH]
+    jaxnets bench [--quick]
+
+`train EXPERIMENT --help` lists an experiment's options (the document's values are the defaults).
+Errors in the input (missing data, malformed files, bad options) end with a one-line message and
+exit status 2, not a traceback.
+"""
+import argparse
+import importlib
+import sys
+
+from jaxnets.data import DataError
+
+EXPERIMENTS = {
+    "occupancy": "experiments.occupancy",
+    "digits": "experiments.digits",
+    "two_layer": "experiments.two_layer",
+    "convnet": "experiments.convnet",
+    "filters": "experiments.filters",
+}
+TOOLS = {
+    "reproduce": "experiments.reproduce",
+    "gradcheck": "experiments.gradcheck",
+    "bench": "experiments.benchmark",
+    "predict": "experiments.predict",
+}
+
+
+def _run(module, argv):
+    result = importlib.import_module(module).main(argv)
+    return result if isinstance(result, int) else 0
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="jaxnets", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("command", choices=["train", *TOOLS], help="what to do")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the command's own options")
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return 0 if argv else 2
+    ns = parser.parse_args(argv[:1])
+    rest = argv[1:]
+    try:
+        if ns.command == "train":
+            if not rest or rest[0] not in EXPERIMENTS:
+                parser.error(f"train needs an experiment: one of {', '.join(EXPERIMENTS)}")
+            return _run(EXPERIMENTS[rest[0]], rest[1:])
+        return _run(TOOLS[ns.command], rest)
+    except (DataError, ValueError, FileNotFoundError) as e:
+        print(f"jaxnets {ns.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

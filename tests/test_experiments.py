@@ -1,0 +1,135 @@
+"""Experiment scripts, run folders, the reproduce table, `predict` and the `jaxnets` command,
+on a tiny IDX dataset cut from the built-in sample (no shared data needed)."""
+import json
+
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+from PIL import Image
+
+from experiments import digits, image_data, predict, reproduce, runs, two_layer
+from jaxnets import cli
+from jaxnets.data import DataError, load_sample, write_idx
+
+
+@pytest.fixture(scope="module")
+def tiny_idx(tmp_path_factory):
+    """300 training and 100 test images (from the built-in sample) as gzipped IDX files."""
+    d = tmp_path_factory.mktemp("tiny_idx")
+    s = load_sample()
+    order = np.random.default_rng(0).permutation(len(s.y_train))
+    tr, te = order[:300], order[300:400]
+    write_idx(d / "train-images-idx3-ubyte.gz", s.x_train[tr])
+    write_idx(d / "train-labels-idx1-ubyte.gz", s.y_train[tr].astype(np.uint8))
+    write_idx(d / "t10k-images-idx3-ubyte.gz", s.x_train[te])
+    write_idx(d / "t10k-labels-idx1-ubyte.gz", s.y_train[te].astype(np.uint8))
+    return d
+
+
+@pytest.fixture(scope="module")
+def digits_run(tiny_idx, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    metrics = digits.main(["--data", f"idx:{tiny_idx}", "--iterations", "30", "--out", str(out),
+                           "--compare-modes", "--no-progress"], log=lambda *a: None)
+    return out, metrics
+
+
+def test_run_folder_holds_metrics_params_preprocessing_and_plots(digits_run):
+    out, metrics = digits_run
+    run_dir = out / "001_digits_idx"
+    for name in ("metrics.json", "params.npz", "preprocess.npz", "loss.png", "accuracy.png", "predictions.png"):
+        assert (run_dir / name).is_file(), name
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved["data"]["n_train"] == 240 and saved["data"]["n_val"] == 60 and saved["data"]["n_test"] == 100
+    assert saved["train_config"]["iterations"] == 30 and saved["grad_mode"] == "manual"
+    assert len(saved["history"]["loss"]) == 30 and saved["history"]["report_step"][-1] == 30
+    assert saved["final"]["test_acc"] == metrics["final"]["test_acc"]
+    assert saved["device"]["backend"] and saved["wall_time_s"] > 0
+
+
+def test_compare_modes_trains_both_modes_to_the_same_parameters(digits_run):
+    _, metrics = digits_run
+    c = metrics["compare_modes"]
+    assert c["modes"] == ["manual", "autodiff"]
+    assert c["max_abs_param_diff"] < 1e-4  # float32, 30 full-batch steps
+    assert c["final"]["manual"]["test_acc"] == c["final"]["autodiff"]["test_acc"]
+
+
+def test_reproduce_table_is_built_from_the_metrics_files(digits_run):
+    out, metrics = digits_run
+    table = reproduce.results_table(out)
+    row = next(line for line in table.splitlines() if "001 digits" in line)
+    assert f"test {100 * metrics['final']['test_acc']:.2f}%" in row
+    assert "dev/val 83.00%" in row  # the document's number, next to ours
+    assert "`001_digits_idx`" in row and "max abs param diff" in row
+
+
+def test_readme_tables_replace_only_their_marked_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold table\n<!-- results:end -->\nrest\n")
+    runs.replace_marked_block(readme, "results", "| new |")
+    assert readme.read_text() == "intro\n<!-- results:start -->\n| new |\n<!-- results:end -->\nrest\n"
+    with pytest.raises(ValueError, match="markers"):
+        runs.replace_marked_block(readme, "gradcheck", "t")
+
+
+def test_predict_gives_the_runs_test_accuracy(digits_run, tiny_idx, capsys):
+    out, metrics = digits_run
+    lines = []
+    predict.main([str(out / "001_digits_idx"), str(tiny_idx / "t10k-images-idx3-ubyte.gz"),
+                  "--labels", str(tiny_idx / "t10k-labels-idx1-ubyte.gz"), "--show", "2"], log=lines.append)
+    assert lines[-1] == f"accuracy {metrics['final']['test_acc']:.4f} on 100 labelled images"
+    assert lines[0].startswith("     0  prediction ")
+
+
+def test_predict_reads_png_images_and_refuses_to_resample(digits_run, tmp_path):
+    out, _ = digits_run
+    img = load_sample().x_train[0]
+    Image.fromarray(img).save(tmp_path / "digit.png")  # 8-bit grey PNG
+    assert np.array_equal(predict.read_image_file(tmp_path / "digit.png")[0], img)
+    mpimg.imsave(tmp_path / "rgb.png", img, cmap="gray", vmin=0, vmax=255)  # RGBA through a colormap
+    assert np.max(np.abs(predict.read_image_file(tmp_path / "rgb.png")[0].astype(int) - img)) <= 1
+    lines = []
+    predict.main([str(out / "001_digits_idx"), str(tmp_path / "digit.png")], log=lines.append)
+    assert len(lines) == 1 and "prediction" in lines[0]
+    mpimg.imsave(tmp_path / "big.png", np.zeros((30, 30)), cmap="gray")
+    with pytest.raises(DataError, match="30x30 pixels.*28x28"):
+        predict.read_image_file(tmp_path / "big.png")
+    with pytest.raises(DataError, match="unknown file kind"):
+        (tmp_path / "notes.txt").write_text("x")
+        predict.read_inputs(tmp_path / "notes.txt")
+
+
+def test_transforms_match_the_documents_preprocessing():
+    imgs = np.arange(2 * 28 * 28, dtype=np.int64).reshape(2, 28, 28) % 256
+    imgs = imgs.astype(np.uint8)
+    scaled = image_data.apply_transform(image_data.fit_transform("scaled", imgs), imgs)
+    np.testing.assert_allclose(scaled, imgs.reshape(2, 784) / 255.0, rtol=1e-6)
+    centred = image_data.apply_transform(image_data.fit_transform("mean_subtracted", imgs), imgs)
+    np.testing.assert_allclose(centred, (imgs - imgs.mean(axis=0)).reshape(2, 784), atol=1e-4)
+    assert centred.min() < 0  # in float: no uint8 wrap-around (002's erratum)
+    conv = image_data.apply_transform(image_data.fit_transform("conv", imgs), imgs)
+    assert conv.shape == (2, 1, 28, 28) and abs(conv.mean()) < 1e-5
+    with pytest.raises(ValueError, match=r"\(N, 28, 28\)"):
+        image_data.apply_transform(image_data.fit_transform("scaled", imgs), imgs.reshape(2, 784))
+
+
+def test_overfit_run_limits_the_training_rows(tiny_idx, tmp_path):
+    metrics = two_layer.main(["--run", "overfit", "--data", f"idx:{tiny_idx}", "--n-train", "100",
+                              "--iterations", "5", "--out", str(tmp_path), "--no-progress"], log=lambda *a: None)
+    assert metrics["data"]["n_train"] == 100 and metrics["target"]["metric"] == "train_acc"
+    assert 0 <= metrics["final"]["last_batch_train_acc"] <= 1
+    with pytest.raises(ValueError, match="n_train=500"):
+        two_layer.main(["--run", "overfit", "--data", f"idx:{tiny_idx}", "--n-train", "500", "--out", str(tmp_path)])
+
+
+def test_cli_reports_bad_input_in_one_line_with_status_2(tmp_path, capsys):
+    assert cli.main(["predict", str(tmp_path), "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxnets predict: error:") and "metrics.json is missing" in err and len(err.splitlines()) == 1
+    assert cli.main(["train", "digits", "--data", f"idx:{tmp_path / 'absent'}", "--out", str(tmp_path)]) == 2
+    assert "directory not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "nonsense"])
+    assert e.value.code == 2
+    assert cli.main([]) == 2 and cli.main(["--help"]) == 0
