@@ -78,19 +78,28 @@ def _accuracies(model, params, p: Prepared):
 
 def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, *, seed=0,
                    out_root=None, compare_modes=False, progress=True, document=None, target=None,
-                   log=print):
+                   tag=None, checkpoint_every=None, resume=None, log=print):
     """Train `model` on `prepared` per `config`; write and return the metrics (see module doc).
 
     document: the document's reported numbers ({"test_acc": 0.97, ...}) for the table.
     target: {"metric": "test_acc", "at_least": 0.97} or None.
+    tag: appended to the run folder's name and the title (to keep variants apart).
+    checkpoint_every: also write `<run folder>/checkpoint.{npz,json}` every so many updates
+        (it is always written at the end when given).
+    resume: a checkpoint stem to continue from (same model and hyperparameters; see
+        `jaxnets.train.train`), e.g. the run folder's own `checkpoint`.
     """
     t0 = time.perf_counter()
+    if tag:
+        name, title = f"{name}_{tag}", f"{title} [{tag}]"
     run_dir = runs.make_run_dir(name, out_root)
     log(f"== {title}: {model.name} {model.config} on {prepared.data.get('spec')} "
         f"({describe_sizes(prepared)}), {config.iterations} iterations, mode {config.mode}")
     params0 = model.init(jax.random.key(seed))
     data = (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
-    result = train(model, params0, data, config, progress=progress)
+    ckpt = run_dir / runs.CHECKPOINT_STEM if checkpoint_every else None
+    result = train(model, params0, data, config, progress=progress, checkpoint_path=ckpt,
+                   checkpoint_every=checkpoint_every, resume=resume)
     final = _accuracies(model, result.params, prepared)
     final["loss"] = result.history["loss"][-1] if result.history["loss"] else None
     if config.batch_size and result.steps_done:
@@ -182,6 +191,11 @@ def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None,
     parser.add_argument("--compare-modes", action="store_true",
                         help="also train with the other of manual/autodiff from the same init and report the largest parameter difference")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    parser.add_argument("--checkpoint-every", type=int, default=None,
+                        help="write <run folder>/checkpoint.{npz,json} every N updates and at the end")
+    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
+                        help="continue from a checkpoint stem, e.g. runs/<run>/checkpoint")
+    parser.add_argument("--tag", default=None, help="suffix for the run folder name and title")
     parser.add_argument("--target", type=float, default=None,
                         help="test accuracy to meet, recorded as met/missed in metrics.json")
     return parser
@@ -200,4 +214,5 @@ def config_from_args(args):
 
 def run_kwargs(args):
     return {"seed": args.seed, "out_root": args.out, "compare_modes": args.compare_modes,
-            "progress": not args.no_progress}
+            "progress": not args.no_progress, "tag": args.tag,
+            "checkpoint_every": args.checkpoint_every, "resume": args.resume}

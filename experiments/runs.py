@@ -11,12 +11,16 @@ import numpy as np
 DEFAULT_RUNS_DIR = Path("runs")
 
 
+CHECKPOINT_STEM = "checkpoint"
+
+
 def make_run_dir(name, root=None):
-    """A fresh folder `root/name` (an existing one is replaced file by file, not merged)."""
+    """A fresh folder `root/name`: the files of an earlier run there are removed, except its
+    checkpoint (`checkpoint.npz` / `.json`), which a resumed run starts from."""
     path = Path(root or DEFAULT_RUNS_DIR) / name
     path.mkdir(parents=True, exist_ok=True)
     for old in path.glob("*"):
-        if old.is_file():
+        if old.is_file() and old.stem != CHECKPOINT_STEM:
             old.unlink()
     return path
 

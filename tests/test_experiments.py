@@ -133,3 +133,17 @@ def test_cli_reports_bad_input_in_one_line_with_status_2(tmp_path, capsys):
         cli.main(["train", "nonsense"])
     assert e.value.code == 2
     assert cli.main([]) == 2 and cli.main(["--help"]) == 0
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tiny_idx, tmp_path):
+    common = ["--data", f"idx:{tiny_idx}", "--out", str(tmp_path), "--no-progress", "--batch-size", "20"]
+    quiet = dict(log=lambda *a: None)
+    whole = digits.main(common + ["--iterations", "12", "--tag", "whole"], **quiet)
+    digits.main(common + ["--iterations", "7", "--checkpoint-every", "5"], **quiet)
+    ckpt = tmp_path / "001_digits_idx" / "checkpoint"
+    assert ckpt.with_suffix(".npz").is_file()
+    resumed = digits.main(common + ["--iterations", "12", "--resume", str(ckpt), "--checkpoint-every", "5"], **quiet)
+    assert resumed["history"]["loss"] == whole["history"]["loss"]
+    a = runs.load_params(tmp_path / "001_digits_idx_whole")
+    b = runs.load_params(tmp_path / "001_digits_idx")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
