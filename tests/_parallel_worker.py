@@ -1,0 +1,211 @@
+"""Subprocess side of tests/test_parallel.py (not a test module: pytest collects test_*.py).
+
+Each command runs in a fresh interpreter, so XLA_FLAGS (the number of CPU devices) and
+jax.distributed take effect, and x64 is off (float32 training, as in real runs):
+
+  devices OUT             4-device runs of train_data_parallel vs one-device train.train and a
+                          one-device mesh, MLP and ConvNet, manual/autodiff/custom_vjp; the HLO
+                          of a sharded gradient step; the divisibility errors -> OUT (JSON)
+  reference DATA OUT      single-process train.train of the TwoLayerNet on DATA -> OUT (npz)
+  worker DATA OUT [--coordinator A --num-processes N --process-id P] [--bad-lr]
+                          one process of a jax.distributed run (settings from the flags or
+                          the JAX_* environment) that loads only its rows of DATA -> OUT
+                          (npz), or OUT.json holding a ValueError's message (exit code 3)
+  connect ADDR ID N TIMEOUT   initialize_distributed only, to probe the error paths
+"""
+import json
+import re
+import sys
+import time
+
+import numpy as np
+
+# The TwoLayerNet run shared by the reference and the distributed workers.
+TWO_LAYER = {"input_size": 12, "hidden_size": 16, "num_classes": 4, "std": 0.1}
+TWO_LAYER_TRAIN = {"learning_rate": 0.3, "decay": 0.9, "iterations": 50, "batch_size": 16,
+                   "report_every": 10, "seed": 3}
+N_TRAIN, N_VAL = 120, 30  # 30 validation rows over 4 devices: the last device is padded
+
+
+def make_data(n, shape, classes, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n,) + tuple(shape)).astype(np.float32)
+    w = rng.standard_normal((int(np.prod(shape)), classes))
+    y = np.argmax(x.reshape(n, -1) @ w, axis=1).astype(np.int32)
+    return x, y
+
+
+def write_dataset(folder):
+    """The TwoLayerNet data as .npy files, so each worker can memory-map and read its rows."""
+    x, y = make_data(N_TRAIN + N_VAL, (TWO_LAYER["input_size"],), TWO_LAYER["num_classes"], 7)
+    for name, arr in (("x_train", x[:N_TRAIN]), ("y_train", y[:N_TRAIN]),
+                      ("x_val", x[N_TRAIN:]), ("y_val", y[N_TRAIN:])):
+        np.save(f"{folder}/{name}.npy", arr)
+
+
+def load_dataset(folder, rows=None):
+    """(x_train, y_train, x_val, y_val); `rows(n)` -> slice reads only those rows of each."""
+    out = []
+    for name in ("x_train", "y_train", "x_val", "y_val"):
+        arr = np.load(f"{folder}/{name}.npy", mmap_mode="r")
+        out.append(np.array(arr[rows(len(arr))] if rows else arr))
+    return tuple(out)
+
+
+def max_abs_diff(a, b):
+    return max(float(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)))) for k in a)
+
+
+def two_layer_setup():
+    import jax
+
+    from jaxnets.models import two_layer_net
+    from jaxnets.train import TrainConfig
+
+    model = two_layer_net(**TWO_LAYER)
+    params = {k: np.asarray(v, np.float32) for k, v in model.init(jax.random.key(0)).items()}
+    return model, params, TrainConfig(mode="manual", dtype="float32", **TWO_LAYER_TRAIN)
+
+
+def cmd_devices(out_path):
+    import jax
+
+    from jaxnets import parallel
+    from jaxnets.grads import value_and_grad
+    from jaxnets.models import conv_net, two_layer_net
+    from jaxnets.train import TrainConfig, train
+
+    assert jax.device_count() == 4, jax.devices()
+    mesh4 = parallel.data_mesh()
+    mesh1 = parallel.data_mesh(jax.devices()[:1])
+    report = {"runs": [], "errors": {}}
+    models = {
+        "mlp": (two_layer_net(input_size=20, hidden_size=16, num_classes=3, std=0.1), (20,)),
+        "conv": (conv_net(input_shape=(1, 8, 8), num_filters=4, num_classes=3), (1, 8, 8)),
+    }
+    # (model, mode, batch_size): full batch and with-replacement minibatches both covered
+    cases = [("mlp", "manual", 16), ("mlp", "autodiff", None), ("mlp", "custom_vjp", 16),
+             ("conv", "manual", None), ("conv", "autodiff", 16)]
+    for name, mode, batch_size in cases:
+        model, shape = models[name]
+        x, y = make_data(96, shape, 3, 1)
+        x_val, y_val = make_data(30, shape, 3, 2)
+        params = {k: np.asarray(v, np.float32) for k, v in model.init(jax.random.key(1)).items()}
+        config = TrainConfig(mode=mode, learning_rate=0.3, decay=0.95, iterations=50,
+                             batch_size=batch_size, report_every=20, dtype="float32")
+        data = (x, y, x_val, y_val)
+        t0 = time.perf_counter()
+        single = train(model, params, data, config, progress=False)
+        t1 = time.perf_counter()
+        four = parallel.train_data_parallel(model, params, data, config, mesh=mesh4, progress=False)
+        t2 = time.perf_counter()
+        # the one-device mesh (also tested in-process) only for the cheap MLP runs
+        one = (parallel.train_data_parallel(model, params, data, config, mesh=mesh1, progress=False)
+               if name == "mlp" else None)
+        report["runs"].append({
+            "model": name, "mode": mode, "batch_size": batch_size, "steps": four.steps_done,
+            "dtype": str(np.asarray(four.params["W1"]).dtype),
+            "max_diff_4dev_vs_train": max_abs_diff(four.params, single.params),
+            "max_diff_1dev_mesh_vs_train": max_abs_diff(one.params, single.params) if one else None,
+            "max_loss_diff": float(np.max(np.abs(np.subtract(four.history["loss"], single.history["loss"])))),
+            "same_reports": (four.history["report_step"], four.history["train_acc"], four.history["val_acc"],
+                             four.history["lr"]) == (single.history["report_step"], single.history["train_acc"],
+                                                     single.history["val_acc"], single.history["lr"]),
+            "loss_first_last": [single.history["loss"][0], single.history["loss"][-1]],
+            "seconds_train_vs_4dev": [round(t1 - t0, 2), round(t2 - t1, 2)],
+        })
+
+    # The compiled gradient step: each device works on 8/4 rows, an all-reduce sums.
+    model, _ = models["mlp"]
+    host_params = {k: np.asarray(v, np.float32) for k, v in model.init(jax.random.key(1)).items()}
+    params = parallel._replicated(host_params, mesh4)
+    x, y = make_data(8, (20,), 3, 3)  # 8 rows: a size the MLP (20-16-3) has nowhere else
+    hlo = {}
+    for mode in ("manual", "autodiff"):
+        step = jax.jit(value_and_grad(parallel._sharded_model(model, mesh4), mode))
+        text = step.lower(params, parallel._sharded_rows(x, 8, mesh4, 0),
+                          parallel._sharded_rows(y, 8, mesh4, 0)).compile().as_text()
+        hlo[mode] = {"all_reduce": len(re.findall(r"\ball-reduce(?:-start)?\(", text)),
+                     "dot_shapes": sorted(set(re.findall(r"= (f32\[[0-9,]*\])\S* dot\(", text)))}
+    report["hlo"] = hlo
+
+    model, shape = models["mlp"]
+    x, y = make_data(96, shape, 3, 1)
+    params = model.init(jax.random.key(1))
+    for label, data, config in [
+        ("batch", (x, y), TrainConfig(learning_rate=0.1, iterations=2, batch_size=10)),
+        ("full_batch", (x[:94], y[:94]), TrainConfig(learning_rate=0.1, iterations=2)),
+        ("rows", (x[:94], y[:94]), TrainConfig(learning_rate=0.1, iterations=2, batch_size=8)),
+    ]:
+        try:
+            parallel.train_data_parallel(model, params, data, config, mesh=mesh4, progress=False)
+            report["errors"][label] = None
+        except ValueError as err:
+            report["errors"][label] = str(err)
+    with open(out_path, "w") as f:
+        json.dump(report, f, indent=1)
+
+
+def cmd_reference(data_dir, out_path):
+    from jaxnets.train import train
+
+    model, params, config = two_layer_setup()
+    result = train(model, params, load_dataset(data_dir), config, progress=False)
+    np.savez(out_path, **{k: np.asarray(v) for k, v in result.params.items()},
+             loss=np.asarray(result.history["loss"]), val_acc=np.asarray(result.history["val_acc"]))
+
+
+def cmd_worker(data_dir, out_path, flags):
+    from jaxnets import parallel
+
+    settings = {"coordinator": None, "num_processes": None, "process_id": None}
+    bad_lr = "--bad-lr" in flags
+    flags = [f for f in flags if f != "--bad-lr"]
+    for flag, value in zip(flags[::2], flags[1::2]):
+        key = flag.lstrip("-").replace("-", "_")
+        settings[key] = value if key == "coordinator" else int(value)
+    try:
+        assert parallel.initialize_distributed(**settings, timeout_s=30)
+        model, params, config = two_layer_setup()
+        if bad_lr:
+            config = config.replace(learning_rate=0.5)
+        data = load_dataset(data_dir, rows=lambda n: parallel.process_rows(n))
+        result = parallel.train_data_parallel(model, params, data, config, progress=False)
+    except ValueError as err:
+        with open(out_path + ".json", "w") as f:
+            json.dump({"error": str(err)}, f)
+        raise SystemExit(3) from None
+
+    import jax
+    np.savez(out_path, **{k: np.asarray(v) for k, v in result.params.items()},
+             loss=np.asarray(result.history["loss"]), val_acc=np.asarray(result.history["val_acc"]),
+             process_index=jax.process_index(), process_count=jax.process_count(),
+             device_count=jax.device_count(), local_device_count=jax.local_device_count(),
+             cpu_collectives=str(jax.config.jax_cpu_collectives_implementation),
+             local_rows=np.array([len(data[0]), len(data[2])]), steps=result.steps_done)
+    jax.distributed.shutdown()
+
+
+def cmd_connect(address, process_id, num_processes, timeout_s):
+    from jaxnets import parallel
+
+    t0 = time.perf_counter()
+    try:
+        parallel.initialize_distributed(address, int(num_processes), int(process_id), timeout_s=float(timeout_s))
+        print(json.dumps({"error": None}))
+    except Exception as err:  # noqa: BLE001 - reported to the test
+        print(json.dumps({"error": f"{type(err).__name__}: {err}", "seconds": time.perf_counter() - t0}))
+
+
+if __name__ == "__main__":
+    command, args = sys.argv[1], sys.argv[2:]
+    if command == "devices":
+        cmd_devices(*args)
+    elif command == "reference":
+        cmd_reference(*args)
+    elif command == "worker":
+        cmd_worker(args[0], args[1], args[2:])
+    elif command == "connect":
+        cmd_connect(*args)
+    else:
+        raise SystemExit(f"unknown command {command!r}")
