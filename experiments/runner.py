@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from experiments import plots, runs
+from jaxnets import parallel
 from jaxnets.train import TrainConfig, accuracy, sample_batch_indices, train
 
 
@@ -78,7 +79,7 @@ def _accuracies(model, params, p: Prepared):
 
 def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, *, seed=0,
                    out_root=None, compare_modes=False, progress=True, document=None, target=None,
-                   tag=None, checkpoint_every=None, resume=None, log=print):
+                   tag=None, checkpoint_every=None, resume=None, data_parallel=False, log=print):
     """Train `model` on `prepared` per `config`; write and return the metrics (see module doc).
 
     document: the document's reported numbers ({"test_acc": 0.97, ...}) for the table.
@@ -88,18 +89,31 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
         (it is always written at the end when given).
     resume: a checkpoint stem to continue from (same model and hyperparameters; see
         `jaxnets.train.train`), e.g. the run folder's own `checkpoint`.
+    data_parallel: train with `jaxnets.parallel.train_data_parallel` over every device of
+        every process (after `start_distributed`); each process trains on its own rows, only
+        process 0 writes the run folder.
     """
     t0 = time.perf_counter()
     if tag:
         name, title = f"{name}_{tag}", f"{title} [{tag}]"
-    run_dir = runs.make_run_dir(name, out_root)
+    writer = jax.process_index() == 0
+    if not writer:
+        log = lambda *a: None  # noqa: E731 - process 0 speaks for the job
+    run_dir = runs.make_run_dir(name, out_root) if writer else None
     log(f"== {title}: {model.name} {model.config} on {prepared.data.get('spec')} "
         f"({describe_sizes(prepared)}), {config.iterations} iterations, mode {config.mode}")
     params0 = model.init(jax.random.key(seed))
     data = (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
-    ckpt = run_dir / runs.CHECKPOINT_STEM if checkpoint_every else None
-    result = train(model, params0, data, config, progress=progress, checkpoint_path=ckpt,
-                   checkpoint_every=checkpoint_every, resume=resume)
+    ckpt = run_dir / runs.CHECKPOINT_STEM if checkpoint_every and writer else None
+    if data_parallel:
+        if checkpoint_every or resume:
+            raise ValueError("--checkpoint-every/--resume are not supported with data-parallel training")
+        local = parallel.local_shard(data)
+        fit = lambda cfg: parallel.train_data_parallel(model, params0, local, cfg, progress=progress)  # noqa: E731
+    else:
+        fit = lambda cfg: train(model, params0, data, cfg, progress=progress, checkpoint_path=ckpt,  # noqa: E731
+                                checkpoint_every=checkpoint_every, resume=resume)
+    result = fit(config)
     final = _accuracies(model, result.params, prepared)
     final["loss"] = result.history["loss"][-1] if result.history["loss"] else None
     if config.batch_size and result.steps_done:
@@ -109,7 +123,7 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
     if compare_modes:
         other = _other_mode(config.mode)
         log(f"   --compare-modes: training again with mode {other} from the same initial parameters")
-        twin = train(model, params0, data, config.replace(mode=other), progress=progress)
+        twin = fit(config.replace(mode=other))
         twin_final = _accuracies(model, twin.params, prepared)
         diff, where = max_param_difference(result.params, twin.params)
         comparison = {
@@ -142,9 +156,13 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
         "document": document or {},
         "target": None if not target else {**target, "met": met},
         "compare_modes": comparison,
+        "data_parallel": None if not data_parallel else {
+            "devices": jax.device_count(), "processes": jax.process_count()},
         "train_time_s": result.wall_time_s,
         "wall_time_s": None,  # filled below, after the plots
     }
+    if not writer:
+        return metrics
     runs.save_params(run_dir, result.params)
     if prepared.transform is not None:
         np.savez(run_dir / "preprocess.npz", **prepared.transform)
@@ -195,6 +213,14 @@ def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None,
                         help="write <run folder>/checkpoint.{npz,json} every N updates and at the end")
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
                         help="continue from a checkpoint stem, e.g. runs/<run>/checkpoint")
+    dp = parser.add_argument_group("data-parallel training (README: Scaling out)")
+    dp.add_argument("--data-parallel", action="store_true",
+                    help="shard every batch over all devices (implied by the three options below)")
+    dp.add_argument("--coordinator", metavar="HOST:PORT", help=f"process 0's address (${parallel.ENV_COORDINATOR})")
+    dp.add_argument("--num-processes", type=int, help=f"processes in the job (${parallel.ENV_NUM_PROCESSES})")
+    dp.add_argument("--process-id", type=int, help=f"this process, 0..N-1 (${parallel.ENV_PROCESS_ID})")
+    dp.add_argument("--distributed-timeout", type=float, default=60.0,
+                    help="seconds to wait for the coordinator and the other processes (default 60)")
     parser.add_argument("--tag", default=None, help="suffix for the run folder name and title")
     parser.add_argument("--target", type=float, default=None,
                         help="test accuracy to meet, recorded as met/missed in metrics.json")
@@ -212,7 +238,17 @@ def config_from_args(args):
                        report_every=args.report_every, seed=args.seed)
 
 
+def start_distributed(args):
+    """Join the multi-process job the flags or environment describe (before any other JAX
+    call); True when training is data-parallel."""
+    joined = parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id,
+                                             timeout_s=args.distributed_timeout)
+    return joined or args.data_parallel
+
+
 def run_kwargs(args):
-    return {"seed": args.seed, "out_root": args.out, "compare_modes": args.compare_modes,
-            "progress": not args.no_progress, "tag": args.tag,
+    """run_experiment's keyword arguments from the common options; joins a multi-process job
+    first when one is configured (see `start_distributed`)."""
+    return {"data_parallel": start_distributed(args), "seed": args.seed, "out_root": args.out,
+            "compare_modes": args.compare_modes, "progress": not args.no_progress, "tag": args.tag,
             "checkpoint_every": args.checkpoint_every, "resume": args.resume}
