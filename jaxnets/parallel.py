@@ -45,7 +45,6 @@ from jaxnets import checkpoint as ckpt
 from jaxnets.ops import AUTODIFF
 from jaxnets.train import (
     ACCURACY_BATCH,
-    BAD_LOSS,
     FULL_BATCH_REPORT_EVERY,
     MAX_CHUNK,
     RUNNING,
@@ -57,6 +56,7 @@ from jaxnets.train import (
     _fresh_params,
     _prepare_data,
     _Progress,
+    _roll_back,
     _State,
     iterations_per_epoch,
     learning_rate_schedule,
@@ -594,25 +594,7 @@ def train_data_parallel(model, params, data, config: TrainConfig, *, mesh=None, 
     params, opt_state = state.params, state.opt_state
     diverged = None
     if status != RUNNING:  # the same rollback and message as train()
-        failed = step
-        if status == BAD_LOSS and step > 0:
-            params, opt_state = state.prev_params, state.prev_opt_state
-            step -= 1
-            good_loss = history["loss"][step]
-            del history["loss"][step:]
-            kept = f"returning the parameters after {step} updates (their loss was {good_loss:.6g})"
-        elif status == BAD_LOSS:
-            kept = f"the starting parameters (after {step} updates) already give a non-finite loss; returning them"
-        else:
-            kept = f"returning the parameters after {step} updates (their loss {bad_loss:.6g} is finite)"
-        what = "loss" if status == BAD_LOSS else "gradient"
-        diverged = (
-            f"training diverged: non-finite {what} at step {failed} "
-            f"(loss {bad_loss}) with mode={config.mode!r}, learning_rate={config.learning_rate}; {kept}"
-        )
-        while history["report_step"] and history["report_step"][-1] > step:
-            for name in ("report_step", "train_acc", "lr") + (("val_acc",) if has_val else ()):
-                history[name].pop()
+        params, opt_state, step, diverged = _roll_back(state, status, step, 0, bad_loss, history, config)
         if not history["report_step"] or history["report_step"][-1] != step:
             report(step, params)
     bar.close()

@@ -486,6 +486,38 @@ def _check_resume(checkpoint, model, config, n_train):
         )
 
 
+def _drop_reports_after(history, at_step):
+    """Remove the reports taken after update `at_step` (a rolled-back step's)."""
+    while history["report_step"] and history["report_step"][-1] > at_step:
+        for name in ("report_step", "train_acc", "lr", "val_acc"):
+            if len(history[name]) == len(history["report_step"]):
+                history[name].pop()
+
+
+def _roll_back(state, status, step, run_start, bad_loss, history, config):
+    """After a non-finite step: the parameters to keep, their step and the message (see
+    `train`). `step` is the failed step; history's losses and reports past the kept step go."""
+    failed = step
+    params, opt_state = state.params, state.opt_state
+    if status == BAD_LOSS and step > run_start:
+        params, opt_state = state.prev_params, state.prev_opt_state
+        step -= 1
+        good_loss = history["loss"][step]  # loss of the kept params, measured at `step`
+        del history["loss"][step:]
+        kept = f"returning the parameters after {step} updates (their loss was {good_loss:.6g})"
+    elif status == BAD_LOSS:
+        kept = f"the starting parameters (after {step} updates) already give a non-finite loss; returning them"
+    else:
+        kept = f"returning the parameters after {step} updates (their loss {bad_loss:.6g} is finite)"
+    what = "loss" if status == BAD_LOSS else "gradient"
+    message = (
+        f"training diverged: non-finite {what} at step {failed} "
+        f"(loss {bad_loss}) with mode={config.mode!r}, learning_rate={config.learning_rate}; {kept}"
+    )
+    _drop_reports_after(history, step)
+    return params, opt_state, step, message
+
+
 def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint_path=None,
           checkpoint_every=None, resume=None) -> TrainResult:
     """Train `model` from `params` with SGD; see the module docstring.
@@ -559,14 +591,6 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
         last_loss = history["loss"][-1] if history["loss"] else None
         bar.update(at_step, last_loss, train_acc, val_acc, final=at_step >= total)
 
-    def drop_reports_after(at_step):
-        while history["report_step"] and history["report_step"][-1] > at_step:
-            history["report_step"].pop()
-            history["train_acc"].pop()
-            history["lr"].pop()
-            if x_val is not None:
-                history["val_acc"].pop()
-
     def save(params, opt_state, at_step, diverged=None):
         if checkpoint_path is None:
             return
@@ -577,7 +601,7 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
         )
 
     # A checkpoint may hold reports past its step (taken after a later-rolled-back step).
-    drop_reports_after(step)
+    _drop_reports_after(history, step)
     if not history["report_step"] or history["report_step"][-1] != step:
         report(step, params)
 
@@ -608,23 +632,7 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
     params, opt_state = state.params, state.opt_state
     diverged = None
     if status != RUNNING:
-        failed = step  # the step whose loss/gradient was non-finite
-        if status == BAD_LOSS and step > run_start:
-            params, opt_state = state.prev_params, state.prev_opt_state
-            step -= 1
-            good_loss = history["loss"][step]  # loss of the kept params, measured at `step`
-            del history["loss"][step:]
-            kept = f"returning the parameters after {step} updates (their loss was {good_loss:.6g})"
-        elif status == BAD_LOSS:
-            kept = f"the starting parameters (after {step} updates) already give a non-finite loss; returning them"
-        else:
-            kept = f"returning the parameters after {step} updates (their loss {bad_loss:.6g} is finite)"
-        what = "loss" if status == BAD_LOSS else "gradient"
-        diverged = (
-            f"training diverged: non-finite {what} at step {failed} "
-            f"(loss {bad_loss}) with mode={config.mode!r}, learning_rate={config.learning_rate}; {kept}"
-        )
-        drop_reports_after(step)
+        params, opt_state, step, diverged = _roll_back(state, status, step, run_start, bad_loss, history, config)
         if not history["report_step"] or history["report_step"][-1] != step:
             report(step, params)
     bar.close()
