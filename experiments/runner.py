@@ -105,14 +105,20 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
     params0 = model.init(jax.random.key(seed))
     data = (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
     ckpt = run_dir / runs.CHECKPOINT_STEM if checkpoint_every and writer else None
-    if data_parallel:
-        if checkpoint_every or resume:
-            raise ValueError("--checkpoint-every/--resume are not supported with data-parallel training")
-        local = parallel.local_shard(data)
-        fit = lambda cfg: parallel.train_data_parallel(model, params0, local, cfg, progress=progress)  # noqa: E731
-    else:
-        fit = lambda cfg: train(model, params0, data, cfg, progress=progress, checkpoint_path=ckpt,  # noqa: E731
-                                checkpoint_every=checkpoint_every, resume=resume)
+    if data_parallel and (checkpoint_every or resume):
+        raise ValueError("--checkpoint-every/--resume are not supported with data-parallel training")
+    if compare_modes and resume:
+        raise ValueError("--compare-modes trains both modes from the start; it does not go with --resume")
+    local = parallel.local_shard(data) if data_parallel else None
+
+    def fit(cfg, primary=True):
+        if data_parallel:
+            return parallel.train_data_parallel(model, params0, local, cfg, progress=progress)
+        if not primary:  # the comparison run keeps no checkpoint
+            return train(model, params0, data, cfg, progress=progress)
+        return train(model, params0, data, cfg, progress=progress, checkpoint_path=ckpt,
+                     checkpoint_every=checkpoint_every, resume=resume)
+
     result = fit(config)
     final = _accuracies(model, result.params, prepared)
     final["loss"] = result.history["loss"][-1] if result.history["loss"] else None
@@ -123,7 +129,7 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
     if compare_modes:
         other = _other_mode(config.mode)
         log(f"   --compare-modes: training again with mode {other} from the same initial parameters")
-        twin = fit(config.replace(mode=other))
+        twin = fit(config.replace(mode=other), primary=False)
         twin_final = _accuracies(model, twin.params, prepared)
         diff, where = max_param_difference(result.params, twin.params)
         comparison = {
