@@ -54,8 +54,11 @@ def binary_cross_entropy_with_logits(z, y):
     """
     _check_binary("binary_cross_entropy_with_logits", z, y)
     n = z.size
-    loss = jnp.sum(jnp.logaddexp(0.0, z) - y * z) / n
-    dz = (jax.nn.sigmoid(z) - y) / n
+    # e = exp(-|z|) serves both: softplus(z) = max(z, 0) + log1p(e), and sigmoid(z) =
+    # 1 / (1 + e) for z >= 0, e / (1 + e) below (neither overflows).
+    e = jnp.exp(-jnp.abs(z))
+    loss = jnp.sum(jnp.maximum(z, 0) - y * z + jnp.log1p(e)) / n
+    dz = (jnp.where(z >= 0, 1, e) / (1 + e) - y) / n
     return loss, dz
 
 
