@@ -57,6 +57,7 @@ from jaxnets.train import (
     _prepare_data,
     _Progress,
     _roll_back,
+    _run_chunks,
     _State,
     iterations_per_epoch,
     learning_rate_schedule,
@@ -574,22 +575,9 @@ def train_data_parallel(model, params, data, config: TrainConfig, *, mesh=None, 
         last_loss = history["loss"][-1] if history["loss"] else None
         bar.update(at_step, last_loss, train_acc, val_acc, final=at_step >= total)
 
-    step, status, bad_loss = 0, RUNNING, None
     report(0, state.params)
-    while step < total and status == RUNNING:
-        stop = min(total, (step // report_every + 1) * report_every, step + chunk)
-        state, losses = run_chunk(state, x_g, y_g, key, np.int32(stop - step))
-        new_step, status = int(_scalar(state.step)), int(_scalar(state.status))
-        losses = np.asarray(losses.addressable_data(0))
-        history["loss"].extend(float(v) for v in losses[: new_step - step])
-        if status != RUNNING:
-            bad_loss = float(losses[new_step - step])
-        step = new_step
-        if status == RUNNING:
-            if step % report_every == 0 or step == total:
-                report(step, state.params)
-            else:
-                bar.update(step, history["loss"][-1] if history["loss"] else None)
+    state, step, status, bad_loss = _run_chunks(
+        run_chunk, state, (x_g, y_g, key), 0, total, report_every, chunk, history, report, bar)
 
     params, opt_state = state.params, state.opt_state
     diverged = None

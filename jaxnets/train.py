@@ -486,6 +486,38 @@ def _check_resume(checkpoint, model, config, n_train):
         )
 
 
+def _host(a):
+    """A (replicated) device array's value on the host, also for arrays spanning processes."""
+    return np.asarray(a.addressable_data(0))
+
+
+def _run_chunks(run_chunk, state, inputs, step, total, report_every, chunk, history, report, bar,
+                checkpoint_every=None, save=None):
+    """The host loop of `train` (and `parallel.train_data_parallel`): run fused chunks of
+    steps up to `total`, stopping at every report and checkpoint step; record the losses,
+    report, checkpoint. Returns (state, step, status, loss of the failed step or None)."""
+    status, bad_loss = RUNNING, None
+    while step < total and status == RUNNING:
+        stop = min(total, (step // report_every + 1) * report_every, step + chunk)
+        if checkpoint_every:
+            stop = min(stop, (step // checkpoint_every + 1) * checkpoint_every)
+        state, losses = run_chunk(state, *inputs, np.int32(stop - step))
+        new_step, status = int(_host(state.step)), int(_host(state.status))
+        losses = _host(losses)
+        history["loss"].extend(float(v) for v in losses[: new_step - step])
+        if status != RUNNING:
+            bad_loss = float(losses[new_step - step])
+        step = new_step
+        if status == RUNNING:
+            if step % report_every == 0 or step == total:
+                report(step, state.params)
+            else:
+                bar.update(step, history["loss"][-1] if history["loss"] else None)
+            if checkpoint_every and step % checkpoint_every == 0 and step < total:
+                save(state.params, state.opt_state, step)
+    return state, step, status, bad_loss
+
+
 def _drop_reports_after(history, at_step):
     """Remove the reports taken after update `at_step` (a rolled-back step's)."""
     while history["report_step"] and history["report_step"][-1] > at_step:
@@ -608,26 +640,9 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
     state = _State(params, opt_state, _copy_tree(params), _copy_tree(opt_state),
                    jnp.asarray(step, jnp.int32), jnp.asarray(RUNNING, jnp.int32))
     run_chunk = _chunk_fn(model, config, n_train, chunk) if step < total else None
-    status, bad_loss = RUNNING, None
-    while step < total and status == RUNNING:
-        next_report = (step // report_every + 1) * report_every
-        stop = min(total, next_report, step + chunk)
-        if checkpoint_every:
-            stop = min(stop, (step // checkpoint_every + 1) * checkpoint_every)
-        state, losses = run_chunk(state, x_tr, y_tr, key, np.int32(stop - step))
-        new_step, status = int(state.step), int(state.status)
-        losses = np.asarray(losses)
-        history["loss"].extend(float(v) for v in losses[: new_step - step])
-        if status != RUNNING:
-            bad_loss = float(losses[new_step - step])
-        step = new_step
-        if status == RUNNING:
-            if step % report_every == 0 or step == total:
-                report(step, state.params)
-            else:
-                bar.update(step, history["loss"][-1] if history["loss"] else None)
-            if checkpoint_every and step % checkpoint_every == 0 and step < total:
-                save(state.params, state.opt_state, step)
+    state, step, status, bad_loss = _run_chunks(
+        run_chunk, state, (x_tr, y_tr, key), step, total, report_every, chunk, history, report, bar,
+        checkpoint_every, save)
 
     params, opt_state = state.params, state.opt_state
     diverged = None
