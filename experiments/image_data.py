@@ -5,9 +5,9 @@ training images, tested on the official 10000 MNIST test images when `../shared/
 (or `$JAXNETS_SHARED_DATA/mnist`) is present, else the built-in sample alone.
 
 Held-out split: a source with at least 60000 training images is split as 002 does (first 50000
-train, next 10000 validation); a smaller one (the 5000 sample) loses 1000 shuffled rows to
-validation, as 001/003 hold out 1000 dev rows (a fifth of the rows below 5000). The test set, when the source has one, is never
-used for training or for choosing anything.
+train, next 10000 validation); a smaller one (the 5000 sample, Kaggle's 42000-row train.csv)
+loses 1000 shuffled rows to validation, as 001/003 hold out 1000 dev rows (a fifth of the rows
+below 5000). The test set, when the source has one, is never used for training or selection.
 """
 from __future__ import annotations
 
