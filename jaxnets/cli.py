@@ -54,7 +54,7 @@ def main(argv=None):
                 parser.error(f"train needs an experiment: one of {', '.join(EXPERIMENTS)}")
             return _run(EXPERIMENTS[rest[0]], rest[1:])
         return _run(TOOLS[ns.command], rest)
-    except (DataError, ValueError, FileNotFoundError) as e:
+    except (DataError, ValueError, FileNotFoundError, TimeoutError) as e:  # TimeoutError: coordinator unreachable
         print(f"jaxnets {ns.command}: error: {e}", file=sys.stderr)
         return 2
 
