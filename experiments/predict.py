@@ -16,7 +16,7 @@ import numpy as np
 
 from experiments import image_data, runs
 from jaxnets.data import DataError, read_idx_images, read_idx_labels, read_kaggle_csv
-from jaxnets.models import MODELS
+from jaxnets.models import build_model
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -29,10 +29,7 @@ def load_run(run_dir):
             extra = " (predict works with the image experiments' run folders)" if name == "preprocess.npz" else ""
             raise DataError(f"{run_dir}: not a run folder, {name} is missing{extra}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    config = dict(metrics["model_config"])
-    if "input_shape" in config:
-        config["input_shape"] = tuple(config["input_shape"])
-    model = MODELS[metrics["model"]](**config)
+    model = build_model(metrics["model"], metrics["model_config"])
     with np.load(run_dir / "preprocess.npz") as f:
         transform = {k: f[k] for k in f.files}
     class_names = image_data.FASHION_CLASSES if metrics["data"].get("name") == "fashion-mnist" else None

@@ -169,11 +169,6 @@ def restore_opt_state(checkpoint: Checkpoint, template):
 
 def model_from_checkpoint(checkpoint: Checkpoint):
     """Rebuild the checkpoint's model from `jaxnets.models.MODELS` and its stored config."""
-    from jaxnets.models import MODELS
+    from jaxnets.models import build_model
 
-    if checkpoint.model_name not in MODELS:
-        raise ValueError(f"unknown model {checkpoint.model_name!r}; known: {', '.join(MODELS)}")
-    config = dict(checkpoint.model_config)
-    if "input_shape" in config:
-        config["input_shape"] = tuple(config["input_shape"])
-    return MODELS[checkpoint.model_name](**config)
+    return build_model(checkpoint.model_name, checkpoint.model_config)
