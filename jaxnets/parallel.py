@@ -57,6 +57,7 @@ from jaxnets.train import (
     _prepare_data,
     _Progress,
     _roll_back,
+    _reporter,
     _run_chunks,
     _State,
     iterations_per_epoch,
@@ -564,16 +565,9 @@ def train_data_parallel(model, params, data, config: TrainConfig, *, mesh=None, 
     history = {"loss": [], "report_step": [], "train_acc": [], "val_acc": [], "lr": []}
     bar = _Progress(total, progress and jax.process_index() == 0)
 
-    def report(at_step, params):
-        train_acc = _scalar(count_correct(params, x_g, y_g)) / n_train
-        val_acc = _scalar(count_correct(params, xv_g, yv_g)) / n_val if has_val else None
-        history["report_step"].append(at_step)
-        history["train_acc"].append(train_acc)
-        if val_acc is not None:
-            history["val_acc"].append(val_acc)
-        history["lr"].append(float(schedule(at_step)) if callable(schedule) else float(schedule))
-        last_loss = history["loss"][-1] if history["loss"] else None
-        bar.update(at_step, last_loss, train_acc, val_acc, final=at_step >= total)
+    report = _reporter(history, schedule, bar, total,
+                       lambda p: _scalar(count_correct(p, x_g, y_g)) / n_train,
+                       (lambda p: _scalar(count_correct(p, xv_g, yv_g)) / n_val) if has_val else None)
 
     report(0, state.params)
     state, step, status, bad_loss = _run_chunks(

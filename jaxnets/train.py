@@ -491,6 +491,25 @@ def _host(a):
     return np.asarray(a.addressable_data(0))
 
 
+def _reporter(history, schedule, bar, total, train_accuracy, val_accuracy=None):
+    """`report(at_step, params)`: record the accuracies (`train_accuracy(params)`, and
+    `val_accuracy(params)` unless None) and the learning rate at `at_step` in `history`, and
+    update the progress bar."""
+
+    def report(at_step, params):
+        train_acc = train_accuracy(params)
+        val_acc = val_accuracy(params) if val_accuracy is not None else None
+        history["report_step"].append(at_step)
+        history["train_acc"].append(train_acc)
+        if val_acc is not None:
+            history["val_acc"].append(val_acc)
+        history["lr"].append(float(schedule(at_step)) if callable(schedule) else float(schedule))
+        last_loss = history["loss"][-1] if history["loss"] else None
+        bar.update(at_step, last_loss, train_acc, val_acc, final=at_step >= total)
+
+    return report
+
+
 def _run_chunks(run_chunk, state, inputs, step, total, report_every, chunk, history, report, bar,
                 checkpoint_every=None, save=None):
     """The host loop of `train` (and `parallel.train_data_parallel`): run fused chunks of
@@ -612,16 +631,8 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
 
     bar = _Progress(total, progress)
 
-    def report(at_step, params):
-        train_acc = accuracy(model, params, x_tr, y_tr)
-        val_acc = accuracy(model, params, x_val, y_val) if x_val is not None else None
-        history["report_step"].append(at_step)
-        history["train_acc"].append(train_acc)
-        if val_acc is not None:
-            history["val_acc"].append(val_acc)
-        history["lr"].append(float(schedule(at_step)) if callable(schedule) else float(schedule))
-        last_loss = history["loss"][-1] if history["loss"] else None
-        bar.update(at_step, last_loss, train_acc, val_acc, final=at_step >= total)
+    report = _reporter(history, schedule, bar, total, lambda p: accuracy(model, p, x_tr, y_tr),
+                       None if x_val is None else lambda p: accuracy(model, p, x_val, y_val))
 
     def save(params, opt_state, at_step, diverged=None):
         if checkpoint_path is None:
