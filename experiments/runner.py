@@ -22,7 +22,7 @@ import numpy as np
 
 from experiments import plots, runs
 from jaxnets import parallel
-from jaxnets.train import TrainConfig, accuracy, sample_batch_indices, train
+from jaxnets.train import TRAIN_MODES, TrainConfig, accuracy, sample_batch_indices, train
 
 
 class Prepared(NamedTuple):
@@ -50,7 +50,8 @@ def describe_sizes(p: Prepared) -> dict:
 
 
 def _other_mode(mode):
-    return "autodiff" if mode == "manual" else "manual"
+    """The mode a --compare-modes run is checked against: autodiff for the hand-written ones."""
+    return "manual" if mode == "autodiff" else "autodiff"
 
 
 def max_param_difference(a, b):
@@ -202,8 +203,9 @@ def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None,
                     report_every=None):
     """The options every experiment script has, with the document's values as defaults."""
     parser.add_argument("--data", default=data, help=f"data source spec (default {data!r})")
-    parser.add_argument("--mode", default="manual", choices=("manual", "autodiff", "custom_vjp"),
-                        help="gradient mode (default manual: the hand-written backward)")
+    parser.add_argument("--mode", default="manual", choices=TRAIN_MODES,
+                        help="gradient mode (default manual: the hand-written backward; fast: the same, "
+                             "laid out for speed by jaxnets.fused)")
     parser.add_argument("--learning-rate", type=float, default=learning_rate, help=f"default {learning_rate}")
     parser.add_argument("--iterations", type=int, default=iterations, help=f"default {iterations}")
     parser.add_argument("--batch-size", type=int, default=batch_size,

@@ -504,6 +504,9 @@ def train_data_parallel(model, params, data, config: TrainConfig, *, mesh=None, 
     """
     start_time = time.perf_counter()
     _check_config(config)
+    if config.mode == "fast":
+        raise ValueError("mode 'fast' (jaxnets.fused) is for one device; data-parallel training "
+                         "takes manual, autodiff or custom_vjp")
     mesh = data_mesh() if mesh is None else _check_mesh(mesh)
     devices = mesh.size
     dtype = jnp.dtype(config.dtype)

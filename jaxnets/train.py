@@ -49,14 +49,16 @@ import numpy as np
 import optax
 
 from jaxnets import checkpoint as ckpt
+from jaxnets import fused
 from jaxnets.grads import MODES, value_and_grad
 
+TRAIN_MODES = MODES + ("fast",)
 MAX_CHUNK = 200  # steps fused in one jit call at most (bounds the wait between progress updates)
 FULL_BATCH_REPORT_EVERY = 10  # report interval when none is given and there are no epochs (001's)
 ACCURACY_BATCH = 2000  # rows per forward pass in `accuracy`
 
 __all__ = [
-    "TrainConfig", "TrainResult", "train", "accuracy", "iterations_per_epoch",
+    "TRAIN_MODES", "TrainConfig", "TrainResult", "train", "accuracy", "iterations_per_epoch",
     "learning_rate_schedule", "make_optimizer", "sample_batch_indices",
 ]
 
@@ -65,7 +67,10 @@ __all__ = [
 class TrainConfig:
     """How to train (JSON-able via `to_dict` / `from_dict`; stored in checkpoints).
 
-    mode: gradient mode, one of `jaxnets.grads.MODES`.
+    mode: gradient mode, one of `TRAIN_MODES`: `jaxnets.grads.MODES`, or "fast" — the manual
+        mode's hand-written gradient laid out for speed by `jaxnets.fused.fast_value_and_grad`
+        (one pass over X for full-batch MLPs, the fused conv-ReLU-pool layer for stride-1
+        ConvNets, else plain manual), equal to "manual" up to float rounding.
     learning_rate: SGD step size at step 0.
     decay: 002's `learning_rate_decay`, applied once per epoch; 1.0 = constant rate.
     iterations: total number of SGD steps (a resumed run continues up to this count).
@@ -227,8 +232,8 @@ def accuracy(model, params, x, y, batch=ACCURACY_BATCH):
 def _check_config(config):
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if config.mode not in MODES:
-        raise ValueError(f"unknown gradient mode {config.mode!r}; choose one of {', '.join(MODES)}")
+    if config.mode not in TRAIN_MODES:
+        raise ValueError(f"unknown gradient mode {config.mode!r}; choose one of {', '.join(TRAIN_MODES)}")
     if not (isinstance(config.learning_rate, (int, float)) and math.isfinite(config.learning_rate)
             and config.learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive finite number, got {config.learning_rate!r}")
@@ -368,7 +373,10 @@ def _chunk_fn(model, config, n_train, chunk):
     if hit is not None and hit[0] is model:
         return hit[1]
 
-    grad_fn = value_and_grad(model, config.mode)
+    if config.mode == "fast":
+        grad_fn = fused.fast_value_and_grad(model, full_batch=config.batch_size is None)
+    else:
+        grad_fn = value_and_grad(model, config.mode)
     optimizer = make_optimizer(config, n_train)
     batch_size = config.batch_size
     loss_dtype = jnp.dtype(config.dtype)

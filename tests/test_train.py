@@ -351,3 +351,24 @@ def test_binary_model_needs_zero_one_targets():
     with pytest.raises(ValueError, match="NaN"):
         train(model, params, (x, np.where(np.arange(96) == 5, np.nan, 1.0).astype(np.float32)),
               TrainConfig(**FULL), progress=False)
+
+
+@pytest.mark.parametrize("name, batch_size", [("digits", None), ("conv", 8)])
+def test_fast_mode_trains_like_manual(name, batch_size):
+    """mode="fast" (jaxnets.fused's layouts of the hand-written gradient) takes the same steps
+    as "manual" up to float rounding: one-pass full-batch MLP, fused conv-ReLU-pool ConvNet."""
+    from jaxnets.models import conv_net, digits_mlp
+
+    rng = np.random.default_rng(0)
+    if name == "digits":
+        model, x = digits_mlp(hidden=6, input_size=12), rng.normal(size=(40, 12))
+    else:
+        model, x = conv_net(input_shape=(2, 6, 6), num_filters=3), rng.normal(size=(40, 2, 6, 6))
+    y = rng.integers(0, 10, 40).astype(np.int32)
+    params = model.init(jax.random.key(1))
+    cfg = TrainConfig(mode="manual", learning_rate=0.05, iterations=6, batch_size=batch_size, dtype="float64")
+    manual = train(model, params, (x, y), cfg, progress=False)
+    fast = train(model, params, (x, y), cfg.replace(mode="fast"), progress=False)
+    np.testing.assert_allclose(fast.history["loss"], manual.history["loss"], rtol=1e-12)
+    for k in params:
+        np.testing.assert_allclose(fast.params[k], manual.params[k], rtol=1e-10, atol=1e-12, err_msg=k)
