@@ -40,10 +40,10 @@ import optax
 from jax import lax
 
 from jaxnets.grads import value_and_grad
+from jaxnets.models.base import add_l2_penalty
 from jaxnets.ops import (
     affine_backward,
     affine_forward,
-    l2_penalty,
     relu_backward,
     relu_forward,
     softmax_loss,
@@ -144,13 +144,7 @@ def mlp_one_pass_value_and_grad(model, chunk=None, shift=0.0, scale=1.0):
         if n_full * size < n:
             total = _add(total, chunk_terms(params, x[n_full * size:], y[n_full * size:], n))
         loss, (dW1_t, db1, dW2, db2) = total
-        grads = {"W1": dW1_t.T, "b1": db1, "W2": dW2, "b2": db2}
-        if reg:
-            q1, dq1 = l2_penalty(params["W1"], reg)
-            q2, dq2 = l2_penalty(params["W2"], reg)
-            loss = loss + q1 + q2
-            grads["W1"], grads["W2"] = grads["W1"] + dq1, grads["W2"] + dq2
-        return loss, grads
+        return add_l2_penalty(loss, {"W1": dW1_t.T, "b1": db1, "W2": dW2, "b2": db2}, params, reg)
 
     return value_and_grad_fn
 
@@ -330,11 +324,7 @@ def conv_net_value_and_grad(model, shift=0.0, scale=1.0):
         db2 = jnp.sum(dscores, axis=0)
         dp1 = params["W2"] @ dscores.T
         _, dW1, db1 = _conv_relu_pool_backward_t(dp1, c1)
-        if reg:
-            q1, dq1 = l2_penalty(params["W1"], reg)
-            q2, dq2 = l2_penalty(params["W2"], reg)
-            loss, dW1, dW2 = loss + q1 + q2, dW1 + dq1, dW2 + dq2
-        return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+        return add_l2_penalty(loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, params, reg)
 
     return value_and_grad_fn
 

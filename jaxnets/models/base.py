@@ -3,6 +3,8 @@ from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
 
+from jaxnets.ops import l2_penalty
+
 
 class Model(NamedTuple):
     """A network as plain functions over a params dict (a pytree).
@@ -31,3 +33,15 @@ def argmax_predict(scores_fn):
         return jnp.argmax(scores_fn(params, x), axis=1)
 
     return predict
+
+
+def add_l2_penalty(value, grads, params, reg, names=("W1", "W2")):
+    """002's weight decay in a manual gradient: `value + sum 0.5*reg*|W|^2` and `dW + reg*W`
+    for each weight matrix in `names` (the `l2_penalty` pair); unchanged when reg is 0."""
+    if not reg:
+        return value, grads
+    grads = dict(grads)
+    for name in names:
+        q, dq = l2_penalty(params[name], reg)
+        value, grads[name] = value + q, grads[name] + dq
+    return value, grads

@@ -7,14 +7,13 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxnets.models.base import Model, argmax_predict
+from jaxnets.models.base import Model, add_l2_penalty, argmax_predict
 from jaxnets.ops import (
     AUTODIFF,
     affine_backward,
     affine_forward,
     conv_backward,
     conv_forward,
-    l2_penalty,
     max_pool_backward,
     max_pool_forward,
     relu_backward,
@@ -76,10 +75,6 @@ def conv_net(input_shape=(1, 28, 28), num_filters=8, filter_size=3, stride=1, pa
         da1 = max_pool_backward(dp1, c3)
         dz1 = relu_backward(da1, c2)
         _, dW1, db1 = conv_backward(dz1, c1)
-        if reg:
-            q1, dq1 = l2_penalty(params["W1"], reg)
-            q2, dq2 = l2_penalty(params["W2"], reg)
-            value, dW1, dW2 = value + q1 + q2, dW1 + dq1, dW2 + dq2
-        return value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+        return add_l2_penalty(value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, params, reg)
 
     return Model("conv", config, init, scores, loss, loss_and_grads, argmax_predict(scores))

@@ -6,12 +6,11 @@ x (N, D) (or (N, d1, ...), flattened), y (N,) ints; W1 (D, H), b1 (H,), W2 (H, C
 import jax
 import jax.numpy as jnp
 
-from jaxnets.models.base import Model, argmax_predict
+from jaxnets.models.base import Model, add_l2_penalty, argmax_predict
 from jaxnets.ops import (
     AUTODIFF,
     affine_backward,
     affine_forward,
-    l2_penalty,
     relu_backward,
     relu_forward,
     softmax_loss,
@@ -37,11 +36,7 @@ def _mlp(name, config, init, reg):
         da1, dW2, db2 = affine_backward(dz2, c3)
         dz1 = relu_backward(da1, c2)
         _, dW1, db1 = affine_backward(dz1, c1)
-        if reg:
-            p1, dp1 = l2_penalty(params["W1"], reg)
-            p2, dp2 = l2_penalty(params["W2"], reg)
-            value, dW1, dW2 = value + p1 + p2, dW1 + dp1, dW2 + dp2
-        return value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+        return add_l2_penalty(value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, params, reg)
 
     return Model(name, config, init, scores, loss, loss_and_grads, argmax_predict(scores))
 
