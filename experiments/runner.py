@@ -72,10 +72,14 @@ def last_batch_accuracy(model, result, p: Prepared, config):
     return accuracy(model, result.params, p.x_train[idx], p.y_train[idx])
 
 
-def _accuracies(model, params, p: Prepared):
-    acc = lambda x, y: None if x is None else accuracy(model, params, x, y)
-    return {"train_acc": acc(p.x_train, p.y_train), "val_acc": acc(p.x_val, p.y_val),
-            "test_acc": acc(p.x_test, p.y_test)}
+def _accuracies(model, result, p: Prepared):
+    """Final accuracies: train and validation from the report `train` takes at its last step
+    (always at `steps_done`), test measured here."""
+    h = result.history
+    if h["report_step"][-1] != result.steps_done:
+        raise RuntimeError(f"last report at {h['report_step'][-1]}, training ended at {result.steps_done}")
+    return {"train_acc": h["train_acc"][-1], "val_acc": h["val_acc"][-1] if h["val_acc"] else None,
+            "test_acc": None if p.x_test is None else accuracy(model, result.params, p.x_test, p.y_test)}
 
 
 def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, *, seed=0,
@@ -121,7 +125,7 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
                      checkpoint_every=checkpoint_every, resume=resume)
 
     result = fit(config)
-    final = _accuracies(model, result.params, prepared)
+    final = _accuracies(model, result, prepared)
     final["loss"] = result.history["loss"][-1] if result.history["loss"] else None
     if config.batch_size and result.steps_done:
         final["last_batch_train_acc"] = last_batch_accuracy(model, result, prepared, config)
@@ -131,7 +135,7 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
         other = _other_mode(config.mode)
         log(f"   --compare-modes: training again with mode {other} from the same initial parameters")
         twin = fit(config.replace(mode=other), primary=False)
-        twin_final = _accuracies(model, twin.params, prepared)
+        twin_final = _accuracies(model, twin, prepared)
         diff, where = max_param_difference(result.params, twin.params)
         comparison = {
             "modes": [config.mode, other],
