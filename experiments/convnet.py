@@ -1,21 +1,20 @@
 """The ConvNet of document 000's building blocks: conv - ReLU - 2x2 max pool - affine - softmax.
 
-    python -m experiments.convnet [--data SPEC] [--filters 8] [--compare-modes]
+    jaxnets train convnet [--data SPEC] [--filters 8] [--compare-modes] [...]
 
 Document 000 derives the layers but trains no network, so the training setup is ours: He
 initialisation, pixels / 255 minus the mean pixel, minibatch SGD with replacement (plain
 optax.sgd, per-epoch decay), 3x3 filters with pad 1. Document 000's two example filters on a
 real photograph are `experiments.filters` (`jaxnets train filters`).
 """
-import argparse
-
 from experiments import image_data
-from experiments.runner import add_common_args, config_from_args, run_experiment, run_kwargs, target_from_args
+from experiments.runner import (add_common_args, config_from_args, experiment_parser, run_experiment, run_kwargs,
+                                target_from_args)
 from jaxnets.models import conv_net
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="python -m experiments.convnet", description=__doc__.splitlines()[0])
+    p = experiment_parser("convnet", __doc__)
     add_common_args(p, data=image_data.default_spec(), learning_rate=0.05, iterations=3000, batch_size=64,
                     decay=0.95)
     p.add_argument("--filters", type=int, default=8, help="number of 3x3 filters (default 8)")

@@ -1,6 +1,6 @@
 """Documents 001 and 003: the 784-10-10 digits MLP, full-batch gradient descent.
 
-    python -m experiments.digits [--document 001|003] [--data SPEC] [--compare-modes]
+    jaxnets train digits [--document 001|003] [--data SPEC] [--compare-modes] [...]
 
 ReLU hidden layer, softmax output; every parameter uniform in [-0.5, 0.5); pixels / 255;
 learning rate 0.1. 001 runs 500 iterations and reports train accuracy every 10 (dev 0.83 on
@@ -8,10 +8,9 @@ Kaggle's 42000 images); 003 runs 1000 and reports every 100 (held-out ~88.1%). T
 data (Kaggle train.csv, `--data csv:PATH`) is not available offline; the default is the built-in
 5000 MNIST images (1000 held out) tested on the official 10000 test images.
 """
-import argparse
-
 from experiments import image_data
-from experiments.runner import add_common_args, config_from_args, run_experiment, run_kwargs, target_from_args
+from experiments.runner import (add_common_args, config_from_args, experiment_parser, preselected, run_experiment,
+                                run_kwargs, target_from_args)
 from jaxnets.models import digits_mlp
 
 DOCUMENTS = {
@@ -25,10 +24,11 @@ DOCUMENTS = {
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="python -m experiments.digits", description=__doc__.splitlines()[0])
-    p.add_argument("--document", choices=sorted(DOCUMENTS), default="001", help="which document's run (default 001)")
-    known, _ = p.parse_known_args(argv)
-    doc = DOCUMENTS[known.document]
+    document = preselected(argv, "--document", sorted(DOCUMENTS), "001")
+    doc = DOCUMENTS[document]
+    p = experiment_parser("digits", __doc__)
+    p.add_argument("--document", choices=sorted(DOCUMENTS), default="001",
+                   help="which document's run (default 001); sets the defaults of --iterations and --report-every")
     add_common_args(p, data=image_data.default_spec(), learning_rate=0.1, iterations=doc["iterations"],
                     report_every=doc["report_every"])
     args = p.parse_args(argv)

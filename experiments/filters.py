@@ -15,7 +15,7 @@ from matplotlib import image as mpimg
 
 from experiments import plots, runs
 from jaxnets.ops import conv_forward
-from reference_numpy import layers as ref
+from reference_numpy import naive
 
 
 def document_filters():
@@ -41,10 +41,10 @@ def run(out_root=None, log=print):
                           jnp.asarray(b, jnp.float32), stride=1, pad=1)
     out = np.asarray(out)
     crop = x[:, :, :24, :24]
-    naive, _ = ref.conv_forward_naive(crop, w, b, stride=1, pad=1)
+    loops, _ = naive.conv_forward_naive(crop, w, b, stride=1, pad=1)
     # The crop's right/bottom edge sees zero padding instead of the neighbouring pixels,
     # so compare the 23x23 interior.
-    err_inner = float(np.max(np.abs(naive[:, :, :23, :23] - out[:, :, :23, :23])))
+    err_inner = float(np.max(np.abs(loops[:, :, :23, :23] - out[:, :, :23, :23])))
     gray_err = float(np.max(np.abs(out[0, 0] - (0.3 * x[0, 0] + 0.6 * x[0, 1] + 0.1 * x[0, 2]))))
 
     run_dir = runs.make_run_dir("000_filters", out_root)
@@ -65,7 +65,8 @@ def run(out_root=None, log=print):
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="jaxnets train filters", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=None, help="runs folder (default ./runs)")
     args = p.parse_args(argv)
     return run(args.out, log)[1]

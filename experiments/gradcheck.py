@@ -1,16 +1,15 @@
 """Gradient-equivalence report: every op and model, five gradients, plus the mutant score.
 
-    uv run python -m experiments.gradcheck [--cases 200] [--float32-cases 50]
-                                           [--model-cases 4] [--json PATH] [--no-mutants]
+    jaxnets gradcheck [--cases 200] [--float32-cases 50] [--model-cases 4] [--json PATH] [--no-mutants]
 
 For each op, `--cases` deterministic cases (geometries cycling through the op's pool, every
 other pass with stress inputs: kinks, ties, saturation, huge scores) are checked by
-`experiments.equivalence.compare_op` in float64, and `--float32-cases` of them in float32;
-each model variant gets `--model-cases` cases (alternating stress) in both dtypes. The tables
-give the largest cs231n relative error seen per pair of gradient sources; a cell over its
-tolerance is marked with "!". Then every mutant of `experiments.mutants` is run through the
-same checker. Exit status 0 when everything agrees, the correct functions pass and every
-mutant is caught.
+`jaxnets.verify.compare_op` in float64, and `--float32-cases` of them in float32; each model
+variant gets `--model-cases` cases (alternating stress) in both dtypes, in every gradient mode
+(its fast layout included). The tables give the largest cs231n relative error seen per pair of
+gradient sources; a cell over its tolerance is marked with "!". Then every mutant of
+`jaxnets.verify.mutants` is run through the same checker. Exit status 0 when everything
+agrees, the correct functions pass and every mutant is caught, 1 otherwise.
 """
 import argparse
 import json
@@ -21,13 +20,14 @@ import time
 import jax
 import numpy as np
 
-from experiments import equivalence as eq
-from experiments import mutants as mut
 from experiments import runs
+from jaxnets import verify as eq
+from jaxnets.verify import mutants as mut
 
-ANALYTIC_COLUMNS = ("manual vs numpy", "autodiff vs numpy", "custom_vjp vs numpy")
-JAX_PAIRS = ("manual vs autodiff", "manual vs custom_vjp", "autodiff vs custom_vjp")
-FD_COLUMNS = ("manual vs fd", "autodiff vs fd", "custom_vjp vs fd", "numpy vs fd")
+JAX_SOURCES = ("manual", "autodiff", "custom_vjp", "fast")
+ANALYTIC_COLUMNS = tuple(f"{m} vs numpy" for m in JAX_SOURCES)
+JAX_PAIRS = tuple(f"{a} vs {b}" for i, a in enumerate(JAX_SOURCES) for b in JAX_SOURCES[i + 1:])
+FD_COLUMNS = tuple(f"{m} vs fd" for m in JAX_SOURCES + ("numpy",))
 
 
 def _merge(into, result):
@@ -145,8 +145,8 @@ def _cell(err, tol):
 
 
 def _table(rows, title):
-    head = ["", "cases", "stress", "FD", "manual~np", "autodiff~np", "custom_vjp~np", "JAX~JAX",
-            "manual~FD", "autodiff~FD", "custom_vjp~FD", "np~FD", "f32 cases", "f32 max", "ok"]
+    head = ["", "cases", "stress", "FD", "manual~np", "autodiff~np", "custom_vjp~np", "fast~np", "JAX~JAX",
+            "manual~FD", "autodiff~FD", "custom_vjp~FD", "fast~FD", "np~FD", "f32 cases", "f32 max", "ok"]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         m, tol = r["max_rel_error"], r["tolerances"]
@@ -212,7 +212,8 @@ def readme_block(report):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m experiments.gradcheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="jaxnets gradcheck", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=200, help="float64 cases per op (default 200)")
     parser.add_argument("--float32-cases", type=int, default=50, help="float32 cases per op (default 50)")
     parser.add_argument("--model-cases", type=int, default=4, help="cases per model variant (default 4)")

@@ -1,6 +1,6 @@
 """Document 000's occupancy classifier: 5-5-1 tanh/sigmoid net, full-batch gradient descent.
 
-    python -m experiments.occupancy [--data occupancy[:DIR]] [--train-norms] [--compare-modes]
+    jaxnets train occupancy [--data occupancy[:DIR]] [--train-norms] [--compare-modes] [...]
 
 UCI Occupancy Detection, datatraining.txt (8143 rows) -> datatest.txt (2665 rows); features
 Temperature, Humidity, Light, CO2, HumidityRatio, each scaled to unit L2 norm across the
@@ -9,9 +9,8 @@ samples. Defaults are the document's: W1 = 0.01 randn, W2 = 0.01 rand, learning 
 (an erratum, reproduced by default so the numbers compare); `--train-norms` divides both sets
 by the training norms instead.
 """
-import argparse
-
-from experiments.runner import Prepared, add_common_args, config_from_args, run_experiment, run_kwargs, target_from_args
+from experiments.runner import (Prepared, add_common_args, config_from_args, experiment_parser, run_experiment,
+                                run_kwargs, target_from_args)
 from jaxnets.data import OCCUPANCY_FEATURES, load_dataset, normalize_features
 from jaxnets.models import occupancy_net
 
@@ -31,7 +30,7 @@ def prepare(spec="occupancy", train_norms=False):
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="python -m experiments.occupancy", description=__doc__.splitlines()[0])
+    p = experiment_parser("occupancy", __doc__)
     add_common_args(p, data="occupancy", learning_rate=1.2, iterations=10000, report_every=1000)
     p.add_argument("--train-norms", action="store_true", help="normalise the test set with the training norms")
     args = p.parse_args(argv)

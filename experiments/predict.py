@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import image_data, runs
-from jaxnets.data import DataError, read_idx_images, read_idx_labels, read_kaggle_csv
+from jaxnets.data import DataError, PixelTransform, read_idx_images, read_idx_labels, read_kaggle_csv
 from jaxnets.models import build_model
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -31,7 +31,7 @@ def load_run(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     model = build_model(metrics["model"], metrics["model_config"])
     with np.load(run_dir / "preprocess.npz") as f:
-        transform = {k: f[k] for k in f.files}
+        transform = PixelTransform.from_arrays({k: f[k] for k in f.files})
     class_names = image_data.FASHION_CLASSES if metrics["data"].get("name") == "fashion-mnist" else None
     return model, runs.load_params(run_dir), transform, class_names
 
@@ -91,7 +91,7 @@ def main(argv=None, log=print):
         if labels[0].shape[0] != images[0].shape[0]:
             raise DataError(f"{args.labels} has {labels[0].shape[0]} labels for {images[0].shape[0]} images")
     x = np.concatenate(images)
-    scores = np.asarray(model.scores(params, image_data.apply_transform(transform, x)))
+    scores = np.asarray(model.scores(params, transform(x)))
     probs = np.exp(scores - scores.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     pred = probs.argmax(axis=1)

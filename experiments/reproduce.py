@@ -1,7 +1,6 @@
 """Run every document experiment and print our results next to the documents' numbers.
 
-    python -m experiments.reproduce [--out runs] [--fashion] [--no-compare-modes]
-                                    [--update-readme README.md]
+    jaxnets reproduce [--out runs] [--fashion] [--no-compare-modes] [--update-readme README.md]
 
 Runs on the built-in 5000 MNIST images (tested on the official 10000 test images when
 `../shared/data/mnist` is present) and on the UCI occupancy data when present; `--fashion`
@@ -112,7 +111,8 @@ def results_table(out_root):
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="python -m experiments.reproduce", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="jaxnets reproduce", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(runs.DEFAULT_RUNS_DIR), help="runs folder (default ./runs)")
     p.add_argument("--data", default=None, help="MNIST-like source for the image runs (default: built-in sample "
                                                 "+ official test set when present)")

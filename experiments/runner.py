@@ -4,16 +4,17 @@ Every experiment script (`occupancy`, `digits`, `two_layer`, `convnet`) prepares
 `Prepared` record, picks a model and a `TrainConfig` with the document's hyperparameters, and
 calls `run_experiment`, which:
 
-1. initialises the parameters from `seed` and trains with `jaxnets.train.train`;
+1. initialises the parameters from `seed` and trains with `jaxnets.training.train`;
 2. with `compare_modes`, trains again from the same initial parameters with the other of
    manual / autodiff, and records both accuracies and the largest parameter difference;
 3. evaluates train, validation and test accuracy;
 4. writes `metrics.json`, `params.npz`, `loss.png`, `accuracy.png`, `predictions.png` (a grid
    of test images titled with label and prediction, red when wrong) and, for the ConvNet,
-   `filters.png` into `<out>/<name>/`.
+   `filters.png` (for a model with convolution filters) into `<out>/<name>/`.
 """
 from __future__ import annotations
 
+import argparse
 import time
 from typing import NamedTuple, Optional
 
@@ -21,8 +22,9 @@ import jax
 import numpy as np
 
 from experiments import plots, runs
-from jaxnets import parallel
-from jaxnets.train import TRAIN_MODES, TrainConfig, accuracy, sample_batch_indices, train
+from jaxnets import training
+from jaxnets.data import PixelTransform
+from jaxnets.training import TRAIN_MODES, TrainConfig, accuracy, sample_batch_indices, train, train_data_parallel
 
 
 class Prepared(NamedTuple):
@@ -41,7 +43,7 @@ class Prepared(NamedTuple):
     data: dict  # spec, source, sizes, preprocessing: goes into metrics.json
     show_test: Optional[np.ndarray] = None
     class_names: Optional[list] = None
-    transform: Optional[dict] = None  # image preprocessing, saved as preprocess.npz for `predict`
+    transform: Optional[PixelTransform] = None  # image preprocessing, saved as preprocess.npz for `predict`
 
 
 def describe_sizes(p: Prepared) -> dict:
@@ -93,10 +95,10 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
     checkpoint_every: also write `<run folder>/checkpoint.{npz,json}` every so many updates
         (it is always written at the end when given).
     resume: a checkpoint stem to continue from (same model and hyperparameters; see
-        `jaxnets.train.train`), e.g. the run folder's own `checkpoint`.
-    data_parallel: train with `jaxnets.parallel.train_data_parallel` over every device of
+        `jaxnets.training.train`), e.g. the run folder's own `checkpoint`.
+    data_parallel: train with `jaxnets.training.train_data_parallel` over every device of
         every process (after `start_distributed`); each process trains on its own rows, only
-        process 0 writes the run folder.
+        process 0 writes the run folder and checkpoints.
     """
     t0 = time.perf_counter()
     if tag:
@@ -110,19 +112,15 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
     params0 = model.init(jax.random.key(seed))
     data = (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
     ckpt = run_dir / runs.CHECKPOINT_STEM if checkpoint_every and writer else None
-    if data_parallel and (checkpoint_every or resume):
-        raise ValueError("--checkpoint-every/--resume are not supported with data-parallel training")
     if compare_modes and resume:
         raise ValueError("--compare-modes trains both modes from the start; it does not go with --resume")
-    local = parallel.local_shard(data) if data_parallel else None
+    fit_fn, rows = (train_data_parallel, training.local_shard(data)) if data_parallel else (train, data)
 
     def fit(cfg, primary=True):
-        if data_parallel:
-            return parallel.train_data_parallel(model, params0, local, cfg, progress=progress)
         if not primary:  # the comparison run keeps no checkpoint
-            return train(model, params0, data, cfg, progress=progress)
-        return train(model, params0, data, cfg, progress=progress, checkpoint_path=ckpt,
-                     checkpoint_every=checkpoint_every, resume=resume)
+            return fit_fn(model, params0, rows, cfg, progress=progress)
+        return fit_fn(model, params0, rows, cfg, progress=progress, checkpoint_path=ckpt,
+                      checkpoint_every=checkpoint_every, resume=resume)
 
     result = fit(config)
     final = _accuracies(model, result, prepared)
@@ -176,7 +174,7 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
         return metrics
     runs.save_params(run_dir, result.params)
     if prepared.transform is not None:
-        np.savez(run_dir / "preprocess.npz", **prepared.transform)
+        np.savez(run_dir / "preprocess.npz", **prepared.transform.to_arrays())
     _plots(run_dir, title, model, result, prepared)
     metrics["wall_time_s"] = time.perf_counter() - t0
     runs.write_metrics(run_dir, metrics)
@@ -198,9 +196,27 @@ def _plots(run_dir, title, model, result, p: Prepared):
         pred = np.asarray(model.predict(result.params, np.asarray(p.x_test[:16])))
         plots.image_grid(run_dir / "predictions.png", p.show_test[:16], p.y_test[:16], pred,
                          class_names=p.class_names, title=f"{title}: test images")
-    if model.name == "conv":
-        plots.conv_filters(run_dir / "filters.png", np.asarray(result.params["W1"]),
+    if model.conv_filters:
+        plots.conv_filters(run_dir / "filters.png", np.asarray(result.params[model.conv_filters]),
                            title=f"{title}: learned filters")
+
+
+def experiment_parser(name, doc):
+    """The parser of `jaxnets train NAME`, described by the script's docstring."""
+    return argparse.ArgumentParser(prog=f"jaxnets train {name}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def preselected(argv, flag, choices, default):
+    """The value `flag` has in argv, read before the full parser exists (its defaults depend
+    on it); parsed without -h, so `--help` still reaches the full parser and lists everything."""
+    pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    pre.add_argument(flag, choices=choices, default=default)
+    try:
+        known, _ = pre.parse_known_args(argv)
+    except argparse.ArgumentError:  # the full parser reports it, under the right name
+        return default
+    return getattr(known, flag.lstrip("-").replace("-", "_"))
 
 
 def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None, decay=1.0,
@@ -209,7 +225,7 @@ def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None,
     parser.add_argument("--data", default=data, help=f"data source spec (default {data!r})")
     parser.add_argument("--mode", default="manual", choices=TRAIN_MODES,
                         help="gradient mode (default manual: the hand-written backward; fast: the same, "
-                             "laid out for speed by jaxnets.fused)")
+                             "laid out for speed, see README Performance)")
     parser.add_argument("--learning-rate", type=float, default=learning_rate, help=f"default {learning_rate}")
     parser.add_argument("--iterations", type=int, default=iterations, help=f"default {iterations}")
     parser.add_argument("--batch-size", type=int, default=batch_size,
@@ -228,9 +244,9 @@ def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None,
     dp = parser.add_argument_group("data-parallel training (README: Scaling out)")
     dp.add_argument("--data-parallel", action="store_true",
                     help="shard every batch over all devices (implied by the three options below)")
-    dp.add_argument("--coordinator", metavar="HOST:PORT", help=f"process 0's address (${parallel.ENV_COORDINATOR})")
-    dp.add_argument("--num-processes", type=int, help=f"processes in the job (${parallel.ENV_NUM_PROCESSES})")
-    dp.add_argument("--process-id", type=int, help=f"this process, 0..N-1 (${parallel.ENV_PROCESS_ID})")
+    dp.add_argument("--coordinator", metavar="HOST:PORT", help=f"process 0's address (${training.ENV_COORDINATOR})")
+    dp.add_argument("--num-processes", type=int, help=f"processes in the job (${training.ENV_NUM_PROCESSES})")
+    dp.add_argument("--process-id", type=int, help=f"this process, 0..N-1 (${training.ENV_PROCESS_ID})")
     dp.add_argument("--distributed-timeout", type=float, default=60.0,
                     help="seconds to wait for the coordinator and the other processes (default 60)")
     parser.add_argument("--tag", default=None, help="suffix for the run folder name and title")
@@ -253,7 +269,7 @@ def config_from_args(args):
 def start_distributed(args):
     """Join the multi-process job the flags or environment describe (before any other JAX
     call); True when training is data-parallel."""
-    joined = parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id,
+    joined = training.initialize_distributed(args.coordinator, args.num_processes, args.process_id,
                                              timeout_s=args.distributed_timeout)
     return joined or args.data_parallel
 

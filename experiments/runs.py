@@ -8,6 +8,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxnets.training.checkpoint import jsonable
+
 DEFAULT_RUNS_DIR = Path("runs")
 
 
@@ -37,20 +39,6 @@ def device_info():
     }
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.generic, jax.Array)) and np.ndim(obj) == 0:
-        return np.asarray(obj).item()
-    if isinstance(obj, (np.ndarray, jax.Array)):
-        return np.asarray(obj).tolist()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return str(obj)
-    return obj
-
-
 def write_metrics(run_dir, metrics):
     """Write metrics.json (config, data source, histories, final accuracies, wall time,
     device, grad mode) and return its path."""
@@ -58,7 +46,7 @@ def write_metrics(run_dir, metrics):
     metrics.setdefault("device", device_info())
     metrics.setdefault("written_at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     path = Path(run_dir) / "metrics.json"
-    path.write_text(json.dumps(_jsonable(metrics), indent=1))
+    path.write_text(json.dumps(jsonable(metrics), indent=1))
     return path
 
 

@@ -1,6 +1,6 @@
 """Document 002: cs231n's TwoLayerNet (affine - ReLU - affine - softmax, L2), minibatch SGD.
 
-    python -m experiments.two_layer [--run full|overfit] [--data SPEC] [--compare-modes]
+    jaxnets train two_layer [--run full|overfit] [--data SPEC] [--compare-modes] [...]
 
 W = 1e-4 randn, b = 0; the mean training image is subtracted (in float, not uint8 as 002 did);
 minibatches are drawn with replacement; the learning rate is multiplied by `--decay` once per
@@ -8,10 +8,9 @@ epoch. `full`: hidden 200, 10000 iterations, batch 200, lr 1e-3, decay 0.99, reg
 validation 0.9758, test 0.9771 on full MNIST). `overfit`: the first 1000 training images,
 hidden 50, 1000 iterations, batch 50, lr 1e-3, decay 0.99, reg 0.5 (002: train accuracy 1.0).
 """
-import argparse
-
 from experiments import image_data
-from experiments.runner import add_common_args, config_from_args, run_experiment, run_kwargs, target_from_args
+from experiments.runner import (add_common_args, config_from_args, experiment_parser, preselected, run_experiment,
+                                run_kwargs, target_from_args)
 from jaxnets.models import two_layer_net
 
 RUNS = {
@@ -25,10 +24,11 @@ RUNS = {
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="python -m experiments.two_layer", description=__doc__.splitlines()[0])
-    p.add_argument("--run", choices=sorted(RUNS), default="full", help="which of 002's runs (default full)")
-    known, _ = p.parse_known_args(argv)
-    r = RUNS[known.run]
+    run = preselected(argv, "--run", sorted(RUNS), "full")
+    r = RUNS[run]
+    p = experiment_parser("two_layer", __doc__)
+    p.add_argument("--run", choices=sorted(RUNS), default="full",
+                   help="which of 002's runs (default full); sets the defaults of the options below")
     add_common_args(p, data=image_data.default_spec(), learning_rate=1e-3, iterations=r["iterations"],
                     batch_size=r["batch_size"], decay=0.99)
     p.add_argument("--hidden", type=int, default=r["hidden"], help=f"hidden units (default {r['hidden']})")
@@ -37,9 +37,9 @@ def main(argv=None, log=print):
     args = p.parse_args(argv)
     prepared = image_data.prepare(args.data, "mean_subtracted", seed=args.seed, n_train=args.n_train)
     model = two_layer_net(input_size=prepared.x_train.shape[1], hidden_size=args.hidden, reg=args.reg)
-    name = "002_two_layer" + ("" if known.run == "full" else f"_{known.run}")
+    name = "002_two_layer" + ("" if run == "full" else f"_{run}")
     data_tag = prepared.data["name"]
-    return run_experiment(f"{name}_{data_tag}", f"002 TwoLayerNet {known.run} ({data_tag})", model, prepared,
+    return run_experiment(f"{name}_{data_tag}", f"002 TwoLayerNet {run} ({data_tag})", model, prepared,
                           config_from_args(args), document=r["document"], target=target_from_args(args, r["target"]), log=log,
                           **run_kwargs(args))
 

@@ -14,12 +14,12 @@ Conventions (identical in every version here and in jaxnets):
   are dropped; conv's dx has the padding stripped.
 
 The vectorised conv and pools loop only over the HH*WW kernel taps: tap (i, j) reads the
-strided slice `x[:, :, i : i + s*(Ho-1) + 1 : s, j : j + s*(Wo-1) + 1 : s]`. The `*_naive`
-functions are document 000's loops (Coursera style), kept as a second, independent oracle.
+strided slice `x[:, :, i : i + s*(Ho-1) + 1 : s, j : j + s*(Wo-1) + 1 : s]`. Document 000's
+loops (Coursera style), a second, independent oracle, are in `reference_numpy.naive`.
 """
-import operator
-
 import numpy as np
+
+from reference_numpy.checks import check_4d, check_dout, conv_setup, f64, int_at_least, pool_setup, tap
 
 __all__ = [
     "affine_forward", "affine_backward",
@@ -30,49 +30,9 @@ __all__ = [
     "conv_forward", "conv_backward",
     "max_pool_forward", "max_pool_backward",
     "avg_pool_forward", "avg_pool_backward",
+    "conv_relu_pool_forward", "conv_relu_pool_backward",
     "softmax_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "l2_penalty",
-    "conv_single_step", "conv_forward_naive", "conv_backward_naive",
-    "max_pool_forward_naive", "max_pool_backward_naive",
-    "avg_pool_forward_naive", "avg_pool_backward_naive",
 ]
-
-
-# --------------------------------------------------------------------------- input checks
-
-def _f64(a):
-    return np.asarray(a, dtype=np.float64)
-
-
-def _int_at_least(name, what, value, minimum):
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name}: {what} must be an integer, got {value!r}") from None
-    if isinstance(value, bool) or v < minimum:
-        raise ValueError(f"{name}: {what} must be an integer >= {minimum}, got {value!r}")
-    return v
-
-
-def _check_4d(name, what, a):
-    if a.ndim != 4:
-        raise ValueError(f"{name}: {what} must be 4-D (N, C, H, W), got shape {a.shape}")
-
-
-def _check_dout(name, dout, expected):
-    if dout.shape != tuple(expected):
-        raise ValueError(f"{name}: dout has shape {dout.shape}, expected {tuple(expected)}")
-
-
-def _out_size(name, n, k, stride, axis):
-    """floor((n - k) / stride) + 1 for an (already padded) extent n (000's output size)."""
-    if k > n:
-        raise ValueError(f"{name}: window {axis} {k} is larger than the (padded) input {axis} {n}")
-    return (n - k) // stride + 1
-
-
-def _tap(x, i, j, stride, ho, wo):
-    """The (N, C, ho, wo) slice of x read by kernel tap (i, j)."""
-    return x[:, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
 
 
 # --------------------------------------------------------------------------- dense
@@ -83,7 +43,7 @@ def affine_forward(x, w, b):
     x (N, d1, ..., dk) with D = d1*...*dk, w (D, M), b (M,) -> out (N, M).
     cache = (x, w, b).
     """
-    x, w, b = _f64(x), _f64(w), _f64(b)
+    x, w, b = f64(x), f64(w), f64(b)
     if x.ndim < 1 or w.ndim != 2 or b.ndim != 1:
         raise ValueError(f"affine_forward: need x (N, ...), w (D, M), b (M,); got {x.shape}, {w.shape}, {b.shape}")
     d = int(np.prod(x.shape[1:], dtype=np.int64))
@@ -104,9 +64,9 @@ def affine_backward(dout, cache):
     000: dA1 = W2^T dZ2  ->  dx = dout @ w.T, reshaped to x.shape (002 `affine_backward`).
     """
     x, w, _ = cache
-    dout = _f64(dout)
+    dout = f64(dout)
     n = x.shape[0]
-    _check_dout("affine_backward", dout, (n, w.shape[1]))
+    check_dout("affine_backward", dout, (n, w.shape[1]))
     dx = (dout @ w.T).reshape(x.shape)
     dw = x.reshape(n, -1).T @ dout
     db = dout.sum(axis=0)
@@ -117,7 +77,7 @@ def affine_backward(dout, cache):
 
 def relu_forward(x):
     """out = where(x > 0, x, 0) (001 `ReLU`, 002 `relu_forward`); cache = x."""
-    x = _f64(x)
+    x = f64(x)
     return np.where(x > 0, x, 0.0), x
 
 
@@ -127,22 +87,22 @@ def relu_backward(dout, cache):
     ReLU'(0) = 0. 002's `relu_backward` returns dout unmasked: an erratum.
     """
     x = cache
-    dout = _f64(dout)
-    _check_dout("relu_backward", dout, x.shape)
+    dout = f64(dout)
+    check_dout("relu_backward", dout, x.shape)
     return np.where(x > 0, dout, 0.0)
 
 
 def tanh_forward(x):
     """out = tanh(x) (000's hidden layer `A1 = tanh(Z1)`); cache = out."""
-    out = np.tanh(_f64(x))
+    out = np.tanh(f64(x))
     return out, out
 
 
 def tanh_backward(dout, cache):
     """000: dZ1 = W2^T dZ2 * (1 - A1^2)  ->  dx = dout * (1 - out**2)."""
     out = cache
-    dout = _f64(dout)
-    _check_dout("tanh_backward", dout, out.shape)
+    dout = f64(dout)
+    check_dout("tanh_backward", dout, out.shape)
     return dout * (1.0 - out * out)
 
 
@@ -154,15 +114,15 @@ def _sigmoid(x):
 
 def sigmoid_forward(x):
     """out = 1 / (1 + exp(-x)) (000 `sigmoid`), evaluated without overflow; cache = out."""
-    out = _sigmoid(_f64(x))
+    out = _sigmoid(f64(x))
     return out, out
 
 
 def sigmoid_backward(dout, cache):
     """000: sigma'(Z2) = A2 (1 - A2)  ->  dx = dout * out * (1 - out)."""
     out = cache
-    dout = _f64(dout)
-    _check_dout("sigmoid_backward", dout, out.shape)
+    dout = f64(dout)
+    check_dout("sigmoid_backward", dout, out.shape)
     return dout * out * (1.0 - out)
 
 
@@ -170,28 +130,10 @@ def sigmoid_backward(dout, cache):
 
 def zero_pad(x, pad):
     """000 `zero_pad`: pad only height and width of x (N, C, H, W) with `pad` zeros per side."""
-    x = _f64(x)
-    _check_4d("zero_pad", "x", x)
-    pad = _int_at_least("zero_pad", "pad", pad, 0)
+    x = f64(x)
+    check_4d("zero_pad", "x", x)
+    pad = int_at_least("zero_pad", "pad", pad, 0)
     return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="constant", constant_values=0.0)
-
-
-def _conv_setup(name, x, w, b, stride, pad):
-    x, w, b = _f64(x), _f64(w), _f64(b)
-    _check_4d(name, "x", x)
-    if w.ndim != 4:
-        raise ValueError(f"{name}: w must be 4-D (F, C, HH, WW), got shape {w.shape}")
-    if w.shape[1] != x.shape[1]:
-        raise ValueError(f"{name}: channel mismatch, x has {x.shape[1]} channels but w expects {w.shape[1]}")
-    if b.shape != (w.shape[0],):
-        raise ValueError(f"{name}: b has shape {b.shape}, expected ({w.shape[0]},) for {w.shape[0]} filters")
-    stride = _int_at_least(name, "stride", stride, 1)
-    pad = _int_at_least(name, "pad", pad, 0)
-    _, _, h, wd = x.shape
-    _, _, hh, ww = w.shape
-    ho = _out_size(name, h + 2 * pad, hh, stride, "height")
-    wo = _out_size(name, wd + 2 * pad, ww, stride, "width")
-    return x, w, b, stride, pad, ho, wo
 
 
 def conv_forward(x, w, b, stride=1, pad=0):
@@ -201,12 +143,12 @@ def conv_forward(x, w, b, stride=1, pad=0):
     the zero-padded input; out (N, F, Ho, Wo), Ho = floor((H + 2 pad - HH) / stride) + 1.
     Vectorised over the HH*WW kernel taps. cache = (x, w, b, stride, pad).
     """
-    x, w, b, stride, pad, ho, wo = _conv_setup("conv_forward", x, w, b, stride, pad)
+    x, w, b, stride, pad, ho, wo = conv_setup("conv_forward", x, w, b, stride, pad)
     xp = zero_pad(x, pad)
     out = np.zeros((x.shape[0], w.shape[0], ho, wo))
     for i in range(w.shape[2]):
         for j in range(w.shape[3]):
-            out += np.einsum("nchw,fc->nfhw", _tap(xp, i, j, stride, ho, wo), w[:, :, i, j], optimize=True)
+            out += np.einsum("nchw,fc->nfhw", tap(xp, i, j, stride, ho, wo), w[:, :, i, j], optimize=True)
     out += b[None, :, None, None]
     return out, (x, w, b, stride, pad)
 
@@ -222,19 +164,19 @@ def conv_backward(dout, cache):
     The 1/N of the loss is already in dout.
     """
     x, w, _, stride, pad = cache
-    dout = _f64(dout)
+    dout = f64(dout)
     n, _, h, wd = x.shape
     f, _, hh, ww = w.shape
     ho = (h + 2 * pad - hh) // stride + 1
     wo = (wd + 2 * pad - ww) // stride + 1
-    _check_dout("conv_backward", dout, (n, f, ho, wo))
+    check_dout("conv_backward", dout, (n, f, ho, wo))
     xp = zero_pad(x, pad)
     dxp = np.zeros_like(xp)
     dw = np.zeros_like(w)
     for i in range(hh):
         for j in range(ww):
-            dw[:, :, i, j] = np.einsum("nfhw,nchw->fc", dout, _tap(xp, i, j, stride, ho, wo), optimize=True)
-            _tap(dxp, i, j, stride, ho, wo)[...] += np.einsum("nfhw,fc->nchw", dout, w[:, :, i, j], optimize=True)
+            dw[:, :, i, j] = np.einsum("nfhw,nchw->fc", dout, tap(xp, i, j, stride, ho, wo), optimize=True)
+            tap(dxp, i, j, stride, ho, wo)[...] += np.einsum("nfhw,fc->nchw", dout, w[:, :, i, j], optimize=True)
     db = dout.sum(axis=(0, 2, 3))
     dx = np.ascontiguousarray(dxp[:, :, pad : pad + h, pad : pad + wd])
     return dx, dw, db
@@ -242,20 +184,9 @@ def conv_backward(dout, cache):
 
 # --------------------------------------------------------------------------- pooling
 
-def _pool_setup(name, x, pool_height, pool_width, stride):
-    x = _f64(x)
-    _check_4d(name, "x", x)
-    ph = _int_at_least(name, "pool_height", pool_height, 1)
-    pw = _int_at_least(name, "pool_width", pool_width, 1)
-    stride = _int_at_least(name, "stride", stride, 1)
-    ho = _out_size(name, x.shape[2], ph, stride, "height")
-    wo = _out_size(name, x.shape[3], pw, stride, "width")
-    return x, ph, pw, stride, ho, wo
-
-
 def _windows(x, ph, pw, stride, ho, wo):
     """(N, C, ho, wo, ph*pw): every window's entries, flattened in row-major order."""
-    return np.stack([_tap(x, i, j, stride, ho, wo) for i in range(ph) for j in range(pw)], axis=-1)
+    return np.stack([tap(x, i, j, stride, ho, wo) for i in range(ph) for j in range(pw)], axis=-1)
 
 
 def max_pool_forward(x, pool_height=2, pool_width=2, stride=2):
@@ -265,7 +196,7 @@ def max_pool_forward(x, pool_height=2, pool_width=2, stride=2):
     cache = (x, argmax, pool_height, pool_width, stride), where argmax (N, C, Ho, Wo) is the
     row-major index of the FIRST maximum inside each window.
     """
-    x, ph, pw, stride, ho, wo = _pool_setup("max_pool_forward", x, pool_height, pool_width, stride)
+    x, ph, pw, stride, ho, wo = pool_setup("max_pool_forward", x, pool_height, pool_width, stride)
     win = _windows(x, ph, pw, stride, ho, wo)
     arg = np.argmax(win, axis=-1)
     out = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
@@ -280,24 +211,24 @@ def max_pool_backward(dout, cache):
     would give every tied entry the full gradient); overlapping windows add up.
     """
     x, arg, ph, pw, stride = cache
-    dout = _f64(dout)
-    _check_dout("max_pool_backward", dout, arg.shape)
+    dout = f64(dout)
+    check_dout("max_pool_backward", dout, arg.shape)
     ho, wo = arg.shape[2], arg.shape[3]
     dx = np.zeros_like(x)
     for i in range(ph):
         for j in range(pw):
-            _tap(dx, i, j, stride, ho, wo)[...] += np.where(arg == i * pw + j, dout, 0.0)
+            tap(dx, i, j, stride, ho, wo)[...] += np.where(arg == i * pw + j, dout, 0.0)
     return dx
 
 
 def avg_pool_forward(x, pool_height=2, pool_width=2, stride=2):
     """Mean over each (pool_height, pool_width) window of x (N, C, H, W), moved by `stride`
     (000 average pool). out (N, C, Ho, Wo); cache = (x, pool_height, pool_width, stride)."""
-    x, ph, pw, stride, ho, wo = _pool_setup("avg_pool_forward", x, pool_height, pool_width, stride)
+    x, ph, pw, stride, ho, wo = pool_setup("avg_pool_forward", x, pool_height, pool_width, stride)
     out = np.zeros((x.shape[0], x.shape[1], ho, wo))
     for i in range(ph):
         for j in range(pw):
-            out += _tap(x, i, j, stride, ho, wo)
+            out += tap(x, i, j, stride, ho, wo)
     return out / (ph * pw), (x, ph, pw, stride)
 
 
@@ -305,16 +236,33 @@ def avg_pool_backward(dout, cache):
     """000: dA_prev[window] += distribute_value(dA[h, w]) = dA[h, w] / (f * f) everywhere in
     the window  ->  for each tap (i, j): dx[tap (i, j)] += dout / (ph * pw); overlaps add."""
     x, ph, pw, stride = cache
-    dout = _f64(dout)
+    dout = f64(dout)
     n, c, h, w = x.shape
     ho, wo = (h - ph) // stride + 1, (w - pw) // stride + 1
-    _check_dout("avg_pool_backward", dout, (n, c, ho, wo))
+    check_dout("avg_pool_backward", dout, (n, c, ho, wo))
     dx = np.zeros_like(x)
     share = dout / (ph * pw)
     for i in range(ph):
         for j in range(pw):
-            _tap(dx, i, j, stride, ho, wo)[...] += share
+            tap(dx, i, j, stride, ho, wo)[...] += share
     return dx
+
+
+# --------------------------------------------------------------------------- conv - ReLU - pool
+
+def conv_relu_pool_forward(x, w, b, pad=1, pool=2):
+    """conv (stride 1, `pad`) - ReLU - `pool` x `pool` max pool of stride `pool`, the three
+    layers above chained (the twin of jaxnets' fused layer `jaxnets.ops.conv_relu_pool`)."""
+    z, conv_cache = conv_forward(x, w, b, 1, pad)
+    a, relu_cache = relu_forward(z)
+    out, pool_cache = max_pool_forward(a, pool, pool, pool)
+    return out, (conv_cache, relu_cache, pool_cache)
+
+
+def conv_relu_pool_backward(dout, cache):
+    """The three backwards in reverse; returns (dx, dw, db)."""
+    conv_cache, relu_cache, pool_cache = cache
+    return conv_backward(relu_backward(max_pool_backward(dout, pool_cache), relu_cache), conv_cache)
 
 
 # --------------------------------------------------------------------------- losses
@@ -328,7 +276,7 @@ def softmax_loss(scores, y):
     001/003 eq. (13): dZ2 = A2 - onehot(Y), and the (1/m) of eq. (15)  ->
     dscores = (softmax(scores) - onehot(y)) / N (002 `softmax_loss`).
     """
-    scores = _f64(scores)
+    scores = f64(scores)
     y = np.asarray(y)
     if scores.ndim != 2:
         raise ValueError(f"softmax_loss: scores must be (N, C), got shape {scores.shape}")
@@ -351,7 +299,7 @@ def softmax_loss(scores, y):
 
 
 def _binary_setup(name, v, y):
-    v, y = _f64(v), _f64(y)
+    v, y = f64(v), f64(y)
     if v.shape != y.shape:
         raise ValueError(f"{name}: predictions {v.shape} and targets {y.shape} differ in shape")
     if v.size == 0:
@@ -393,160 +341,5 @@ def l2_penalty(w, reg):
 
     002: grads['W'] = dW + reg * W  ->  dw = reg * w.
     """
-    w = _f64(w)
+    w = f64(w)
     return float(0.5 * reg * np.sum(w * w)), reg * w
-
-
-# --------------------------------------------------------------------------- naive loops (000)
-
-def conv_single_step(a_slice_prev, W, b):
-    """000 `conv_single_step`: Z = sum(a_slice_prev * W) + b for one window (C, HH, WW) and
-    one filter W (C, HH, WW) with scalar bias b; returns a float."""
-    a_slice_prev, W = _f64(a_slice_prev), _f64(W)
-    if a_slice_prev.shape != W.shape:
-        raise ValueError(f"conv_single_step: slice {a_slice_prev.shape} and filter {W.shape} differ in shape")
-    return float(np.sum(a_slice_prev * W) + float(np.asarray(b, dtype=np.float64).reshape(())))
-
-
-def conv_forward_naive(x, w, b, stride=1, pad=0):
-    """000 `conv_forward` as loops over examples, output rows, output columns and filters
-    (NCHW instead of the document's NHWC). Same signature, cache and result as conv_forward."""
-    x, w, b, stride, pad, n_H, n_W = _conv_setup("conv_forward_naive", x, w, b, stride, pad)
-    m, n_C = x.shape[0], w.shape[0]
-    f_h, f_w = w.shape[2], w.shape[3]
-    A_prev_pad = zero_pad(x, pad)
-    Z = np.zeros((m, n_C, n_H, n_W))
-    for i in range(m):
-        a_prev_pad = A_prev_pad[i]
-        for h in range(n_H):
-            vert_start = h * stride
-            vert_end = vert_start + f_h
-            for wo in range(n_W):
-                horiz_start = wo * stride
-                horiz_end = horiz_start + f_w
-                a_slice_prev = a_prev_pad[:, vert_start:vert_end, horiz_start:horiz_end]
-                for c in range(n_C):
-                    Z[i, c, h, wo] = conv_single_step(a_slice_prev, w[c], b[c])
-    return Z, (x, w, b, stride, pad)
-
-
-def conv_backward_naive(dout, cache):
-    """000 `conv_backward` as loops; returns (dx, dw, db) like conv_backward.
-
-    000: dA_slice += W_c * dZ[h, w, c]; dW_c += a_slice * dZ[h, w, c]; db_c += dZ[h, w, c];
-    then dA_prev[i] = dA_prev_pad[i] with the padding stripped.
-    """
-    x, w, _, stride, pad = cache
-    dZ = _f64(dout)
-    m, _, n_H_prev, n_W_prev = x.shape
-    n_C, _, f_h, f_w = w.shape
-    n_H = (n_H_prev + 2 * pad - f_h) // stride + 1
-    n_W = (n_W_prev + 2 * pad - f_w) // stride + 1
-    _check_dout("conv_backward_naive", dZ, (m, n_C, n_H, n_W))
-    A_prev_pad = zero_pad(x, pad)
-    dA_prev_pad = np.zeros_like(A_prev_pad)
-    dW = np.zeros_like(w)
-    db = np.zeros(n_C)
-    for i in range(m):
-        a_prev_pad = A_prev_pad[i]
-        da_prev_pad = dA_prev_pad[i]
-        for h in range(n_H):
-            for wo in range(n_W):
-                for c in range(n_C):
-                    vert_start = h * stride
-                    vert_end = vert_start + f_h
-                    horiz_start = wo * stride
-                    horiz_end = horiz_start + f_w
-                    a_slice = a_prev_pad[:, vert_start:vert_end, horiz_start:horiz_end]
-                    da_prev_pad[:, vert_start:vert_end, horiz_start:horiz_end] += w[c] * dZ[i, c, h, wo]
-                    dW[c] += a_slice * dZ[i, c, h, wo]
-                    db[c] += dZ[i, c, h, wo]
-    dA_prev = np.ascontiguousarray(dA_prev_pad[:, :, pad : pad + n_H_prev, pad : pad + n_W_prev])
-    return dA_prev, dW, db
-
-
-def _pool_forward_naive(name, x, pool_height, pool_width, stride, reduce):
-    x, f_h, f_w, stride, n_H, n_W = _pool_setup(name, x, pool_height, pool_width, stride)
-    m, n_C = x.shape[0], x.shape[1]
-    A = np.zeros((m, n_C, n_H, n_W))
-    for i in range(m):
-        for c in range(n_C):
-            for h in range(n_H):
-                vert_start = h * stride
-                for wo in range(n_W):
-                    horiz_start = wo * stride
-                    a_prev_slice = x[i, c, vert_start : vert_start + f_h, horiz_start : horiz_start + f_w]
-                    A[i, c, h, wo] = reduce(a_prev_slice)
-    return A, (x, f_h, f_w, stride)
-
-
-def max_pool_forward_naive(x, pool_height=2, pool_width=2, stride=2):
-    """000 `pool_forward(mode="max")` as loops; returns (out, cache) like max_pool_forward
-    (its cache holds the window argmax too, so either backward accepts either cache)."""
-    out, (x, ph, pw, stride) = _pool_forward_naive("max_pool_forward_naive", x, pool_height, pool_width, stride, np.max)
-    arg = np.zeros(out.shape, dtype=np.int64)
-    for idx in np.ndindex(*out.shape):
-        i, c, h, wo = idx
-        window = x[i, c, h * stride : h * stride + ph, wo * stride : wo * stride + pw]
-        arg[idx] = np.argmax(window)
-    return out, (x, arg, ph, pw, stride)
-
-
-def _create_mask_from_window(x):
-    """000 `create_mask_from_window`, but True only at the FIRST maximum in row-major order
-    (the document's `x == np.max(x)` marks every tied maximum)."""
-    mask = np.zeros(x.shape, dtype=bool)
-    mask[np.unravel_index(np.argmax(x), x.shape)] = True
-    return mask
-
-
-def max_pool_backward_naive(dout, cache):
-    """000 `pool_backward(mode="max")` as loops: dA_prev[window] += mask * dA[i, c, h, w] with
-    the mask of the window's first maximum; overlapping windows add up."""
-    x, arg, ph, pw, stride = cache
-    dA = _f64(dout)
-    _check_dout("max_pool_backward_naive", dA, arg.shape)
-    m, n_C, n_H, n_W = dA.shape
-    dA_prev = np.zeros_like(x)
-    for i in range(m):
-        for c in range(n_C):
-            for h in range(n_H):
-                vert_start = h * stride
-                for wo in range(n_W):
-                    horiz_start = wo * stride
-                    a_prev_slice = x[i, c, vert_start : vert_start + ph, horiz_start : horiz_start + pw]
-                    mask = _create_mask_from_window(a_prev_slice)
-                    dA_prev[i, c, vert_start : vert_start + ph, horiz_start : horiz_start + pw] += mask * dA[i, c, h, wo]
-    return dA_prev
-
-
-def avg_pool_forward_naive(x, pool_height=2, pool_width=2, stride=2):
-    """000 `pool_forward(mode="average")` as loops; returns (out, cache) like avg_pool_forward."""
-    return _pool_forward_naive("avg_pool_forward_naive", x, pool_height, pool_width, stride, np.mean)
-
-
-def _distribute_value(dz, shape):
-    """000 `distribute_value`: dz spread evenly over a window of `shape`, dz / (n_H * n_W)."""
-    n_H, n_W = shape
-    return np.ones(shape) * (dz / (n_H * n_W))
-
-
-def avg_pool_backward_naive(dout, cache):
-    """000 `pool_backward(mode="average")` as loops:
-    dA_prev[window] += distribute_value(dA[i, c, h, w], (ph, pw)); overlapping windows add up."""
-    x, ph, pw, stride = cache
-    dA = _f64(dout)
-    m, n_C, H, W = x.shape
-    n_H, n_W = (H - ph) // stride + 1, (W - pw) // stride + 1
-    _check_dout("avg_pool_backward_naive", dA, (m, n_C, n_H, n_W))
-    dA_prev = np.zeros_like(x)
-    for i in range(m):
-        for c in range(n_C):
-            for h in range(n_H):
-                vert_start = h * stride
-                for wo in range(n_W):
-                    horiz_start = wo * stride
-                    dA_prev[i, c, vert_start : vert_start + ph, horiz_start : horiz_start + pw] += _distribute_value(
-                        dA[i, c, h, wo], (ph, pw)
-                    )
-    return dA_prev

@@ -60,7 +60,7 @@ def two_layer_setup():
     import jax
 
     from jaxnets.models import two_layer_net
-    from jaxnets.train import TrainConfig
+    from jaxnets.training import TrainConfig
 
     model = two_layer_net(**TWO_LAYER)
     params = {k: np.asarray(v, np.float32) for k, v in model.init(jax.random.key(0)).items()}
@@ -70,10 +70,11 @@ def two_layer_setup():
 def cmd_devices(out_path):
     import jax
 
-    from jaxnets import parallel
+    from jaxnets import training as parallel
     from jaxnets.grads import value_and_grad
     from jaxnets.models import conv_net, two_layer_net
-    from jaxnets.train import TrainConfig, train
+    from jaxnets.training import TrainConfig, train
+    from jaxnets.training.placement import DataParallel
 
     assert jax.device_count() == 4, jax.devices()
     mesh4 = parallel.data_mesh()
@@ -118,19 +119,33 @@ def cmd_devices(out_path):
     # The compiled gradient step: each device works on 8/4 rows, an all-reduce sums.
     model, _ = models["mlp"]
     host_params = {k: np.asarray(v, np.float32) for k, v in model.init(jax.random.key(1)).items()}
-    params = parallel._replicated(host_params, mesh4)
+    place = DataParallel(mesh4)
+    params = place.replicate(host_params)
     x, y = make_data(8, (20,), 3, 3)  # 8 rows: a size the MLP (20-16-3) has nowhere else
     hlo = {}
     for mode in ("manual", "autodiff"):
-        step = jax.jit(value_and_grad(parallel._sharded_model(model, mesh4), mode))
-        text = step.lower(params, parallel._sharded_rows(x, 8, mesh4, 0),
-                          parallel._sharded_rows(y, 8, mesh4, 0)).compile().as_text()
+        step = jax.jit(value_and_grad(place.model(model), mode))
+        text = step.lower(params, *place.rows(x, y, 8, 0)).compile().as_text()
         hlo[mode] = {"all_reduce": len(re.findall(r"\ball-reduce(?:-start)?\(", text)),
                      "dot_shapes": sorted(set(re.findall(r"= (f32\[[0-9,]*\])\S* dot\(", text)))}
     report["hlo"] = hlo
 
+    # A data-parallel run interrupted at step 15 (checkpoints every 5) and resumed to 30 ends
+    # where an uninterrupted data-parallel run ends.
     model, shape = models["mlp"]
     x, y = make_data(96, shape, 3, 1)
+    params = {k: np.asarray(v, np.float32) for k, v in model.init(jax.random.key(1)).items()}
+    config = TrainConfig(learning_rate=0.3, iterations=30, batch_size=16, report_every=10, dtype="float32")
+    stem = out_path + ".checkpoint"
+    whole = parallel.train_data_parallel(model, params, (x, y), config, mesh=mesh4, progress=False)
+    parallel.train_data_parallel(model, params, (x, y), config.replace(iterations=15), mesh=mesh4,
+                                 progress=False, checkpoint_path=stem, checkpoint_every=5)
+    resumed = parallel.train_data_parallel(model, None, (x, y), config, mesh=mesh4, progress=False, resume=stem)
+    report["resume"] = {"steps": resumed.steps_done, "max_diff": max_abs_diff(resumed.params, whole.params),
+                        "max_loss_diff": float(np.max(np.abs(np.subtract(resumed.history["loss"],
+                                                                         whole.history["loss"])))),
+                        "report_steps": resumed.history["report_step"]}
+
     params = model.init(jax.random.key(1))
     for label, data, config in [
         ("batch", (x, y), TrainConfig(learning_rate=0.1, iterations=2, batch_size=10)),
@@ -147,7 +162,7 @@ def cmd_devices(out_path):
 
 
 def cmd_reference(data_dir, out_path):
-    from jaxnets.train import train
+    from jaxnets.training import train
 
     model, params, config = two_layer_setup()
     result = train(model, params, load_dataset(data_dir), config, progress=False)
@@ -156,7 +171,7 @@ def cmd_reference(data_dir, out_path):
 
 
 def cmd_worker(data_dir, out_path, flags):
-    from jaxnets import parallel
+    from jaxnets import training as parallel
 
     settings = {"coordinator": None, "num_processes": None, "process_id": None}
     bad_lr = "--bad-lr" in flags
@@ -187,7 +202,7 @@ def cmd_worker(data_dir, out_path, flags):
 
 
 def cmd_connect(address, process_id, num_processes, timeout_s):
-    from jaxnets import parallel
+    from jaxnets import training as parallel
 
     t0 = time.perf_counter()
     try:

@@ -15,8 +15,8 @@ import types
 import numpy as np
 import pytest
 
-from jaxnets.data import (DataError, DataUnavailableError, Dataset, add_channel, check_arrays,
-                          flatten, head_split, load_dataset, normalize_features, read_idx,
+from jaxnets.data import (DataError, DataUnavailableError, Dataset, PixelTransform, add_channel, check_arrays,
+                          fit_pixel_transform, flatten, head_split, load_dataset, normalize_features, read_idx,
                           read_idx_images, read_idx_labels, read_idx_pair, read_kaggle_csv,
                           read_occupancy, scale_pixels, shared_data_dir, shuffle_split,
                           subtract_mean_image, subtract_mean_image_uint8, write_idx)
@@ -529,7 +529,7 @@ GOOD_X, GOOD_Y = np.zeros((4, 784), np.float32), np.array([0, 1, 2, 9])
 def test_check_arrays_accepts_good_inputs():
     check_arrays(GOOD_X, GOOD_Y, feature_shape=(784,), num_classes=10)
     check_arrays(np.zeros((3, 5)), np.array([0.0, 1.0, 1.0]), binary=True)
-    check_arrays(np.zeros((3, 1, 28, 28), np.float32), np.array([[0], [1], [0]]), binary=True)
+    check_arrays(np.zeros((3, 1, 28, 28), np.float32), np.array([0, 1, 0]), binary=True)
 
 
 def test_check_arrays_accepts_jax_arrays():
@@ -552,9 +552,30 @@ def test_check_arrays_accepts_jax_arrays():
     (GOOD_X, GOOD_Y.reshape(2, 2), {}, r"shape \(N,\)"),
     (GOOD_X, GOOD_Y.astype(np.float32), {}, r"dtype float32; expected integers"),
     (GOOD_X, np.array([0, 1, 2, 0]), {"binary": True}, r"0 or 1; y\[2\] = 2"),
+    (GOOD_X, np.array([[0], [1], [1], [0]]), {"binary": True}, r"shape \(N,\) = \(4,\), got \(4, 1\)"),
+    (GOOD_X, np.array([0.0, np.nan, 1.0, 0.0]), {"binary": True}, r"NaN/inf \(first at index 1\)"),
 ], ids=["ndim", "feature-shape", "dtype", "nan", "inf", "label-high", "label-negative",
-        "n-mismatch", "empty", "y-ndim", "y-dtype", "binary-labels"])
+        "n-mismatch", "empty", "y-ndim", "y-dtype", "binary-labels", "binary-column", "binary-nan"])
 def test_check_arrays_rejects(x, y, kw, pattern):
     with pytest.raises(ValueError, match=pattern) as info:
         check_arrays(x, y, name="train", **kw)
     assert str(info.value).startswith("train: ")
+
+
+# --------------------------------------------------------------------------- pixel transform
+
+def test_pixel_transforms_match_the_documents_preprocessing():
+    imgs = np.arange(2 * 28 * 28, dtype=np.int64).reshape(2, 28, 28) % 256
+    imgs = imgs.astype(np.uint8)
+    scaled = fit_pixel_transform("scaled", imgs)(imgs)
+    np.testing.assert_allclose(scaled, imgs.reshape(2, 784) / 255.0, rtol=1e-6)
+    centred = fit_pixel_transform("mean_subtracted", imgs)(imgs)
+    np.testing.assert_allclose(centred, (imgs - imgs.mean(axis=0)).reshape(2, 784), atol=1e-4)
+    assert centred.min() < 0  # in float: no uint8 wrap-around (002's erratum)
+    conv = fit_pixel_transform("conv", imgs)(imgs)
+    assert conv.shape == (2, 1, 28, 28) and abs(conv.mean()) < 1e-5
+    with pytest.raises(ValueError, match=r"\(N, 28, 28\)"):
+        fit_pixel_transform("scaled", imgs)(imgs.reshape(2, 784))
+    t = fit_pixel_transform("mean_subtracted", imgs)
+    again = PixelTransform.from_arrays(t.to_arrays())  # what a run's preprocess.npz holds
+    np.testing.assert_array_equal(again(imgs), centred)

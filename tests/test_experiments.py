@@ -7,8 +7,7 @@ import pytest
 from matplotlib import image as mpimg
 from PIL import Image
 
-from experiments import digits, image_data, predict, reproduce, runs, two_layer
-from jaxnets import cli
+from experiments import cli, digits, image_data, predict, reproduce, runs, two_layer
 from jaxnets.data import DataError, load_sample, write_idx
 
 
@@ -100,20 +99,6 @@ def test_predict_reads_png_images_and_refuses_to_resample(digits_run, tmp_path):
         predict.read_inputs(tmp_path / "notes.txt")
 
 
-def test_transforms_match_the_documents_preprocessing():
-    imgs = np.arange(2 * 28 * 28, dtype=np.int64).reshape(2, 28, 28) % 256
-    imgs = imgs.astype(np.uint8)
-    scaled = image_data.apply_transform(image_data.fit_transform("scaled", imgs), imgs)
-    np.testing.assert_allclose(scaled, imgs.reshape(2, 784) / 255.0, rtol=1e-6)
-    centred = image_data.apply_transform(image_data.fit_transform("mean_subtracted", imgs), imgs)
-    np.testing.assert_allclose(centred, (imgs - imgs.mean(axis=0)).reshape(2, 784), atol=1e-4)
-    assert centred.min() < 0  # in float: no uint8 wrap-around (002's erratum)
-    conv = image_data.apply_transform(image_data.fit_transform("conv", imgs), imgs)
-    assert conv.shape == (2, 1, 28, 28) and abs(conv.mean()) < 1e-5
-    with pytest.raises(ValueError, match=r"\(N, 28, 28\)"):
-        image_data.apply_transform(image_data.fit_transform("scaled", imgs), imgs.reshape(2, 784))
-
-
 def test_overfit_run_limits_the_training_rows(tiny_idx, tmp_path):
     metrics = two_layer.main(["--run", "overfit", "--data", f"idx:{tiny_idx}", "--n-train", "100",
                               "--iterations", "5", "--out", str(tmp_path), "--no-progress"], log=lambda *a: None)
@@ -133,6 +118,39 @@ def test_cli_reports_bad_input_in_one_line_with_status_2(tmp_path, capsys):
         cli.main(["train", "nonsense"])
     assert e.value.code == 2
     assert cli.main([]) == 2 and cli.main(["--help"]) == 0
+
+
+@pytest.mark.parametrize("experiment, own, choice", [
+    ("occupancy", ["--train-norms"], []),
+    ("digits", ["--document"], ["--document", "003"]),
+    ("two_layer", ["--run", "--hidden", "--reg", "--n-train"], ["--run", "overfit"]),
+    ("convnet", ["--filters"], []),
+    ("filters", [], []),
+])
+def test_every_experiments_help_lists_all_its_options(experiment, own, choice, capsys):
+    """`jaxnets train X --help` (also after a preselecting option) prints the whole parser."""
+    common = [] if experiment == "filters" else [
+        "--data", "--mode", "--learning-rate", "--iterations", "--batch-size", "--decay", "--report-every",
+        "--seed", "--compare-modes", "--no-progress", "--checkpoint-every", "--resume", "--data-parallel",
+        "--coordinator", "--num-processes", "--process-id", "--distributed-timeout", "--tag", "--target"]
+    for argv in (["train", experiment, "--help"], ["train", experiment, *choice, "--help"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 0
+        text = capsys.readouterr().out
+        assert text.startswith(f"usage: jaxnets train {experiment}")
+        missing = [opt for opt in ["--out", *common, *own] if opt not in text]
+        assert not missing, f"{' '.join(argv)} does not list {missing}"
+
+
+def test_help_defaults_follow_the_chosen_document(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "digits", "--document", "003", "--help"])
+    assert "default 1000" in capsys.readouterr().out  # 003 runs 1000 iterations, 001 500
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "digits", "--document"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.startswith("usage: jaxnets train digits")
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(tiny_idx, tmp_path):

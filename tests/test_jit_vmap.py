@@ -6,7 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.equivalence import (
+from jaxnets.grads import value_and_grad
+from jaxnets.models import MODELS
+from jaxnets.verify import (
     JAX_MODES,
     OP_NAMES,
     OPS,
@@ -18,8 +20,6 @@ from experiments.equivalence import (
     make_op_case,
     op_gradient_fn,
 )
-from jaxnets.grads import value_and_grad
-from jaxnets.models import MODELS
 from reference_numpy import models as npm
 
 MODEL_NAMES = list(MODELS)

@@ -1,16 +1,18 @@
-"""Every model's gradient five ways: the three jaxnets.grads modes, the NumPy model's
-loss_and_grads and finite differences of the NumPy loss (kink-free cases of the small,
-random-parameter variants), at the documents' sizes too; float32 with its own bound."""
+"""Every model's gradient five ways: the jaxnets.grads modes (manual, autodiff, custom_vjp, and
+fast where the model has a fast layout), the NumPy model's loss_and_grads and finite
+differences of the NumPy loss (kink-free cases of the small, random-parameter variants), at the
+documents' sizes too; float32 with its own bound."""
 import numpy as np
 import pytest
 
-from experiments.equivalence import (
+from jaxnets.verify import (
     MODEL_VARIANTS,
     compare_model,
     kink_distance,
     make_model_case,
 )
 from jaxnets.grads import MODES
+from jaxnets.models import MODELS
 
 SEEDS = (0, 1, 2)
 VARIANTS = [(name, variant) for name in MODEL_VARIANTS for variant in MODEL_VARIANTS[name]]
@@ -50,7 +52,7 @@ def test_model_gradients_agree_float32(model):
 @pytest.mark.parametrize("name", ["digits", "two_layer", "conv"])
 def test_stress_cases_put_relu_inputs_exactly_on_the_kink(name):
     case = make_model_case(name, "small" if name != "conv" else "strided", 0, stress=True)
-    assert kink_distance(name, case.config, case.params, case.x) == 0.0
+    assert kink_distance(MODELS[name](**case.config), case.params, case.x) == 0.0
     assert not case.fd
 
 

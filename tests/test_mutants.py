@@ -2,7 +2,7 @@
 is flagged by the same checker the equivalence tests use, and the correct functions pass it."""
 import pytest
 
-from experiments import mutants as M
+from jaxnets.verify import mutants as M
 
 
 @pytest.mark.parametrize("op", sorted({m.op for m in M.MUTANTS}))

@@ -2,7 +2,7 @@
 on hypothesis-drawn geometries, seeds and stress inputs (kinks and ties on purpose).
 
 Each hypothesis example picks a geometry from the op's pool (edge cases + seeded draws, see
-experiments.equivalence), a seed and a stress flag; one XLA compilation per pool geometry.
+jaxnets.verify), a seed and a stress flag; one XLA compilation per pool geometry.
 JAXNETS_OP_EXAMPLES sets the examples per op (default 200).
 """
 import os
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from experiments.equivalence import (
+from jaxnets.verify import (
     ANALYTIC,
     KINK_MARGIN,
     OP_NAMES,

@@ -1,4 +1,4 @@
-"""Data-parallel training (jaxnets.parallel): 4 CPU devices give the parameters of one device,
+"""Data-parallel training (jaxnets.training with a mesh): 4 CPU devices give the parameters of one device,
 two jax.distributed processes on 127.0.0.1 give those of a single process, and bad process
 settings fail with clear errors in bounded time.
 
@@ -19,9 +19,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxnets import checkpoint as ckpt
-from jaxnets import parallel
-from jaxnets.train import train
+from jaxnets import training as parallel
+from jaxnets.training import checkpoint as ckpt
+from jaxnets.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).with_name("_parallel_worker.py")
@@ -153,7 +153,7 @@ def test_one_device_mesh_is_train(tmp_path):
         saved = ckpt.load_checkpoint(tmp_path / "ck")
         assert saved.step == dp.steps_done and worker.max_abs_diff(saved.params, dp.params) == 0.0
     assert single.diverged is not None and 2 <= single.steps_done < 50  # the lr 1e3 run did diverge
-    with pytest.raises(ValueError, match="do not fit model"):
+    with pytest.raises(ValueError, match=r"train: x has feature shape \(5,\), expected \(12,\)"):
         parallel.train_data_parallel(model, params, (x[:, :5], y), config, mesh=mesh, progress=False)
     with pytest.raises(ValueError, match="single axis 'data'"):
         parallel.train_data_parallel(model, params, (x, y), config, progress=False,
@@ -177,6 +177,7 @@ def test_four_devices_end_with_the_parameters_of_one(tmp_path):
               f"max |dparam| 4-dev {run['max_diff_4dev_vs_train']:.3g}, "
               f"1-dev mesh {run['max_diff_1dev_mesh_vs_train']}, max |dloss| {run['max_loss_diff']:.3g}")
     print(f"  sharded gradient step HLO: {report['hlo']}")
+    print(f"  resumed from a data-parallel checkpoint vs uninterrupted: {report['resume']}")
 
     combos = {(r["model"], r["mode"]) for r in report["runs"]}
     assert {("mlp", "manual"), ("mlp", "autodiff"), ("conv", "manual"), ("conv", "autodiff")} <= combos
@@ -197,6 +198,9 @@ def test_four_devices_end_with_the_parameters_of_one(tmp_path):
         assert hlo["all_reduce"] >= 1, mode
         assert {"f32[2,16]", "f32[2,3]"} <= set(hlo["dot_shapes"]), (mode, hlo)
         assert not any("8" in s.strip("f32[]").split(",") for s in hlo["dot_shapes"]), (mode, hlo)
+    resume = report["resume"]  # checkpoint at 15, resumed to 30, vs an uninterrupted run
+    assert resume["steps"] == 30 and resume["report_steps"] == [0, 10, 15, 20, 30], resume  # 15: the first run's end
+    assert resume["max_diff"] <= PARAM_TOL and resume["max_loss_diff"] <= PARAM_TOL, resume
     errors = report["errors"]
     assert "global batch_size 10 does not divide across 4 devices" in errors["batch"]
     assert "global batch (full batch: all 94 training rows) does not divide across 4 devices" in errors["full_batch"]

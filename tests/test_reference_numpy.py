@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from reference_numpy import layers as L
+from reference_numpy import naive as N
 from reference_numpy import models as M
-from reference_numpy.gradcheck import (
+from reference_numpy.numerical import (
     max_rel_error,
     numerical_gradient,
     numerical_gradient_array,
@@ -39,7 +40,7 @@ def assert_same(name, a, b, tol=NAIVE_TOL):
     assert err <= tol * scale, f"{name}: max abs difference {err:.3g}"
 
 
-# ------------------------------------------------------------------------ gradcheck helpers
+# ------------------------------------------------------------------------ numerical helpers
 
 def test_rel_error_is_cs231n_formula():
     a = np.array([1.0, 2.0, 0.0])
@@ -196,13 +197,13 @@ def test_conv_naive_and_vectorised_agree(xs, ws, stride, pad):
     r = rng(7)
     x, w, b = r.standard_normal(xs), r.standard_normal(ws), r.standard_normal(ws[0])
     out, cache = L.conv_forward(x, w, b, stride, pad)
-    out_n, cache_n = L.conv_forward_naive(x, w, b, stride, pad)
+    out_n, cache_n = N.conv_forward_naive(x, w, b, stride, pad)
     ho = (xs[2] + 2 * pad - ws[2]) // stride + 1
     wo = (xs[3] + 2 * pad - ws[3]) // stride + 1
     assert out.shape == (xs[0], ws[0], ho, wo)
     assert_same("conv out", out, out_n)
     dout = r.standard_normal(out.shape)
-    for name, g, g_n in zip(("dx", "dw", "db"), L.conv_backward(dout, cache), L.conv_backward_naive(dout, cache_n)):
+    for name, g, g_n in zip(("dx", "dw", "db"), L.conv_backward(dout, cache), N.conv_backward_naive(dout, cache_n)):
         assert_same(f"conv {name}", g, g_n)
 
 
@@ -240,12 +241,12 @@ def test_zero_pad_and_conv_single_step():
     np.testing.assert_array_equal(xp[:, :, 2:-2, 2:-2], x)
     assert np.all(xp[:, :, :2] == 0) and np.all(xp[:, :, :, -2:] == 0)
     a, w = x[0, :, :3, :3], x[1, :, :3, :3]
-    assert L.conv_single_step(a, w, 0.5) == pytest.approx(np.sum(a * w) + 0.5)
+    assert N.conv_single_step(a, w, 0.5) == pytest.approx(np.sum(a * w) + 0.5)
 
 
 def test_conv_rejects_bad_input():
     x, w, b = np.zeros((1, 3, 5, 5)), np.zeros((2, 2, 3, 3)), np.zeros(2)
-    for fwd in (L.conv_forward, L.conv_forward_naive):
+    for fwd in (L.conv_forward, N.conv_forward_naive):
         with pytest.raises(ValueError, match="channel"):
             fwd(x, w, b)
         with pytest.raises(ValueError, match="stride"):
@@ -272,7 +273,7 @@ POOL_CASES = [
 @pytest.mark.parametrize("xs, ph, pw, stride", POOL_CASES)
 def test_pool_naive_and_vectorised_agree(kind, xs, ph, pw, stride):
     fwd, bwd = getattr(L, f"{kind}_pool_forward"), getattr(L, f"{kind}_pool_backward")
-    fwd_n, bwd_n = getattr(L, f"{kind}_pool_forward_naive"), getattr(L, f"{kind}_pool_backward_naive")
+    fwd_n, bwd_n = getattr(N, f"{kind}_pool_forward_naive"), getattr(N, f"{kind}_pool_backward_naive")
     r = rng(11)
     x = r.standard_normal(xs)
     if kind == "max":
@@ -298,8 +299,8 @@ def test_pool_backward_matches_numerical(kind, xs, ph, pw, stride):
 
 @pytest.mark.parametrize("naive", [False, True])
 def test_max_pool_ties_go_to_first_maximum_and_overlaps_add(naive):
-    fwd = L.max_pool_forward_naive if naive else L.max_pool_forward
-    bwd = L.max_pool_backward_naive if naive else L.max_pool_backward
+    fwd = N.max_pool_forward_naive if naive else L.max_pool_forward
+    bwd = N.max_pool_backward_naive if naive else L.max_pool_backward
     x = np.ones((1, 1, 3, 3))
     out, cache = fwd(x, 2, 2, 1)
     np.testing.assert_array_equal(out, np.ones((1, 1, 2, 2)))
@@ -320,7 +321,7 @@ def test_max_pool_after_relu_dead_window_sends_gradient_to_first_zero():
 
 def test_pool_rejects_bad_input():
     x = np.zeros((1, 1, 3, 3))
-    for fwd in (L.max_pool_forward, L.avg_pool_forward, L.max_pool_forward_naive, L.avg_pool_forward_naive):
+    for fwd in (L.max_pool_forward, L.avg_pool_forward, N.max_pool_forward_naive, N.avg_pool_forward_naive):
         with pytest.raises(ValueError, match="larger"):
             fwd(x, 4, 2, 1)
         with pytest.raises(ValueError, match="stride"):

@@ -10,10 +10,10 @@ import numpy as np
 import optax
 import pytest
 
-from jaxnets import checkpoint as ckpt
 from jaxnets.grads import MODES
 from jaxnets.models import Model, occupancy_net, two_layer_net
-from jaxnets.train import (
+from jaxnets.training import checkpoint as ckpt
+from jaxnets.training import (
     TrainConfig,
     accuracy,
     iterations_per_epoch,
@@ -234,6 +234,7 @@ BARRIER = Model(
     scores=_barrier_scores, loss=_barrier_loss,
     loss_and_grads=jax.value_and_grad(_barrier_loss),
     predict=lambda params, x: jnp.argmax(_barrier_scores(params, x), axis=1),
+    input_shape=(20,), num_classes=2,
 )
 
 
@@ -322,8 +323,8 @@ def test_progress_bar_goes_to_stderr(capsys):
     (lambda d: (d[0], d[1] + 3, *d[2:]), "labels"),
     (lambda d: (d[0], d[1].astype(np.float32), *d[2:]), "integer"),
     (lambda d: ((d[0] * 255).astype(np.uint8), *d[1:]), "floating"),
-    (lambda d: (d[0][:, :10], d[1]), "do not fit"),
-    (lambda d: (d[0], d[1], d[2][:, :5], d[3]), "rows have shape"),
+    (lambda d: (d[0][:, :10], d[1]), r"train: x has feature shape \(10,\), expected \(20,\)"),
+    (lambda d: (d[0], d[1], d[2][:, :5], d[3]), r"validation: x has feature shape \(5,\), expected \(20,\)"),
     (lambda d: d[:3], "data must be"),
 ])
 def test_bad_input_raises_value_error(bad, message):
@@ -346,7 +347,7 @@ def test_binary_model_needs_zero_one_targets():
     model = occupancy_net(hidden=3)
     params = model.init(jax.random.key(0))
     x = np.abs(DATA[0][:, :5])
-    with pytest.raises(ValueError, match="0/1"):
+    with pytest.raises(ValueError, match="0 or 1"):
         train(model, params, (x, np.full(96, 2.0, np.float32)), TrainConfig(**FULL), progress=False)
     with pytest.raises(ValueError, match="NaN"):
         train(model, params, (x, np.where(np.arange(96) == 5, np.nan, 1.0).astype(np.float32)),
@@ -355,7 +356,7 @@ def test_binary_model_needs_zero_one_targets():
 
 @pytest.mark.parametrize("name, batch_size", [("digits", None), ("conv", 8)])
 def test_fast_mode_trains_like_manual(name, batch_size):
-    """mode="fast" (jaxnets.fused's layouts of the hand-written gradient) takes the same steps
+    """mode="fast" (Model.fast_gradient: the hand-written gradient in its fast layout) takes the same steps
     as "manual" up to float rounding: one-pass full-batch MLP, fused conv-ReLU-pool ConvNet."""
     from jaxnets.models import conv_net, digits_mlp
 

@@ -1,8 +1,9 @@
-"""`check_arrays`: the last check on arrays before they go into a model.
+"""`check_arrays`: the one check on arrays before they go into a model.
 
-Training code calls it so that wrong shapes, NaN/inf, out-of-range labels and mismatched
-lengths fail with one clear `ValueError` (a `DataError`) naming the problem, instead of a
-broadcasting error or a silent NaN loss deep inside JAX.
+Training (`jaxnets.training`) calls it for every set it is given, so wrong shapes, NaN/inf,
+out-of-range labels and mismatched lengths fail with one clear `ValueError` (a `DataError`)
+naming the set and the problem, instead of a broadcasting error or a silent NaN loss deep
+inside JAX.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ def check_arrays(x, y, *, feature_shape=None, num_classes=None, binary=False, na
     """Validate model inputs `x` (N, *feature_shape) float and labels `y`.
 
     - `x`: at least 2-D, real floating dtype, all finite; `x.shape[1:] == feature_shape` if given.
-    - `y`: (N,) integer labels in 0..num_classes-1 (if given); with `binary=True`, (N,) or
-      (N, 1) of 0/1 values in any real dtype.
+    - `y`: (N,) integer labels in 0..num_classes-1 (if given); with `binary=True`, (N,) 0/1
+      values in any real dtype.
     - same N in both, N > 0.
-    Works on NumPy and JAX arrays (JAX arrays are copied to the host once). Raises `DataError`.
+    Works on NumPy and JAX arrays (JAX arrays are copied to the host once). Raises `DataError`
+    whose message starts with `name`.
     """
     try:
         xa, ya = np.asarray(x), np.asarray(y)
@@ -39,17 +41,16 @@ def check_arrays(x, y, *, feature_shape=None, num_classes=None, binary=False, na
     if not np.isfinite(xa).all():
         bad = np.argwhere(~np.isfinite(xa))
         raise DataError(f"{name}: x contains NaN/inf ({len(bad)} values, first at index {tuple(int(i) for i in bad[0])})")
-    if binary:
-        if not (ya.ndim == 1 or (ya.ndim == 2 and ya.shape[1] == 1)):
-            raise DataError(f"{name}: binary labels y must have shape (N,) or (N, 1), got {ya.shape}")
-    elif ya.ndim != 1:
-        raise DataError(f"{name}: labels y must have shape (N,), got {ya.shape}")
+    if ya.ndim != 1:
+        raise DataError(f"{name}: labels y must have shape (N,) = ({n},), got {ya.shape}")
     if ya.shape[0] != n:
-        raise DataError(f"{name}: x has {n} samples but y has {ya.shape[0]} labels")
+        raise DataError(f"{name}: x has {n} samples but y has {ya.shape[0]} labels (y shape {ya.shape}, expected ({n},))")
     if not (np.issubdtype(ya.dtype, np.integer) or (binary and np.issubdtype(ya.dtype, np.floating))
             or ya.dtype == np.bool_):
         raise DataError(f"{name}: labels y have dtype {ya.dtype}; expected integers"
                         + (" or 0/1 floats" if binary else ""))
+    if np.issubdtype(ya.dtype, np.floating) and not np.isfinite(ya).all():
+        raise DataError(f"{name}: labels y contain NaN/inf (first at index {int(np.flatnonzero(~np.isfinite(ya))[0])})")
     if binary:
         bad = np.flatnonzero(~np.isin(ya.ravel(), (0, 1)))
         if bad.size:

@@ -1,5 +1,5 @@
-"""The `Model` record every network is described by."""
-from typing import Callable, NamedTuple
+"""The `Model` record every network is described by, and the helpers the models share."""
+from typing import Callable, NamedTuple, Optional
 
 import jax.numpy as jnp
 
@@ -7,13 +7,23 @@ from jaxnets.ops import l2_penalty
 
 
 class Model(NamedTuple):
-    """A network as plain functions over a params dict (a pytree).
+    """A network as plain functions over a params dict (a pytree), plus the facts callers
+    need about it, so that nothing outside `jaxnets.models` switches on a model's name.
 
     init(key) -> params
-    scores(params, x, layers=AUTODIFF) -> logits ((N, C); the binary net gives (N,))
+    scores(params, x, layers=AUTODIFF) -> logits ((N, C); a binary model gives (N,))
     loss(params, x, y, layers=AUTODIFF) -> scalar mean loss (+ L2 penalty when reg > 0)
     loss_and_grads(params, x, y) -> (loss, grads): the MANUAL mode, backward pairs in reverse
     predict(params, x) -> (N,) integer labels
+    input_shape: the shape of one example (x is (N, *input_shape))
+    num_classes: labels are integers 0..num_classes-1 (a binary model: 2)
+    binary: one logit per example, targets are 0/1 floats (y is (N,) either way)
+    conv_filters: the parameter holding the first convolution's filters (F, C, HH, WW), for
+        pictures of them; None for models without one
+    fast_gradient: `fast_gradient(decode)` -> `(params, x, y) -> (loss, grads)` equal to
+        `loss_and_grads(params, decode(x), y)` up to float rounding, the same hand-written
+        gradient laid out for speed (decode None: x is used as given); None when the model
+        has no faster layout than `loss_and_grads`
     """
 
     name: str
@@ -23,6 +33,38 @@ class Model(NamedTuple):
     loss: Callable
     loss_and_grads: Callable
     predict: Callable
+    input_shape: tuple
+    num_classes: int
+    binary: bool = False
+    conv_filters: Optional[str] = None
+    fast_gradient: Optional[Callable] = None
+
+
+#: name -> factory of every model (`register_model`); the name is also the Model's `name`.
+MODELS = {}
+
+
+def register_model(name):
+    """Decorator: list the factory under `name` in MODELS (how checkpoints, `predict` and the
+    verification suite find a model from its stored name and config)."""
+
+    def register(factory):
+        if name in MODELS:
+            raise RuntimeError(f"model {name!r} is registered twice")
+        MODELS[name] = factory
+        return factory
+
+    return register
+
+
+def build_model(name, config):
+    """The model `name` of MODELS from a stored (JSON) config, e.g. a run's or a checkpoint's."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    config = dict(config)
+    if "input_shape" in config:  # JSON stores the tuple as a list
+        config["input_shape"] = tuple(config["input_shape"])
+    return MODELS[name](**config)
 
 
 def argmax_predict(scores_fn):
@@ -45,3 +87,9 @@ def add_l2_penalty(value, grads, params, reg, names=("W1", "W2")):
         q, dq = l2_penalty(params[name], reg)
         value, grads[name] = value + q, grads[name] + dq
     return value, grads
+
+
+def decoded(decode, x, dtype):
+    """`decode(x)` (stored inputs, e.g. uint8 pixels, to model inputs), or x cast to `dtype`
+    when there is nothing to decode."""
+    return decode(x) if decode is not None else x.astype(dtype)

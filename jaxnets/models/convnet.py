@@ -1,19 +1,25 @@
 """The ConvNet built from document 000's blocks: conv - ReLU - max pool - affine - softmax.
 
 x (N, C, H, W), y (N,) ints; W1 (F, C, k, k), b1 (F,), W2 (F*Hp*Wp, classes), b2 (classes,).
+
+With conv stride 1 its fast gradient (`fused_gradient`) runs conv - ReLU - pool as the one
+layer `jaxnets.ops.conv_relu_pool`, whose output is already examples-last for the affine layer.
 """
 import math
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from jaxnets.models.base import Model, add_l2_penalty, argmax_predict
+from jaxnets.models.base import Model, add_l2_penalty, argmax_predict, decoded, register_model
 from jaxnets.ops import (
     AUTODIFF,
     affine_backward,
     affine_forward,
     conv_backward,
     conv_forward,
+    conv_relu_pool_backward_examples_last,
+    conv_relu_pool_forward_examples_last,
     max_pool_backward,
     max_pool_forward,
     relu_backward,
@@ -22,6 +28,35 @@ from jaxnets.ops import (
 )
 
 
+def fused_gradient(pad, pool, reg):
+    """`fast_gradient` of a stride-1 ConvNet: `decode -> (params, x, y) -> (loss, grads)`.
+
+    x: (N, C, H, W) stored inputs, y: (N,) int labels. The pooled activations stay
+    examples-last, P (F*Hp*Wp, N), so the affine layer is 002's affine pair transposed:
+    scores = P^T W2 + b2, dW2 = P dscores, dP = W2 dscores^T.
+    """
+
+    def make(decode=None):
+        def value_and_grad_fn(params, x, y):
+            x = decoded(decode, x, params["W1"].dtype)
+            p1, c1 = conv_relu_pool_forward_examples_last(x, params["W1"], params["b1"], pad, pool)
+            if params["W2"].shape[0] != p1.shape[0]:
+                raise ValueError(f"conv_net fast gradient: W2 has {params['W2'].shape[0]} rows, the "
+                                 f"pooled activations have {p1.shape[0]} features")
+            scores = lax.dot_general(p1, params["W2"], (((0,), (0,)), ((), ()))) + params["b2"]
+            loss, dscores = softmax_loss(scores, y)
+            dW2 = p1 @ dscores
+            db2 = jnp.sum(dscores, axis=0)
+            dp1 = params["W2"] @ dscores.T
+            _, dW1, db1 = conv_relu_pool_backward_examples_last(dp1, c1)
+            return add_l2_penalty(loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, params, reg)
+
+        return value_and_grad_fn
+
+    return make
+
+
+@register_model("conv")
 def conv_net(input_shape=(1, 28, 28), num_filters=8, filter_size=3, stride=1, pad=1, pool=2,
              num_classes=10, weight_scale=None, reg=0.0):
     """Sizes are configurable; the pool is pool x pool with stride pool.
@@ -77,4 +112,6 @@ def conv_net(input_shape=(1, 28, 28), num_filters=8, filter_size=3, stride=1, pa
         _, dW1, db1 = conv_backward(dz1, c1)
         return add_l2_penalty(value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, params, reg)
 
-    return Model("conv", config, init, scores, loss, loss_and_grads, argmax_predict(scores))
+    return Model("conv", config, init, scores, loss, loss_and_grads, argmax_predict(scores),
+                 input_shape=tuple(input_shape), num_classes=num_classes, conv_filters="W1",
+                 fast_gradient=fused_gradient(pad, pool, reg) if stride == 1 else None)

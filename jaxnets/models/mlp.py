@@ -2,11 +2,18 @@
 
 Both are affine - ReLU - affine - softmax; they differ in initialisation and L2 penalty.
 x (N, D) (or (N, d1, ...), flattened), y (N,) ints; W1 (D, H), b1 (H,), W2 (H, C), b2 (C,).
+
+Their fast gradient (`one_pass_gradient`) reads X once: the rows are visited in chunks, and
+each chunk runs forward and backward while it is in cache and adds its share to dW, so one
+full-batch iteration streams X from memory once instead of twice (forward, then
+dW1 = X^T dZ1). dW1 is accumulated as (H, D) = dZ1^T X, the product layout XLA:CPU computes
+~2x faster for a narrow hidden layer. Stored pixels (e.g. uint8) are decoded chunk by chunk.
 """
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-from jaxnets.models.base import Model, add_l2_penalty, argmax_predict
+from jaxnets.models.base import Model, add_l2_penalty, argmax_predict, decoded, register_model
 from jaxnets.ops import (
     AUTODIFF,
     affine_backward,
@@ -17,7 +24,69 @@ from jaxnets.ops import (
 )
 
 
-def _mlp(name, config, init, reg):
+#: rows per chunk of the one-pass gradient on CPU (measured best of 500-13667 for m = 41000,
+#: 784 pixels): the decoded chunk (~6 MB) stays in L3 between its forward and its dW product.
+CPU_CHUNK = 2048
+
+
+def _add(a, b):
+    return jax.tree.map(jnp.add, a, b)
+
+
+def one_pass_gradient(reg, chunk=None):
+    """`fast_gradient` of the two-layer MLPs: `decode -> (params, x, y) -> (loss, grads)`.
+
+    x: (N, D) stored inputs, decoded chunk by chunk; y: (N,) int labels. chunk: rows per
+    chunk; None = CPU_CHUNK on CPU and all rows at once elsewhere (GPUs and TPUs stream X
+    fast enough that chunking only adds loop steps). The last chunk may be shorter.
+    Per chunk of n_c rows, the mean loss and its gradient are weighted by n_c / N, so the sum
+    over chunks is 001's (1/m) sum over all m rows.
+    """
+
+    def make(decode=None):
+        def chunk_terms(params, xc, yc, n_total):
+            xc = decoded(decode, xc.reshape(xc.shape[0], -1), params["W1"].dtype)
+            weight = xc.shape[0] / n_total
+            z1, c1 = affine_forward(xc, params["W1"], params["b1"])
+            a1, c2 = relu_forward(z1)
+            z2, c3 = affine_forward(a1, params["W2"], params["b2"])
+            loss, dz2 = softmax_loss(z2, yc)
+            da1, dW2, db2 = affine_backward(dz2 * weight, c3)
+            dz1 = relu_backward(da1, c2)
+            # 001: dW1 = (1/m) dZ1 X^T, here (H, D) per chunk (the 1/m is in dz2); transposed
+            # once at the end. b1 as in affine_backward: summed over rows only.
+            dW1_t = lax.dot_general(dz1, xc, (((0,), (0,)), ((), ())))
+            return loss * weight, (dW1_t, jnp.sum(dz1, axis=0), dW2, db2)
+
+        def value_and_grad_fn(params, x, y):
+            n = x.shape[0]
+            if y.shape != (n,):
+                raise ValueError(f"one-pass MLP gradient: y must have shape ({n},), got {y.shape}")
+            size = chunk if chunk is not None else (CPU_CHUNK if jax.default_backend() == "cpu" else n)
+            size = max(1, min(int(size), n))
+            n_full = n // size
+            total = jax.eval_shape(lambda: chunk_terms(params, x[:size], y[:size], n))
+            total = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), total)
+            if n_full == 1:
+                total = chunk_terms(params, x[:size], y[:size], n)
+            elif n_full > 1:
+                def body(i, acc):
+                    xc = lax.dynamic_slice_in_dim(x, i * size, size)
+                    yc = lax.dynamic_slice_in_dim(y, i * size, size)
+                    return _add(acc, chunk_terms(params, xc, yc, n))
+
+                total = lax.fori_loop(0, n_full, body, total)
+            if n_full * size < n:
+                total = _add(total, chunk_terms(params, x[n_full * size:], y[n_full * size:], n))
+            loss, (dW1_t, db1, dW2, db2) = total
+            return add_l2_penalty(loss, {"W1": dW1_t.T, "b1": db1, "W2": dW2, "b2": db2}, params, reg)
+
+        return value_and_grad_fn
+
+    return make
+
+
+def _mlp(name, config, init, reg, input_size, num_classes):
     def scores(params, x, layers=AUTODIFF):
         hidden = layers.relu(layers.affine(x, params["W1"], params["b1"]))
         return layers.affine(hidden, params["W2"], params["b2"])
@@ -38,9 +107,11 @@ def _mlp(name, config, init, reg):
         _, dW1, db1 = affine_backward(dz1, c1)
         return add_l2_penalty(value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, params, reg)
 
-    return Model(name, config, init, scores, loss, loss_and_grads, argmax_predict(scores))
+    return Model(name, config, init, scores, loss, loss_and_grads, argmax_predict(scores),
+                 input_shape=(input_size,), num_classes=num_classes, fast_gradient=one_pass_gradient(reg))
 
 
+@register_model("digits")
 def digits_mlp(hidden=10, input_size=784, num_classes=10):
     """001/003: every parameter uniform in [-0.5, 0.5) (`np.random.rand(...) - 0.5`)."""
     config = {"hidden": hidden, "input_size": input_size, "num_classes": num_classes}
@@ -55,9 +126,10 @@ def digits_mlp(hidden=10, input_size=784, num_classes=10):
             "b2": u(k[3], (num_classes,)),
         }
 
-    return _mlp("digits", config, init, reg=0.0)
+    return _mlp("digits", config, init, 0.0, input_size, num_classes)
 
 
+@register_model("two_layer")
 def two_layer_net(input_size=784, hidden_size=50, num_classes=10, std=1e-4, reg=0.0):
     """002's TwoLayerNet: W = std * randn, b = 0; loss adds 0.5 * reg * (|W1|^2 + |W2|^2)."""
     config = {
@@ -74,4 +146,4 @@ def two_layer_net(input_size=784, hidden_size=50, num_classes=10, std=1e-4, reg=
             "b2": jnp.zeros(num_classes),
         }
 
-    return _mlp("two_layer", config, init, reg=reg)
+    return _mlp("two_layer", config, init, reg, input_size, num_classes)

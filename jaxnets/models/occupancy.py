@@ -5,7 +5,7 @@ Row layout: x (N, 5) features, y (N,) 0/1 floats; W1 (5, H), b1 (H,), W2 (H, 1),
 import jax
 import jax.numpy as jnp
 
-from jaxnets.models.base import Model
+from jaxnets.models.base import Model, register_model
 from jaxnets.ops import (
     AUTODIFF,
     affine_backward,
@@ -16,6 +16,7 @@ from jaxnets.ops import (
 )
 
 
+@register_model("occupancy")
 def occupancy_net(hidden=5, n_features=5):
     """000: W1 = randn * 0.01, b1 = 0, W2 = rand * 0.01 (uniform [0, 1)), b2 = 0."""
     config = {"hidden": hidden, "n_features": n_features}
@@ -49,4 +50,5 @@ def occupancy_net(hidden=5, n_features=5):
     def predict(params, x):
         return (scores(params, x) > 0).astype(jnp.int32)
 
-    return Model("occupancy", config, init, scores, loss, loss_and_grads, predict)
+    return Model("occupancy", config, init, scores, loss, loss_and_grads, predict,
+                 input_shape=(n_features,), num_classes=2, binary=True)

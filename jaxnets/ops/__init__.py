@@ -1,40 +1,37 @@
 """Layers as (forward, backward) pairs, and the two sets of differentiable functions built
 from them: AUTODIFF (jax.grad differentiates the forward) and CUSTOM_VJP (jax.grad calls the
-hand-written backward). Names follow the documents (000 and 002/cs231n)."""
+hand-written backward). Names follow the documents (000 and 002/cs231n).
+
+Every module below lists its pairs in `__all__` and its differentiable functions in
+`LAYERS = {name: (pair, custom_vjp function)}`; the `Layers` record and the two sets are built
+from those, so a new layer is added in its own module only (a new module: one import here).
+"""
 from typing import Callable, NamedTuple
 
-from jaxnets.ops import activations, conv, dense, losses, pool
-from jaxnets.ops.activations import (
-    relu_backward,
-    relu_forward,
-    sigmoid_backward,
-    sigmoid_forward,
-    tanh_backward,
-    tanh_forward,
-)
-from jaxnets.ops.conv import conv_backward, conv_forward, zero_pad
-from jaxnets.ops.dense import affine_backward, affine_forward
-from jaxnets.ops.losses import binary_cross_entropy, binary_cross_entropy_with_logits, l2_penalty, softmax_loss
-from jaxnets.ops.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+from jaxnets.ops import activations, conv, conv_relu_pool, dense, losses, pool
+from jaxnets.ops.activations import *  # noqa: F403 - each module's __all__ is its public pairs
+from jaxnets.ops.conv import *  # noqa: F403
+from jaxnets.ops.conv_relu_pool import *  # noqa: F403
+from jaxnets.ops.dense import *  # noqa: F403
+from jaxnets.ops.losses import *  # noqa: F403
+from jaxnets.ops.pool import *  # noqa: F403
+
+MODULES = (dense, activations, conv, pool, conv_relu_pool, losses)
 
 
-class Layers(NamedTuple):
-    """Single-output differentiable functions a model's loss is written with."""
-
-    affine: Callable
-    relu: Callable
-    tanh: Callable
-    sigmoid: Callable
-    conv: Callable
-    max_pool: Callable
-    avg_pool: Callable
-    softmax_loss: Callable
-    bce_with_logits: Callable
-    bce: Callable
-    l2_penalty: Callable
+def _entries():
+    entries = {}
+    for module in MODULES:
+        for name, entry in module.LAYERS.items():
+            if name in entries:
+                raise RuntimeError(f"layer {name!r} is declared twice ({module.__name__})")
+            entries[name] = entry
+    return entries
 
 
 def _value(pair):
+    """The single-output function autodiff differentiates: the pair's first result."""
+
     def f(*args):
         return pair(*args)[0]
 
@@ -42,23 +39,14 @@ def _value(pair):
     return f
 
 
-AUTODIFF = Layers(*(_value(p) for p in (
-    affine_forward, relu_forward, tanh_forward, sigmoid_forward, conv_forward,
-    max_pool_forward, avg_pool_forward, softmax_loss, binary_cross_entropy_with_logits,
-    binary_cross_entropy, l2_penalty,
-)))
+_ENTRIES = _entries()
 
-CUSTOM_VJP = Layers(
-    dense.affine, activations.relu, activations.tanh, activations.sigmoid, conv.conv,
-    pool.max_pool, pool.avg_pool, losses.softmax_cross_entropy, losses.bce_with_logits,
-    losses.bce, losses.l2,
-)
+#: The single-output differentiable functions a model's loss is written with, one field per
+#: layer (`layers.affine(x, w, b)`, `layers.softmax_loss(scores, y)`, ...).
+Layers = NamedTuple("Layers", [(name, Callable) for name in _ENTRIES])
+AUTODIFF = Layers(*(_value(pair) for pair, _ in _ENTRIES.values()))
+CUSTOM_VJP = Layers(*(fn for _, fn in _ENTRIES.values()))
 
-__all__ = [
-    "AUTODIFF", "CUSTOM_VJP", "Layers",
-    "affine_forward", "affine_backward", "relu_forward", "relu_backward",
-    "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
-    "zero_pad", "conv_forward", "conv_backward",
-    "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
-    "softmax_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "l2_penalty",
+__all__ = ["AUTODIFF", "CUSTOM_VJP", "Layers", "MODULES"] + [
+    name for module in MODULES for name in module.__all__
 ]

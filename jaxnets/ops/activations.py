@@ -5,7 +5,7 @@ Each forward takes any shape and returns `(out, cache)`; each backward returns d
 import jax
 import jax.numpy as jnp
 
-from jaxnets.ops._vjp import manual_vjp
+from jaxnets.ops.vjp import manual_vjp
 
 
 def relu_forward(x):
@@ -50,6 +50,14 @@ def sigmoid_backward(dout, cache):
     return dout * out * (1 - out)
 
 
+__all__ = ["relu_forward", "relu_backward", "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward"]
+
 relu = manual_vjp(relu_forward, relu_backward)
 tanh = manual_vjp(tanh_forward, tanh_backward)
 sigmoid = manual_vjp(sigmoid_forward, sigmoid_backward)
+
+LAYERS = {
+    "relu": (relu_forward, relu),
+    "tanh": (tanh_forward, tanh),
+    "sigmoid": (sigmoid_forward, sigmoid),
+}

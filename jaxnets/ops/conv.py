@@ -2,7 +2,7 @@
 
 x: (N, C, H, W), w: (F, C, HH, WW), b: (F,), out: (N, F, Ho, Wo) with
 Ho = floor((H + 2 pad - HH) / stride) + 1 (000), and likewise Wo.
-Kernel tap (i, j) reads a strided slice of the padded input (`_windows.tap`). The forward
+Kernel tap (i, j) reads a strided slice of the padded input (`windows.tap`). The forward
 stacks the HH*WW taps of every channel into patches (N, C*HH*WW, Ho*Wo) (im2col) and contracts
 them with the filters reshaped to (F, C*HH*WW) — document 000's `conv_single_step` loop
 vectorised over examples, positions and filters; the filter gradient is the same contraction
@@ -14,8 +14,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxnets.ops._vjp import manual_vjp
-from jaxnets.ops._windows import output_size, tap, untap
+from jaxnets.ops.vjp import manual_vjp
+from jaxnets.ops.windows import output_size, tap, untap
 
 
 def zero_pad(x, pad):
@@ -126,4 +126,8 @@ def _filter_gradient(dout, xp, w_shape, stride):
     return dw.reshape(w_shape)
 
 
+__all__ = ["zero_pad", "conv_forward", "conv_backward", "ConvCache"]
+
 conv = manual_vjp(conv_forward, conv_backward, nondiff_argnums=(3, 4))
+
+LAYERS = {"conv": (conv_forward, conv)}

@@ -7,7 +7,7 @@ All losses are means over the N samples, so the returned gradient already carrie
 import jax
 import jax.numpy as jnp
 
-from jaxnets.ops._vjp import loss_vjp
+from jaxnets.ops.vjp import loss_vjp
 
 
 def _check_labels(scores, y):
@@ -83,7 +83,17 @@ def l2_penalty(w, reg):
     return 0.5 * reg * jnp.sum(w * w), reg * w
 
 
+__all__ = ["softmax_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "l2_penalty"]
+
 softmax_cross_entropy = loss_vjp(softmax_loss)
 bce_with_logits = loss_vjp(binary_cross_entropy_with_logits)
 bce = loss_vjp(binary_cross_entropy)
 l2 = loss_vjp(l2_penalty)
+
+# Losses: the pair returns (value, gradient); autodiff differentiates its value.
+LAYERS = {
+    "softmax_loss": (softmax_loss, softmax_cross_entropy),
+    "bce_with_logits": (binary_cross_entropy_with_logits, bce_with_logits),
+    "bce": (binary_cross_entropy, bce),
+    "l2_penalty": (l2_penalty, l2),
+}

@@ -8,9 +8,9 @@ jax.grad of this forward sends each window's gradient to its FIRST maximum in ro
 of `lax.reduce_window` max follows it as well, but both its forward and its gradient are 3-4x
 slower on CPU than this elementwise chain, which XLA fuses into one loop.)
 
-The backwards write each tap's share back with `_windows.untap`; when windows do not overlap
+The backwards write each tap's share back with `windows.untap`; when windows do not overlap
 (stride >= pool size, the usual 2x2/2) the taps are disjoint and are interleaved by one stack
-and reshape instead (`_windows.interleave`), which avoids a padded full-size array per tap.
+and reshape instead (`windows.interleave`), which avoids a padded full-size array per tap.
 """
 from dataclasses import dataclass
 from functools import partial
@@ -18,8 +18,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxnets.ops._vjp import manual_vjp
-from jaxnets.ops._windows import interleave, output_size, tap, untap
+from jaxnets.ops.vjp import manual_vjp
+from jaxnets.ops.windows import interleave, output_size, tap, untap
 
 
 @partial(
@@ -111,5 +111,9 @@ def avg_pool_backward(dout, cache):
     return _scatter_taps([share] * (ph * pw), ph, pw, s, x.shape)
 
 
+__all__ = ["max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward", "PoolCache"]
+
 max_pool = manual_vjp(max_pool_forward, max_pool_backward, nondiff_argnums=(1, 2, 3))
 avg_pool = manual_vjp(avg_pool_forward, avg_pool_backward, nondiff_argnums=(1, 2, 3))
+
+LAYERS = {"max_pool": (max_pool_forward, max_pool), "avg_pool": (avg_pool_forward, avg_pool)}

@@ -1,10 +1,10 @@
-"""The `jaxnets` command.
+"""The `jaxnets` command (the app's entry point; the library `jaxnets` has no CLI of its own).
 
     jaxnets reproduce [--fashion] [--out runs] [--update-readme README.md]
     jaxnets train EXPERIMENT [options]     EXPERIMENT: occupancy, digits, two_layer, convnet, filters
     jaxnets predict RUN_DIR FILE [FILE...] an image (PNG/JPEG, 28x28 grey), IDX images or a Kaggle CSV
     jaxnets gradcheck [--cases 200] [--json PATH]
-    jaxnets bench [--quick]
+    jaxnets bench [--quick] [--workloads ABCD]
 
 `train EXPERIMENT --help` lists an experiment's options (the document's values are the defaults).
 Errors in the input (missing data, malformed files, bad options) end with a one-line message and
@@ -17,22 +17,23 @@ import sys
 from jaxnets.data import DataError
 
 EXPERIMENTS = {
-    "occupancy": "experiments.occupancy",
-    "digits": "experiments.digits",
-    "two_layer": "experiments.two_layer",
-    "convnet": "experiments.convnet",
-    "filters": "experiments.filters",
+    "occupancy": "occupancy",
+    "digits": "digits",
+    "two_layer": "two_layer",
+    "convnet": "convnet",
+    "filters": "filters",
 }
 TOOLS = {
-    "reproduce": "experiments.reproduce",
-    "gradcheck": "experiments.gradcheck",
-    "bench": "experiments.benchmark",
-    "predict": "experiments.predict",
+    "reproduce": "reproduce",
+    "gradcheck": "gradcheck",
+    "bench": "bench",
+    "predict": "predict",
 }
 
 
 def _run(module, argv):
-    result = importlib.import_module(module).main(argv)
+    """Run `experiments.<module>.main(argv)`; imported only when asked for (JAX starts slowly)."""
+    result = importlib.import_module(f"experiments.{module}").main(argv)
     return result if isinstance(result, int) else 0
 
 

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnets.models import build_model
+
 FORMAT = "jaxnets-checkpoint/2"
 
 __all__ = [
@@ -46,8 +48,18 @@ class Checkpoint(NamedTuple):
 
 
 def jsonable(value):
-    """`value` after a JSON round trip (tuples become lists), for comparing configs."""
-    return json.loads(json.dumps(value, allow_nan=False))
+    """`value` in plain JSON types: dicts with string keys, lists for tuples and arrays,
+    Python numbers for NumPy/JAX scalars, non-finite floats as strings ("nan", "inf"). Used
+    to write metrics and to compare configs the way they read back from JSON."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray, jax.Array)):
+        return jsonable(np.asarray(value).tolist()) if np.ndim(value) else jsonable(np.asarray(value).item())
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
 
 
 def checkpoint_files(path) -> tuple[Path, Path]:
@@ -169,6 +181,4 @@ def restore_opt_state(checkpoint: Checkpoint, template):
 
 def model_from_checkpoint(checkpoint: Checkpoint):
     """Rebuild the checkpoint's model from `jaxnets.models.MODELS` and its stored config."""
-    from jaxnets.models import build_model
-
     return build_model(checkpoint.model_name, checkpoint.model_config)

@@ -3,9 +3,9 @@
 Each mutant is a modified copy of one correct JAX function from `jaxnets.ops` — a layer's
 hand-written backward, or a loss's `(value, grad)` function — with one plausible mistake:
 the gradient errata of SPEC.md (`erratum=True`) and the classic slips of hand-written
-backprop. `run_mutants` plugs each into `experiments.equivalence.compare_op` (the checker
-the test suite uses) as the implementation of the manual and custom_vjp modes, over the
-deterministic cases of `MUTANT_CASES`; the mutant is caught when any comparison fails.
+backprop. `run_mutants` plugs each into `jaxnets.verify.compare_op` (the checker the test
+suite uses) as the implementation of the manual and custom_vjp modes, over the
+deterministic cases of `mutant_cases`; the mutant is caught when any comparison fails.
 The same cases must pass with the correct functions (`baseline_results`), otherwise the
 score would mean nothing.
 """
@@ -16,13 +16,14 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from experiments.equivalence import compare_op, geometry_pool, make_op_case
-from jaxnets.ops._windows import tap, untap
+from jaxnets.ops.windows import tap, untap
+from jaxnets.verify.op_checks import compare_op, make_op_case
+from jaxnets.verify.op_specs import geometry_pool
 
 
 class Mutant(NamedTuple):
     name: str
-    op: str  # the experiments.equivalence.OPS entry it replaces the implementation of
+    op: str  # the jaxnets.verify.OPS entry it replaces the implementation of
     fn: Callable  # a backward(dout, cache) for layers, a (value, grad) function for losses
     description: str
     erratum: bool = False  # planted from SPEC.md's Errata table

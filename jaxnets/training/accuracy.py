@@ -1,0 +1,48 @@
+"""Accuracy of a model on a data set, in batches inside one jit (so 60000 images fit)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: rows per forward pass in `accuracy`
+ACCURACY_BATCH = 2000
+
+
+def count_correct(predict, params, x, y, batch):
+    """Number of rows where predict(params, x) == y, `batch` rows per forward pass (static
+    shapes: whole batches through `lax.map`, then the remainder). Traceable; see `accuracy`."""
+    n = x.shape[0]
+    full = n // batch
+
+    def correct(xb, yb):
+        return jnp.sum(predict(params, xb) == yb, dtype=jnp.int32)
+
+    total = jnp.zeros((), jnp.int32)
+    if full:
+        xs = x[: full * batch].reshape((full, batch) + x.shape[1:])
+        ys = y[: full * batch].reshape((full, batch))
+        total = total + jnp.sum(jax.lax.map(lambda a: correct(*a), (xs, ys)))
+    if n > full * batch:
+        total = total + correct(x[full * batch:], y[full * batch:])
+    return total
+
+
+_count_correct = jax.jit(count_correct, static_argnums=(0, 4))
+
+
+def number_correct(model, params, x, y, batch=ACCURACY_BATCH):
+    """How many rows of x `model.predict` labels y, `batch` rows per forward pass inside one
+    jit; x (N, ...), y (N,)."""
+    x = jnp.asarray(x)
+    y = jnp.asarray(y)
+    if x.ndim < 1 or y.shape != (x.shape[0],):
+        raise ValueError(f"accuracy: labels must have shape ({x.shape[0] if x.ndim else '?'},), got {y.shape}")
+    if x.shape[0] == 0:
+        raise ValueError("accuracy: empty data")
+    if batch < 1:
+        raise ValueError(f"accuracy: batch must be >= 1, got {batch}")
+    return int(_count_correct(model.predict, params, x, y, min(int(batch), x.shape[0])))
+
+
+def accuracy(model, params, x, y, batch=ACCURACY_BATCH):
+    """Fraction of rows of x whose `model.predict` equals y (see `number_correct`)."""
+    return number_correct(model, params, x, y, batch) / np.shape(x)[0]

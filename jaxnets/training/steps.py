@@ -1,0 +1,120 @@
+"""The one training-step implementation: many SGD steps in one jitted `lax.scan`.
+
+`train()` (on one device or data-parallel over many) and the benchmark all run their steps
+through `chunk_fn`. A chunk performs up to `chunk` steps; the carry (`TrainState`) holds the
+parameters and optimiser state (donated, so updated in place), the previous ones (what a
+divergence rolls back to), the step count and a status flag. Once a step's loss (or gradient)
+is not finite, the rest of the chunk is skipped.
+
+Minibatches are drawn WITH replacement, as 002 does (`np.random.choice(N, batch_size,
+replace=True)`): step t uses `jax.random.randint(fold_in(key, t), (batch_size,), 0, N)`, so a
+batch depends only on (seed, t) — a resumed run draws what an uninterrupted one would, and D
+devices draw what one device draws. A chunk draws all its steps' indices in one vectorised
+call before the loop (the same numbers, without a PRNG call inside every step).
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxnets.grads import value_and_grad
+from jaxnets.training.config import TrainConfig, make_optimizer
+
+RUNNING, BAD_LOSS, BAD_GRADS = 0, 1, 2
+
+
+class TrainState(NamedTuple):
+    """The carry of a chunk of training steps."""
+
+    params: Any
+    opt_state: Any
+    prev_params: Any  # params one update back: what divergence rolls back to
+    prev_opt_state: Any
+    step: jax.Array  # int32, updates applied so far
+    status: jax.Array  # int32: RUNNING, BAD_LOSS (non-finite loss) or BAD_GRADS (finite loss)
+
+
+def initial_state(params, opt_state, step=0, put=None) -> TrainState:
+    """A TrainState at `step` with its own copies of params and opt_state (the chunk donates
+    its state). `put` places each array (default: a fresh copy on the default device)."""
+    put = put or (lambda a: jnp.array(a, copy=True))
+    tree = (params, opt_state, params, opt_state, jnp.asarray(step, jnp.int32), jnp.asarray(RUNNING, jnp.int32))
+    return TrainState(*jax.tree.map(put, tree))
+
+
+def sample_batch_indices(key, step, n_train, batch_size):
+    """Row indices of step `step`'s minibatch: `batch_size` draws from 0..n_train-1 WITH
+    replacement (indices can repeat, as with 002's `np.random.choice(..., replace=True)`).
+    The key is `fold_in(key, step)`, so the batch depends only on (key, step)."""
+    return jax.random.randint(jax.random.fold_in(key, step), (batch_size,), 0, n_train)
+
+
+_CHUNK_FNS: dict = {}
+_CHUNK_CACHE_SIZE = 32  # entries hold their model: keep the cache bounded
+
+
+def chunk_fn(model, config: TrainConfig, n_train, chunk, decode=None):
+    """The jitted `(state, x, y, key, n_active) -> (state, losses[chunk])`: steps
+    `state.step`, `state.step + 1`, ... of `config` (its mode, optimiser and schedule, batch
+    size), at most `n_active` of them; losses[i] is the loss before update i on its batch
+    (NaN for skipped steps). x, y: all n_train rows (x as stored: `decode` maps it to model
+    inputs inside the gradient, see `jaxnets.grads.value_and_grad`); the state is donated.
+
+    Cached per (model object, step-defining config fields, n_train, chunk, decode), so
+    repeated runs with the same model object compile once.
+    """
+    cache_key = (id(model), config.mode, config.learning_rate, config.decay, config.batch_size,
+                 config.dtype, n_train, chunk, id(decode))
+    hit = _CHUNK_FNS.get(cache_key)
+    if hit is not None and hit[0] is model and hit[1] is decode:
+        return hit[2]
+
+    grad_fn = value_and_grad(model, config.mode, decode)
+    optimizer = make_optimizer(config, n_train)
+    batch_size = config.batch_size
+    loss_dtype = jnp.dtype(config.dtype)
+
+    def run(state, x, y, key, n_active):
+        def one_step(s, idx):
+            if batch_size is None:
+                xb, yb = x, y
+            else:
+                xb, yb = jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)
+            loss, grads = grad_fn(s.params, xb, yb)
+            loss_ok = jnp.isfinite(loss)
+            grads_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+            ok = loss_ok & grads_ok
+            updates, opt_state = optimizer.update(grads, s.opt_state, s.params)
+            params = optax.apply_updates(s.params, updates)
+            pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
+            status = jnp.where(ok, RUNNING, jnp.where(loss_ok, BAD_GRADS, BAD_LOSS)).astype(jnp.int32)
+            new = TrainState(
+                pick(params, s.params), pick(opt_state, s.opt_state),
+                pick(s.params, s.prev_params), pick(s.opt_state, s.prev_opt_state),
+                s.step + ok.astype(jnp.int32), status,
+            )
+            return new, loss.astype(loss_dtype)
+
+        def skip(s, idx):
+            return s, jnp.full((), jnp.nan, loss_dtype)
+
+        def body(s, inputs):
+            i, idx = inputs
+            return jax.lax.cond((i < n_active) & (s.status == RUNNING), one_step, skip, s, idx)
+
+        steps = jnp.arange(chunk)
+        indices = None
+        if batch_size is not None:
+            # While running, step i of the chunk is update state.step + i.
+            ts = state.step + steps
+            indices = jax.vmap(lambda t: sample_batch_indices(key, t, x.shape[0], batch_size))(ts)
+        return jax.lax.scan(body, state, (steps, indices))
+
+    fn = jax.jit(run, donate_argnums=(0,))
+    if len(_CHUNK_FNS) >= _CHUNK_CACHE_SIZE:
+        _CHUNK_FNS.pop(next(iter(_CHUNK_FNS)))
+    _CHUNK_FNS[cache_key] = (model, decode, fn)
+    return fn

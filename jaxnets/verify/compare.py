@@ -1,0 +1,128 @@
+"""Comparing two gradient sources: cs231n's relative error, max(|a - b| / max(1e-8, |a| + |b|)),
+recorded per parameter with where it is reached, and collected per checked case."""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference_numpy.numerical import max_rel_error
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One parameter compared between two gradient sources."""
+
+    param: str
+    a: str
+    b: str
+    err: float
+    index: tuple
+    tol: float
+    detail: str = ""
+
+    @property
+    def pair(self):
+        return f"{self.a} vs {self.b}"
+
+    @property
+    def ok(self):
+        return math.isfinite(self.err) and self.err <= self.tol
+
+    def __str__(self):
+        text = f"{self.param}: {self.pair} max rel error {self.err:.3e} at index {self.index} (tol {self.tol:.0e})"
+        return f"{text}; {self.detail}" if self.detail else text
+
+
+@dataclass
+class CheckResult:
+    """Every comparison made for one case."""
+
+    label: str
+    dtype: str
+    fd: bool
+    comparisons: list = field(default_factory=list)
+
+    @property
+    def failures(self):
+        return [c for c in self.comparisons if not c.ok]
+
+    @property
+    def ok(self):
+        return not self.failures
+
+    def max_by_pair(self):
+        """{"manual vs numpy": largest error over parameters, ...}."""
+        out = {}
+        for c in self.comparisons:
+            out[c.pair] = max(out.get(c.pair, 0.0), c.err)
+        return out
+
+    def report(self, limit=12):
+        bad = self.failures
+        head = f"{self.label} [{self.dtype}, fd={'on' if self.fd else 'off'}]: "
+        if not bad:
+            return head + f"all {len(self.comparisons)} comparisons within tolerance"
+        lines = [head + f"{len(bad)} of {len(self.comparisons)} comparisons FAILED"]
+        lines += [f"  {c}" for c in sorted(bad, key=lambda c: -c.err)[:limit]]
+        if len(bad) > limit:
+            lines.append(f"  ... and {len(bad) - limit} more")
+        return "\n".join(lines)
+
+
+def compare_arrays(param, a_name, a, b_name, b, tol, coords=None):
+    """cs231n relative error of a vs b as a Comparison; shape mismatches and non-finite values
+    are failures (err = inf). `coords` maps the index of 1-D subset arrays back to the full
+    parameter's index."""
+    try:
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+    except Exception as exc:  # a mutant may return something that is not an array
+        return Comparison(param, a_name, b_name, math.inf, (), tol, f"not an array: {exc}")
+    if a.shape != b.shape:
+        return Comparison(param, a_name, b_name, math.inf, (), tol, f"shape {a.shape} vs {b.shape}")
+
+    def full_index(idx):
+        return tuple(int(c[idx[0]]) for c in coords) if coords is not None and idx else idx
+
+    finite = np.isfinite(a) & np.isfinite(b)
+    if not finite.all():
+        idx = np.unravel_index(int(np.argmin(finite)), a.shape) if a.ndim else ()
+        return Comparison(param, a_name, b_name, math.inf, full_index(tuple(int(i) for i in idx)), tol,
+                          f"non-finite value: {a_name} {float(a[idx]):.10g}, {b_name} {float(b[idx]):.10g}")
+    err, idx = max_rel_error(a, b)
+    return Comparison(param, a_name, b_name, err, full_index(idx), tol,
+                      f"{a_name} {float(a[idx]):.10g}, {b_name} {float(b[idx]):.10g}")
+
+
+def cast_floats(a, dtype):
+    """Floating arrays to `dtype`; integer labels and Python scalars unchanged."""
+    if isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.floating):
+        return a.astype(dtype)
+    return a
+
+
+def compare_sources(result, names, sources, tol, order):
+    """Every pair of the analytic sources `order` (keys of `sources`: (value, grads) or an
+    Exception): the value ("out"/"loss") and every gradient, named by `names`."""
+    for a, b in itertools.combinations(order, 2):
+        ra, rb = sources[a], sources[b]
+        if isinstance(ra, Exception) or isinstance(rb, Exception):
+            continue
+        result.comparisons.append(compare_arrays(names[0], a, ra[0], b, rb[0], tol))
+        if len(ra[1]) != len(rb[1]):
+            result.comparisons.append(Comparison("*", a, b, math.inf, (), tol,
+                                                 f"{len(ra[1])} vs {len(rb[1])} gradients"))
+            continue
+        for param, ga, gb in zip(names[1:], ra[1], rb[1]):
+            result.comparisons.append(compare_arrays(param, a, ga, b, gb, tol))
+
+
+def record_errors(result, sources, tol):
+    """A failed comparison for every source that raised instead of giving a gradient."""
+    for mode, r in sources.items():
+        if isinstance(r, Exception):
+            msg = " ".join(str(r).split())[:300]
+            result.comparisons.append(Comparison("*", mode, "(raised)", math.inf, (), tol, f"{type(r).__name__}: {msg}"))

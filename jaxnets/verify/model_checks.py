@@ -1,0 +1,264 @@
+"""Checking a whole network: the loss and every parameter's gradient from each
+`jaxnets.grads` mode (manual, autodiff, custom_vjp, and fast where the model has a fast
+layout), the NumPy model's `loss_and_grads`, and finite differences of the NumPy loss.
+
+A new model: its `MODEL_SPECS` entry here (configurations to check and how to stress it).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jax
+import numpy as np
+
+from jaxnets import ops
+from jaxnets.grads import MODES, value_and_grad
+from jaxnets.models import MODELS
+from jaxnets.verify.compare import CheckResult, cast_floats, compare_arrays, compare_sources, record_errors
+from jaxnets.verify.finite_diff import fd_coords, fd_scalar
+from jaxnets.verify.op_specs import window_gap
+from jaxnets.verify.tolerances import FD_STEP, require_x64, tolerances
+from reference_numpy import models as npm
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to check one model.
+
+    variants: name -> config. "document" = the documents' sizes and initialisation, with
+        realistic inputs (analytic checks only: gradients from 0.01- and 1e-4-scale weights
+        are ~1e-8, below what finite differences of an O(1) loss resolve to 1e-6); the others
+        are small, with random O(1) parameters (biases included), and also get finite
+        differences.
+    batch: variant -> batch size (a ConvNet's are small so that kink-free draws — every ReLU
+        input and pool gap clear of FD's reach — stay likely).
+    stress: "saturate" (half the hidden biases at +-40: tanh units exactly +-1, gradient
+        exactly 0) or "kinks" (sparse small integer inputs and first-layer weights with zero
+        bias: ReLU inputs exactly 0, ties in pool windows).
+    stress_density: fraction of non-zero stress inputs; None: ~16 per first-layer unit.
+    document_inputs: "features" (N(0, 1)), "pixels" (mostly 0, else in [0, 1)) or
+        "centred_pixels" (pixels - 0.1, as after 002's mean-image subtraction).
+    """
+
+    variants: dict
+    batch: dict
+    stress: str = "kinks"
+    stress_density: float | None = None
+    document_inputs: str = "pixels"
+
+
+MODEL_SPECS = {
+    "occupancy": ModelSpec({"document": {}, "small": {"hidden": 3, "n_features": 4}},
+                           {"document": 8, "small": 5}, stress="saturate", document_inputs="features"),
+    "digits": ModelSpec({"document": {}, "small": {"hidden": 6, "input_size": 12, "num_classes": 4}},
+                        {"document": 8, "small": 5}),
+    "two_layer": ModelSpec({
+        "document": {"hidden_size": 50, "reg": 0.5},
+        "small": {"input_size": 12, "hidden_size": 7, "num_classes": 5, "reg": 0.3},
+    }, {"document": 8, "small": 5}, document_inputs="centred_pixels"),
+    "conv": ModelSpec({
+        "document": {},
+        "small": {"input_shape": (2, 6, 6), "num_filters": 3, "filter_size": 3, "stride": 1, "pad": 1,
+                  "pool": 2, "num_classes": 4, "reg": 0.1},
+        "strided": {"input_shape": (3, 7, 8), "num_filters": 2, "filter_size": 2, "stride": 2, "pad": 0,
+                    "pool": 2, "num_classes": 3},
+    }, {"document": 4, "small": 2, "strided": 3}, stress_density=1.0),
+}
+MODEL_VARIANTS = {name: spec.variants for name, spec in MODEL_SPECS.items()}
+FD_MAX_COORDS_MODEL = 12
+_KINK_ATTEMPTS = 40
+#: largest spread of a row of scores (a binary model: largest |logit|). Beyond ~15,
+#: p - onehot of a confident, correct row cancels (relative accuracy eps / (1 - p)) in every
+#: implementation alike, so larger scores compare rounding noise; W2 and b2 are scaled down.
+SCORE_SPREAD_MAX = 10.0
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """A model, its configuration, float64 parameters and a batch."""
+
+    name: str
+    variant: str
+    config: dict
+    seed: int
+    stress: bool
+    params: dict
+    x: np.ndarray
+    y: np.ndarray
+    fd: bool
+    kink_distance: float
+
+    @property
+    def label(self):
+        return f"{self.name}/{self.variant} seed={self.seed}{' stress' if self.stress else ''}"
+
+
+def _config_key(config):
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.items()))
+
+
+@lru_cache(maxsize=None)
+def _np_model(name, key):
+    return npm.MODELS[name](**dict(key))
+
+
+@lru_cache(maxsize=None)
+def _jax_model(name, key):
+    return MODELS[name](**dict(key))
+
+
+@lru_cache(maxsize=None)
+def _model_fn(name, key, mode):
+    return jax.jit(value_and_grad(_jax_model(name, key), mode))
+
+
+def jax_modes(model):
+    """The gradient modes a model is checked in: MODES, and "fast" where it has its own
+    fast layout (otherwise "fast" is "manual" itself)."""
+    return MODES + (("fast",) if model.fast_gradient is not None else ())
+
+
+def kink_distance(model, params, x):
+    """How far the inputs are from the model's kinks: the smallest |ReLU input| and the
+    smallest gap between a max-pool window's positive maximum and its runner-up, found by
+    running the forward pass with layers that record them (so any model built from
+    `jaxnets.ops` layers is covered); inf for a model without kinks."""
+    found = []
+
+    def relu(a):
+        found.append(float(np.min(np.abs(np.asarray(a)))))
+        return ops.AUTODIFF.relu(a)
+
+    def max_pool(a, pool_height=2, pool_width=2, stride=2):
+        found.append(window_gap(np.asarray(a), pool_height, pool_width, stride))
+        return ops.AUTODIFF.max_pool(a, pool_height, pool_width, stride)
+
+    model.scores(params, x, layers=ops.AUTODIFF._replace(relu=relu, max_pool=max_pool))
+    return min(found, default=math.inf)
+
+
+def _fd_margin(x):
+    # one FD step on a W1 entry moves a ReLU input by at most FD_STEP * max|x| (b1: FD_STEP);
+    # a factor 4 leaves room for a tie gap closing from both sides.
+    return 4.0 * FD_STEP * max(1.0, float(np.max(np.abs(x))))
+
+
+def _cap_scores(name, config, params, x):
+    """Scale W2 and b2 (in place) so no row of scores spreads more than SCORE_SPREAD_MAX."""
+    scores = _np_model(name, _config_key(config)).scores(params, x)
+    spread = float(np.max(np.abs(scores))) if scores.ndim == 1 else float(np.max(np.ptp(scores, axis=1)))
+    if spread > SCORE_SPREAD_MAX:
+        params["W2"] = params["W2"] * (SCORE_SPREAD_MAX / spread)
+        params["b2"] = params["b2"] * (SCORE_SPREAD_MAX / spread)
+
+
+def _inputs(spec, variant, rng, shape):
+    kind = spec.document_inputs if variant == "document" else "features"
+    if kind == "features":
+        return rng.standard_normal(shape)
+    x = np.where(rng.random(shape) < 0.2, rng.random(shape), 0.0)  # pixels: mostly 0, else in [0, 1)
+    return x - 0.1 if kind == "centred_pixels" else x
+
+
+def _stress(spec, params, x, rng):
+    """Stress the case in place of params; returns the (new) inputs."""
+    if spec.stress == "saturate":
+        # half the hidden units saturated exactly (tanh = +-1, gradient exactly 0);
+        # not merely large, where 1 - a**2 cancels alike in every implementation
+        h = params["b1"].shape[0]
+        params["b1"] = np.where(rng.random(h) < 0.5, 40.0 * rng.choice([-1.0, 1.0], h), params["b1"])
+        return x
+    density = spec.stress_density or min(1.0, 16.0 / x.shape[1])  # ~16 inputs per first-layer unit
+    x = np.where(rng.random(x.shape) < density, rng.integers(-2, 3, x.shape), 0).astype(np.float64)
+    params["W1"] = rng.integers(-1, 2, params["W1"].shape).astype(np.float64)
+    params["b1"] = np.zeros_like(params["b1"])
+    return x
+
+
+def make_model_case(name, variant="small", seed=0, stress=False):
+    """A deterministic ModelCase. "document" variants use the model's own init (documents'
+    initialisation); other variants draw every parameter (biases too) from 0.5 * N(0, 1).
+    Stress: see `ModelSpec.stress`. Without stress, up to _KINK_ATTEMPTS draws look for
+    kink-free inputs so finite differences are valid."""
+    spec = MODEL_SPECS[name]
+    config = dict(spec.variants[variant])
+    key = _config_key(config)
+    model = _jax_model(name, key)
+    n = spec.batch[variant]
+    attempts = 1 if stress else _KINK_ATTEMPTS
+    for attempt in range(attempts):
+        rng = np.random.default_rng([seed, attempt])
+        if variant == "document":
+            params = {k: np.asarray(v, dtype=np.float64) for k, v in model.init(jax.random.key(seed)).items()}
+        else:
+            params = {k: 0.5 * rng.standard_normal(np.shape(v))
+                      for k, v in _np_model(name, key).init(np.random.default_rng(0)).items()}
+        x = _inputs(spec, variant, rng, (n, *model.input_shape))
+        y = rng.integers(0, model.num_classes, n)
+        if model.binary:
+            y = y.astype(np.float64)
+        if stress:
+            x = _stress(spec, params, x, rng)
+        _cap_scores(name, config, params, x)
+        dist = kink_distance(model, params, x)
+        fd_ok = not stress and variant != "document" and dist > _fd_margin(x)
+        if fd_ok or stress:
+            break
+    return ModelCase(name, variant, config, int(seed), bool(stress), params, x, y, bool(fd_ok), dist)
+
+
+def compare_model(case, dtype=np.float64, fd=None):
+    """Compare the loss and every parameter's gradient from the JAX modes (`jax_modes`,
+    jitted), the NumPy model and (float64, kink-free) finite differences of the NumPy loss;
+    float32 runs the JAX modes in float32 against TOL_ANALYTIC_F32_MODELS."""
+    require_x64(dtype)
+    dtype = np.dtype(dtype)
+    tol, tol_fd = tolerances(dtype, model=True)
+    fd = (case.fd if fd is None else fd) and tol_fd is not None
+    result = CheckResult(case.label, dtype.name, fd)
+    key = _config_key(case.config)
+    keys = sorted(case.params)
+    params = {k: case.params[k].astype(dtype) for k in keys}
+    x = case.x.astype(dtype)
+    y = cast_floats(case.y, dtype)
+    np_params = {k: v.astype(np.float64) for k, v in params.items()}
+    np_x, np_y = x.astype(np.float64), cast_floats(y, np.float64)
+
+    modes = jax_modes(_jax_model(case.name, key))
+    sources = {}
+    for mode in modes:
+        try:
+            value, grads = jax.device_get(_model_fn(case.name, key, mode)(params, x, y))
+            sources[mode] = (np.asarray(value), tuple(np.asarray(grads[k]) for k in keys))
+        except Exception as exc:
+            sources[mode] = exc
+    record_errors(result, sources, tol)
+    np_model = _np_model(case.name, key)
+    value, grads = np_model.loss_and_grads(np_params, np_x, np_y)
+    sources["numpy"] = (np.asarray(value), tuple(np.asarray(grads[k]) for k in keys))
+    analytic = modes + ("numpy",)
+    compare_sources(result, ("loss", *keys), sources, tol, analytic)
+
+    if fd:
+        rng = np.random.default_rng([case.seed, 2])
+        for i, k in enumerate(keys):
+            coords = fd_coords(np_params[k].shape, rng, FD_MAX_COORDS_MODEL)
+
+            def loss(v, k=k):
+                return np_model.loss({**np_params, k: v}, np_x, np_y)
+
+            est = fd_scalar(loss, [np_params[k]], 0, coords)
+            for mode in analytic:
+                r = sources[mode]
+                if isinstance(r, Exception):
+                    continue
+                result.comparisons.append(compare_arrays(k, mode, r[1][i][coords], "fd", est, tol_fd, coords))
+    return result
+
+
+def model_cases(name, n_per_variant, seed=0):
+    """Deterministic model cases for the report: every variant, alternating stress."""
+    return [make_model_case(name, variant, seed + i, stress=i % 2 == 1)
+            for variant in MODEL_VARIANTS[name] for i in range(n_per_variant)]

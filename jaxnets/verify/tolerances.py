@@ -1,0 +1,61 @@
+"""Tolerances of the equivalence checks, with the measurements that set them; precision setup.
+
+Tolerances live here and nowhere else.
+"""
+import contextlib
+
+import jax
+import numpy as np
+
+#: manual / autodiff / custom_vjp / NumPy, float64: they differ only in summation order.
+TOL_ANALYTIC_F64 = 1e-10
+#: any analytic gradient vs Richardson-extrapolated central differences, float64.
+TOL_FD_F64 = 1e-6
+#: float32 JAX modes vs each other and vs the float64 NumPy reference on the same (float32)
+#: inputs, per op. cs231n's relative error has no absolute floor above 1e-8, so an entry that
+#: is a sum with cancellation (a conv dw over N*Ho*Wo terms, an overlapping avg-pool dx of
+#: +-dout/6 terms) carries float32's eps times the cancellation ratio. Measured over ~25,000
+#: float32 op cases: 99.9% below 1e-3, p99 ~3e-5, max 1.0e-2 (an avg-pool entry of 7e-7);
+#: bound = 3x the max. (A floor relative to the parameter's gradient scale does not tame
+#: the tail: the worst entries are whole gradients that cancel, such as a bias.)
+TOL_ANALYTIC_F32 = 3e-2
+#: the same for whole models, whose 784- and 1568-wide sums cancel more: over 720 float32
+#: model cases p90 2e-4, p99 7e-3, max 4.8e-2 (a digits W1 entry of 1e-7 from cancelling
+#: sums; occupancy's b2 ~1e-6 out of +-0.5/N terms, 1e-2); bound = 2x the max.
+TOL_ANALYTIC_F32_MODELS = 1e-1
+
+#: the larger of the two central-difference steps; the Richardson pair is (FD_STEP, FD_STEP / 2).
+FD_STEP = 1e-3
+#: kink-free inputs keep every ReLU input and every pool-window tie gap at least this far
+#: from a kink, so no finite-difference step crosses one.
+KINK_MARGIN = 1e-2
+#: finite differences on at most this many coordinates per parameter (all of them when the
+#: parameter is smaller; otherwise a seeded random subset, as cs231n's grad_check_sparse).
+FD_MAX_COORDS = 16
+_F64 = np.dtype(np.float64)
+
+
+def tolerances(dtype, model=False):
+    """(analytic tolerance, finite-difference tolerance or None) for a dtype."""
+    if np.dtype(dtype) == _F64:
+        return TOL_ANALYTIC_F64, TOL_FD_F64
+    return (TOL_ANALYTIC_F32_MODELS if model else TOL_ANALYTIC_F32), None
+
+
+@contextlib.contextmanager
+def precise_jax():
+    """Enable float64 and full-precision matmuls (GPUs default to TF32), restoring after."""
+    old = (jax.config.jax_enable_x64, jax.config.jax_default_matmul_precision)
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_default_matmul_precision", "highest")
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", old[0])
+        jax.config.update("jax_default_matmul_precision", old[1])
+
+
+def require_x64(dtype):
+    """RuntimeError unless float64 JAX is on (a float64 check would silently run in float32)."""
+    if np.dtype(dtype) == _F64 and not jax.config.jax_enable_x64:
+        raise RuntimeError("float64 gradient checks need jax_enable_x64 (use jaxnets.verify.precise_jax())")
