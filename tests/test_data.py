@@ -211,17 +211,27 @@ def test_fashion_mnist_installed():
     assert ds.x_train.shape == (60000, 28, 28) and ds.x_test.shape == (10000, 28, 28)
 
 
+def fake_tfds(monkeypatch, data_source):
+    """A stand-in `tensorflow_datasets` whose `data_source` is the given function.
+
+    tests/test_tfds.py runs the real module; these fakes pin down the loader's control flow
+    (cache first, then download) and its error messages without any tfds machinery.
+    """
+    fake = types.ModuleType("tensorflow_datasets")
+    fake.data_source = data_source
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+
+
 def test_tfds_loader_uses_cache_first(monkeypatch):
     calls = []
-    fake = types.ModuleType("tensorflow_datasets")
 
-    def load(name, download, **kw):
+    def data_source(name, *, split, download, **kw):
         calls.append(download)
-        x = np.zeros((3, 28, 28, 1), np.uint8)
-        return [(x, np.array([1, 2, 3])), (x[:2], np.array([4, 5]))]
+        x = np.zeros((28, 28, 1), np.uint8)
+        train, test = [{"image": x, "label": i} for i in (1, 2, 3)], [{"image": x, "label": i} for i in (4, 5)]
+        return [{"train": train, "test": test}[s] for s in split]
 
-    fake.load, fake.as_numpy = load, lambda s: s
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+    fake_tfds(monkeypatch, data_source)
     ds = load_dataset("mnist")
     assert calls == [False]
     assert ds.x_train.shape == (3, 28, 28) and ds.y_test.tolist() == [4, 5]
@@ -438,25 +448,43 @@ def test_tfds_absent_gives_one_clear_error(monkeypatch):
     with pytest.raises(DataUnavailableError) as info:
         load_dataset("mnist")
     msg = str(info.value)
-    assert "pip install 'jaxnets[tfds]' tensorflow" in msg and "idx:DIR" in msg
+    assert "tensorflow-datasets cannot be imported" in msg
+    assert "pip install 'jaxnets[tfds]'" in msg and "idx:DIR" in msg
     assert isinstance(info.value, ValueError)
 
 
-def test_tfds_download_failure_gives_one_clear_error(monkeypatch):
-    calls = []
-    fake = types.ModuleType("tensorflow_datasets")
-
-    def load(name, download, **kw):
+def not_in_cache_then(calls, download_error):
+    def data_source(name, *, download, **kw):
         calls.append(download)
         if not download:
-            raise AssertionError("Dataset mnist: could not find data in ~/tensorflow_datasets")
-        raise ConnectionError("Name or service not known")
+            raise KeyError("Trying to access `splits['train']` but `splits` is empty.")
+        raise download_error
+    return data_source
 
-    fake.load, fake.as_numpy = load, lambda s: s
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+
+def test_tfds_download_failure_gives_one_clear_error(monkeypatch):
+    from jaxnets.data import tfds as tfds_mod
+    calls = []
+    fake_tfds(monkeypatch, not_in_cache_then(calls, ConnectionError("Name or service not known")))
+    monkeypatch.setattr(tfds_mod, "_tensorflow_installed", lambda: True)
     with pytest.raises(DataUnavailableError, match=r"downloading it failed \(ConnectionError.*idx:DIR"):
         load_dataset("mnist")
     assert calls == [False, True]
+
+
+def test_tfds_without_tensorflow_says_so_before_downloading(monkeypatch):
+    """Preparing a tfds dataset needs TensorFlow: say so at once, do not download first."""
+    from jaxnets.data import tfds as tfds_mod
+    calls = []
+    fake_tfds(monkeypatch, not_in_cache_then(calls, AssertionError("must not be called")))
+    monkeypatch.setattr(tfds_mod, "_tensorflow_installed", lambda: False)
+    with pytest.raises(DataUnavailableError) as info:
+        load_dataset("mnist")
+    msg = str(info.value)
+    assert calls == [False]
+    assert "not in the local cache as array_record (KeyError" in msg
+    assert "needs TensorFlow, which is not installed" in msg and "pip install tensorflow" in msg
+    assert "idx:DIR" in msg
 
 
 # --------------------------------------------------------------------------- preprocessing
