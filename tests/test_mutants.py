@@ -36,3 +36,18 @@ def test_unstable_softmax_is_caught_through_non_finite_values():
     unstable = next(m for m in M.MUTANTS if m.name == "unstable_softmax")
     result = M.check_mutant(unstable)
     assert result.caught and "non-finite" in result.detail and "stress" in result.detail
+
+
+def test_a_loss_whose_vjp_ignores_its_cotangent_is_caught_only_with_a_cotangent_other_than_1():
+    import dataclasses
+
+    import numpy as np
+
+    from jaxnets.verify import compare_op, geometry_pool, make_op_case
+
+    mutant = next(m for m in M.MUTANTS if m.name == "loss_vjp_ignores_cotangent")
+    case = make_op_case("softmax_loss", geometry_pool("softmax_loss")[1], 0)
+    assert case.dout.shape == () and abs(float(case.dout)) != 1.0
+    assert not compare_op(case, impl=mutant.fn, wiring=mutant.wiring).ok
+    at_the_root = dataclasses.replace(case, dout=np.asarray(1.0))  # how losses were checked before
+    assert compare_op(at_the_root, impl=mutant.fn, wiring=mutant.wiring).ok

@@ -32,6 +32,7 @@ F32_EXAMPLES = max(1, OP_EXAMPLES // 5)
 F32_GEOMETRIES = 5  # float32 compiles a second time per geometry: a subset of the pool
 # Geometries drawn freely from the op's whole space (not the pool): each costs a compilation.
 FREE_GEOMETRY_EXAMPLES = int(os.environ.get("JAXNETS_FREE_GEOMETRY_EXAMPLES", "4"))
+EDGE_SEED = 2024
 
 
 def _draw_case(data, op, geometries, stress_allowed=True):
@@ -50,6 +51,18 @@ def test_op_gradients_agree_float64(op, data):
     case = _draw_case(data, op, geometry_pool(op))
     result = compare_op(case)
     assert result.ok, result.report()
+
+
+@pytest.mark.parametrize("op", OP_NAMES)
+def test_every_edge_geometry_is_checked_with_and_without_stress(op):
+    """The edge geometries (non-square kernels and pools, stride != pool size, (N, 1) logits,
+    batch 1, ...) catch mistakes the random draws may miss: every run checks each of them,
+    ordinary and stressed (kinks, ties), whatever hypothesis draws above."""
+    edges = OPS[op].edges
+    assert edges, f"{op} has no edge geometries"
+    failures = [r.report() for g in edges for stress in (False, True)
+                for r in [compare_op(make_op_case(op, g, EDGE_SEED, stress))] if not r.ok]
+    assert not failures, "\n".join(failures)
 
 
 @pytest.mark.parametrize("op", OP_NAMES)

@@ -22,6 +22,7 @@ from jaxnets.ops import (
     relu_forward,
     softmax_loss,
 )
+from jaxnets.ops.layout import cpu_layout
 
 
 #: rows per chunk of the one-pass gradient on CPU (measured best of 500-13667 for m = 41000,
@@ -62,7 +63,7 @@ def one_pass_gradient(reg, chunk=None):
             n = x.shape[0]
             if y.shape != (n,):
                 raise ValueError(f"one-pass MLP gradient: y must have shape ({n},), got {y.shape}")
-            size = chunk if chunk is not None else (CPU_CHUNK if jax.default_backend() == "cpu" else n)
+            size = chunk if chunk is not None else (CPU_CHUNK if cpu_layout() else n)
             size = max(1, min(int(size), n))
             n_full = n // size
             total = jax.eval_shape(lambda: chunk_terms(params, x[:size], y[:size], n))
@@ -87,7 +88,7 @@ def one_pass_gradient(reg, chunk=None):
 
 
 def _mlp(name, config, init, reg, input_size, num_classes):
-    def scores(params, x, layers=AUTODIFF):
+    def scores(params, x, layers=AUTODIFF, state=None):
         hidden = layers.relu(layers.affine(x, params["W1"], params["b1"]))
         return layers.affine(hidden, params["W2"], params["b2"])
 

@@ -2,10 +2,10 @@
 
 x: (N, d1, ..., dk) is flattened to (N, D) with D = d1*...*dk; w: (D, M); b: (M,); out: (N, M).
 """
-import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxnets.ops.layout import cpu_layout
 from jaxnets.ops.vjp import manual_vjp
 
 
@@ -52,9 +52,10 @@ def weight_gradient(x2, dout):
     from 200 rows: a few % of a training step), and folds a plain transpose straight back into
     the slow form; the optimization barrier keeps the (M, D) product, and the transpose of
     the result costs little. Narrow inputs (D < WIDE_INPUT, e.g. 000's 5 features) gain
-    nothing and would pay an extra transpose; they, and other backends, get the plain product.
+    nothing and would pay an extra transpose; they, and other backends, get the plain product
+    (`jaxnets.ops.layout` picks the backend, and can force either branch).
     """
-    if jax.default_backend() != "cpu" or x2.shape[1] < WIDE_INPUT:
+    if not cpu_layout() or x2.shape[1] < WIDE_INPUT:
         return x2.T @ dout
     return lax.optimization_barrier(lax.dot_general(dout, x2, (((0,), (0,)), ((), ())))).T
 

@@ -1,5 +1,5 @@
-"""Losses with their gradients: softmax cross-entropy (001-003), binary cross-entropy (000),
-and the L2 weight penalty (002). Each returns `(value, gradient)` like cs231n's `softmax_loss`.
+"""Losses with their gradients: softmax cross-entropy (001-003), the multiclass SVM (hinge)
+loss (cs231n), binary cross-entropy (000), and the L2 weight penalty (002). Each returns `(value, gradient)` like cs231n's `softmax_loss`.
 
 All losses are means over the N samples, so the returned gradient already carries the 1/N
 (the documents' `1/m`).
@@ -10,13 +10,13 @@ import jax.numpy as jnp
 from jaxnets.ops.vjp import loss_vjp
 
 
-def _check_labels(scores, y):
+def _check_labels(scores, y, name="softmax_loss"):
     if scores.ndim != 2:
-        raise ValueError(f"softmax_loss: scores must be (N, C), got shape {scores.shape}")
+        raise ValueError(f"{name}: scores must be (N, C), got shape {scores.shape}")
     if y.shape != (scores.shape[0],):
-        raise ValueError(f"softmax_loss: labels must be ({scores.shape[0]},), got shape {y.shape}")
+        raise ValueError(f"{name}: labels must be ({scores.shape[0]},), got shape {y.shape}")
     if not jnp.issubdtype(y.dtype, jnp.integer):
-        raise ValueError(f"softmax_loss: labels must be integers 0..C-1, got dtype {y.dtype}")
+        raise ValueError(f"{name}: labels must be integers 0..C-1, got dtype {y.dtype}")
 
 
 def softmax_loss(scores, y):
@@ -39,6 +39,31 @@ def softmax_loss(scores, y):
     return loss, dscores
 
 
+def svm_loss(scores, y):
+    """Multiclass SVM (hinge) loss, margin 1, mean over the N rows; returns `(loss, dscores)`.
+
+    cs231n assignment 1 (svm_loss_vectorized): margins m_ij = s_ij - s_iy_i + 1 for j != y_i,
+    loss = (1/N) sum_i sum_{j != y_i} max(0, m_ij);
+    dscores_ij = 1[m_ij > 0] / N for j != y_i, dscores_iy_i = -(number of j with m_ij > 0) / N.
+    Subgradient convention: a margin of exactly 0 is inactive (its hinge contributes 0 to the
+    gradient), as in cs231n's `margins > 0`; the forward is written with where(m > 0, m, 0)
+    so jax.grad follows it too (jnp.maximum would split the tie and give 1/2). The correct
+    class never counts against itself: its own margin is always exactly 1, so counting it
+    (the classic slip) adds exactly 1 to the loss while the gradient stays the same (+1/N as
+    a "j" and -1/N through the count cancel) — only a check of the loss value catches it.
+    """
+    _check_labels(scores, y, "svm_loss")
+    n, c = scores.shape
+    onehot = jax.nn.one_hot(y, c, dtype=scores.dtype)
+    correct = jnp.sum(scores * onehot, axis=1, keepdims=True)
+    margins = scores - correct + 1
+    active = (margins > 0) & (onehot == 0)
+    loss = jnp.sum(jnp.where(active, margins, 0)) / n
+    ind = active.astype(scores.dtype)
+    dscores = (ind - onehot * jnp.sum(ind, axis=1, keepdims=True)) / n
+    return loss, dscores
+
+
 def _check_binary(name, v, y):
     if v.shape != y.shape:
         raise ValueError(f"{name}: predictions {v.shape} and targets {y.shape} differ in shape")
@@ -49,15 +74,17 @@ def _check_binary(name, v, y):
 def binary_cross_entropy_with_logits(z, y):
     """Mean BCE of sigmoid(z) against 0/1 targets y, from logits z; returns `(loss, dz)`.
 
-    Stable form softplus(z) - y z = max(z, 0) - y z + log1p(exp(-|z|)).
+    Stable form softplus(z) - y z, softplus = logaddexp(0, z) (no overflow at either end).
     000: dZ2 = A2 - Y (sigmoid and BCE together), averaged by 1/m  ->  dz = (sigmoid(z) - y) / N.
+    (Written as max(z, 0) + log1p(exp(-|z|)) instead, the value is the same but jax.grad of it
+    is wrong at z = 0 exactly: the kinks of max and |.| cancel in the function, not in the
+    subgradients autodiff picks there. `jaxnets gradcheck --public-api` found that.)
     """
     _check_binary("binary_cross_entropy_with_logits", z, y)
     n = z.size
-    # e = exp(-|z|) serves both: softplus(z) = max(z, 0) + log1p(e), and sigmoid(z) =
-    # 1 / (1 + e) for z >= 0, e / (1 + e) below (neither overflows).
+    loss = jnp.sum(jnp.logaddexp(0.0, z) - y * z) / n
+    # sigmoid(z) from e = exp(-|z|): 1 / (1 + e) for z >= 0, e / (1 + e) below (no overflow)
     e = jnp.exp(-jnp.abs(z))
-    loss = jnp.sum(jnp.maximum(z, 0) - y * z + jnp.log1p(e)) / n
     dz = (jnp.where(z >= 0, 1, e) / (1 + e) - y) / n
     return loss, dz
 
@@ -83,9 +110,10 @@ def l2_penalty(w, reg):
     return 0.5 * reg * jnp.sum(w * w), reg * w
 
 
-__all__ = ["softmax_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "l2_penalty"]
+__all__ = ["softmax_loss", "svm_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "l2_penalty"]
 
 softmax_cross_entropy = loss_vjp(softmax_loss)
+hinge = loss_vjp(svm_loss)
 bce_with_logits = loss_vjp(binary_cross_entropy_with_logits)
 bce = loss_vjp(binary_cross_entropy)
 l2 = loss_vjp(l2_penalty)
@@ -93,6 +121,7 @@ l2 = loss_vjp(l2_penalty)
 # Losses: the pair returns (value, gradient); autodiff differentiates its value.
 LAYERS = {
     "softmax_loss": (softmax_loss, softmax_cross_entropy),
+    "svm_loss": (svm_loss, hinge),
     "bce_with_logits": (binary_cross_entropy_with_logits, bce_with_logits),
     "bce": (binary_cross_entropy, bce),
     "l2_penalty": (l2_penalty, l2),

@@ -32,6 +32,27 @@ KINK_MARGIN = 1e-2
 #: finite differences on at most this many coordinates per parameter (all of them when the
 #: parameter is smaller; otherwise a seeded random subset, as cs231n's grad_check_sparse).
 FD_MAX_COORDS = 16
+#: user layers (`check_layer`): an analytic gradient entry smaller than this fraction of the
+#: gradient's scale (its largest entry, or the upstream gradient's) is compared at that size.
+#: Two correct implementations of a sum that cancels (a saturated softmax row's p - 1 at
+#: scores of 1000, tanh's 1 - out**2 where out rounds to 1) differ by a few ulps of the
+#: terms, i.e. of the scale, which in an entry 1e-12 of the scale is a relative error of
+#: ~1e-4 (measured: 2.7e-8 on a softmax entry of 5.5e-12 in a row whose gradient is ~0.25;
+#: 4.8e-8 on a saturated tanh entry of 3e-15). With TOL_ANALYTIC_F64 this allows 1e-14 of
+#: the scale, ~50 ulps; the op suite's hand-built inputs avoid those zones instead.
+GRAD_SCALE_FLOOR = 1e-4
+#: rounding noise of a finite difference, in units of eps * (magnitude of the function) /
+#: step: a difference below it is not resolved and counts as agreement (user layers, whose
+#: inputs are generated at several scales, reach it; the op suite's inputs stay above it).
+#: The function's magnitude is taken as the larger of max |phi| and sum |out * dout| (the
+#: terms its final sum adds), plus sum |x * dphi/dx| (the rounding of the perturbed inputs);
+#: 32 ulps of it per evaluation. Too small a floor only turns a
+#: comparison "ambiguous" (unresolved), too large a floor would let errors through.
+FD_NOISE_ULPS = 32.0
+#: a change of one-sided slope between the step h/2 and h/4 keeps at least this fraction of
+#: its size at a kink (it is constant there), but halves where the function is smooth
+#: (the gap is h * f'' / 2): the ratio that tells the two apart.
+KINK_JUMP_RATIO = 0.75
 _F64 = np.dtype(np.float64)
 
 
