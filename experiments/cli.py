@@ -1,9 +1,11 @@
 """The `jaxnets` command (the app's entry point; the library `jaxnets` has no CLI of its own).
 
     jaxnets reproduce [--fashion] [--out runs] [--update-readme README.md]
-    jaxnets train EXPERIMENT [options]     EXPERIMENT: occupancy, digits, two_layer, convnet, filters
+    jaxnets train EXPERIMENT [options]     EXPERIMENT: occupancy, digits, two_layer, convnet, filters,
+                                           deep_convnet, normalization, dropout
     jaxnets predict RUN_DIR FILE [FILE...] an image (PNG/JPEG, 28x28 grey), IDX images or a Kaggle CSV
-    jaxnets gradcheck [--cases 200] [--json PATH]
+    jaxnets gradcheck [FILE.py:NAME] [--reference FILE.py:NAME] [--cases N] [--json PATH]
+                                           FILE.py:NAME: check your own NAME_forward / NAME_backward
     jaxnets bench [--quick] [--workloads ABCD]
 
 `train EXPERIMENT --help` lists an experiment's options (the document's values are the defaults).
@@ -22,6 +24,9 @@ EXPERIMENTS = {
     "two_layer": "two_layer",
     "convnet": "convnet",
     "filters": "filters",
+    "deep_convnet": "deep_convnet",
+    "normalization": "normalization",
+    "dropout": "dropout",
 }
 TOOLS = {
     "reproduce": "reproduce",

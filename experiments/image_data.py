@@ -60,5 +60,5 @@ def prepare(spec, style, seed=0, n_train=None):
         data={"spec": spec, "name": ds.name, "source": ds.source, "split": split,
               "preprocessing": STYLES[style], "n_train_limit": n_train},
         show_test=ds.x_test, class_names=FASHION_CLASSES if ds.name == "fashion-mnist" else None,
-        transform=transform,
+        transform=transform, images=(x_tr, x_val),
     )

@@ -98,3 +98,24 @@ def filter_outputs(path, image, outputs, titles):
     for ax in axes:
         ax.axis("off")
     return _save(fig, path)
+
+
+def against_scale(path, scales, series, ylabel, title, log_y=False):
+    """Lines of `series` {label: values at each of `scales`} against a log-scaled x axis
+    (the normalisation experiment's weight scales); NaN values (diverged runs) are gaps. A
+    label "A: B" takes A's colour and, for B = "val", a dashed line."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    colours = {}
+    for label, values in series.items():
+        group, _, part = label.partition(": ")
+        colour = colours.setdefault(group, f"C{len(colours)}")
+        ax.plot(scales, values, marker="o", ms=3, label=label, color=colour, ls="--" if part == "val" else "-")
+    ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("weight initialisation scale")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

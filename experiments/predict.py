@@ -22,7 +22,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def load_run(run_dir):
-    """(model, params, transform, class_names) of a run folder written by an experiment."""
+    """(model, params, model state or None, transform, class_names) of a run folder written by
+    an experiment."""
     run_dir = Path(run_dir)
     for name in ("metrics.json", "params.npz", "preprocess.npz"):
         if not (run_dir / name).is_file():
@@ -33,7 +34,7 @@ def load_run(run_dir):
     with np.load(run_dir / "preprocess.npz") as f:
         transform = PixelTransform.from_arrays({k: f[k] for k in f.files})
     class_names = image_data.FASHION_CLASSES if metrics["data"].get("name") == "fashion-mnist" else None
-    return model, runs.load_params(run_dir), transform, class_names
+    return model, *runs.load_params(run_dir), transform, class_names
 
 
 def read_image_file(path):
@@ -78,7 +79,7 @@ def main(argv=None, log=print):
     p.add_argument("--labels", help="IDX label file for a single IDX image file: report accuracy")
     p.add_argument("--show", type=int, default=20, help="print at most this many predictions (default 20)")
     args = p.parse_args(argv)
-    model, params, transform, class_names = load_run(args.run_dir)
+    model, params, state, transform, class_names = load_run(args.run_dir)
     images, labels = [], []
     for f in args.files:
         x, y = read_inputs(f)
@@ -91,7 +92,7 @@ def main(argv=None, log=print):
         if labels[0].shape[0] != images[0].shape[0]:
             raise DataError(f"{args.labels} has {labels[0].shape[0]} labels for {images[0].shape[0]} images")
     x = np.concatenate(images)
-    scores = np.asarray(model.scores(params, transform(x)))
+    scores = np.asarray(model.scores(params, transform(x), state=state))
     probs = np.exp(scores - scores.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     pred = probs.argmax(axis=1)

@@ -8,9 +8,10 @@ calls `run_experiment`, which:
 2. with `compare_modes`, trains again from the same initial parameters with the other of
    manual / autodiff, and records both accuracies and the largest parameter difference;
 3. evaluates train, validation and test accuracy;
-4. writes `metrics.json`, `params.npz`, `loss.png`, `accuracy.png`, `predictions.png` (a grid
-   of test images titled with label and prediction, red when wrong) and, for the ConvNet,
-   `filters.png` (for a model with convolution filters) into `<out>/<name>/`.
+4. writes `metrics.json`, `params.npz` (and `state.npz` for a model with batch norm),
+   `loss.png`, `accuracy.png`, `predictions.png` (a grid of test images titled with label and
+   prediction, red when wrong), `misclassified.png` (test images the model gets wrong) and,
+   for a model with convolution filters, `filters.png` into `<out>/<name>/`.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import numpy as np
 from experiments import plots, runs
 from jaxnets import training
 from jaxnets.data import PixelTransform
-from jaxnets.training import TRAIN_MODES, TrainConfig, accuracy, sample_batch_indices, train, train_data_parallel
+from jaxnets.training import TRAIN_MODES, TrainConfig, accuracy, optimizers, sample_batch_indices, train, train_data_parallel
 
 
 class Prepared(NamedTuple):
@@ -44,6 +45,7 @@ class Prepared(NamedTuple):
     show_test: Optional[np.ndarray] = None
     class_names: Optional[list] = None
     transform: Optional[PixelTransform] = None  # image preprocessing, saved as preprocess.npz for `predict`
+    images: Optional[tuple] = None  # (train, validation) uint8 images the transform maps to x_train, x_val
 
 
 def describe_sizes(p: Prepared) -> dict:
@@ -71,7 +73,7 @@ def last_batch_accuracy(model, result, p: Prepared, config):
     the parameters after that update (the same rows `train` drew for that step)."""
     step = result.steps_done - 1
     idx = np.asarray(sample_batch_indices(jax.random.key(config.seed), step, p.x_train.shape[0], config.batch_size))
-    return accuracy(model, result.params, p.x_train[idx], p.y_train[idx])
+    return accuracy(model, result.params, p.x_train[idx], p.y_train[idx], state=result.model_state)
 
 
 def _accuracies(model, result, p: Prepared):
@@ -81,7 +83,8 @@ def _accuracies(model, result, p: Prepared):
     if h["report_step"][-1] != result.steps_done:
         raise RuntimeError(f"last report at {h['report_step'][-1]}, training ended at {result.steps_done}")
     return {"train_acc": h["train_acc"][-1], "val_acc": h["val_acc"][-1] if h["val_acc"] else None,
-            "test_acc": None if p.x_test is None else accuracy(model, result.params, p.x_test, p.y_test)}
+            "test_acc": None if p.x_test is None else accuracy(model, result.params, p.x_test, p.y_test,
+                                                                state=result.model_state)}
 
 
 def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, *, seed=0,
@@ -114,13 +117,18 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
     ckpt = run_dir / runs.CHECKPOINT_STEM if checkpoint_every and writer else None
     if compare_modes and resume:
         raise ValueError("--compare-modes trains both modes from the start; it does not go with --resume")
+    decode = None
+    t = prepared.transform
+    if t is not None and t.exact_on_device:  # uint8 on the device, decoded inside each step
+        data = (t.layout(prepared.images[0]), prepared.y_train, t.layout(prepared.images[1]), prepared.y_val)
+        decode = t.decoder(np.dtype(config.dtype))
     fit_fn, rows = (train_data_parallel, training.local_shard(data)) if data_parallel else (train, data)
 
     def fit(cfg, primary=True):
         if not primary:  # the comparison run keeps no checkpoint
-            return fit_fn(model, params0, rows, cfg, progress=progress)
+            return fit_fn(model, params0, rows, cfg, progress=progress, decode=decode)
         return fit_fn(model, params0, rows, cfg, progress=progress, checkpoint_path=ckpt,
-                      checkpoint_every=checkpoint_every, resume=resume)
+                      checkpoint_every=checkpoint_every, resume=resume, decode=decode)
 
     result = fit(config)
     final = _accuracies(model, result, prepared)
@@ -172,7 +180,7 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
     }
     if not writer:
         return metrics
-    runs.save_params(run_dir, result.params)
+    runs.save_params(run_dir, result.params, result.model_state)
     if prepared.transform is not None:
         np.savez(run_dir / "preprocess.npz", **prepared.transform.to_arrays())
     _plots(run_dir, title, model, result, prepared)
@@ -193,12 +201,25 @@ def _plots(run_dir, title, model, result, p: Prepared):
     plots.accuracy_curves(run_dir / "accuracy.png", np.asarray(h["report_step"]), curves,
                           title=f"{title}: accuracy", xlabel="updates")
     if p.show_test is not None and p.x_test is not None:
-        pred = np.asarray(model.predict(result.params, np.asarray(p.x_test[:16])))
-        plots.image_grid(run_dir / "predictions.png", p.show_test[:16], p.y_test[:16], pred,
+        pred = predictions(model, result, p.x_test)
+        plots.image_grid(run_dir / "predictions.png", p.show_test[:16], p.y_test[:16], pred[:16],
                          class_names=p.class_names, title=f"{title}: test images")
+        wrong = np.flatnonzero(pred != np.asarray(p.y_test))[:16]
+        if wrong.size:
+            plots.image_grid(run_dir / "misclassified.png", p.show_test[wrong], np.asarray(p.y_test)[wrong],
+                             pred[wrong], class_names=p.class_names,
+                             title=f"{title}: misclassified test images ({np.sum(pred != np.asarray(p.y_test))} "
+                                   f"of {len(pred)})")
     if model.conv_filters:
         plots.conv_filters(run_dir / "filters.png", np.asarray(result.params[model.conv_filters]),
                            title=f"{title}: learned filters")
+
+
+def predictions(model, result, x, batch=2000):
+    """The model's predicted labels for every row of x (inference mode, the run's state)."""
+    predict = jax.jit(model.predict)
+    return np.concatenate([np.asarray(predict(result.params, x[i:i + batch], result.model_state))
+                           for i in range(0, len(x), batch)])
 
 
 def experiment_parser(name, doc):
@@ -220,7 +241,7 @@ def preselected(argv, flag, choices, default):
 
 
 def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None, decay=1.0,
-                    report_every=None):
+                    report_every=None, optimizer=optimizers.DEFAULT_OPTIMIZER):
     """The options every experiment script has, with the document's values as defaults."""
     parser.add_argument("--data", default=data, help=f"data source spec (default {data!r})")
     parser.add_argument("--mode", default="manual", choices=TRAIN_MODES,
@@ -231,6 +252,14 @@ def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None,
     parser.add_argument("--batch-size", type=int, default=batch_size,
                         help="minibatch size, sampled with replacement" + (f" (default {batch_size})" if batch_size else " (default: full batch)"))
     parser.add_argument("--decay", type=float, default=decay, help=f"learning-rate decay per epoch (default {decay})")
+    opt = parser.add_argument_group("optimizer (jaxnets.training.optimizers; unset: the optimizer's own default)")
+    opt.add_argument("--optimizer", default=optimizer, choices=list(optimizers.OPTIMIZERS),
+                     help="; ".join(f"{k}: {v.summary}" for k, v in optimizers.OPTIMIZERS.items())
+                     + f" (default {optimizer})")
+    for name, what in (("momentum", "momentum's mu"), ("decay-rate", "RMSProp's moving-average decay"),
+                       ("beta1", "Adam's first-moment decay"), ("beta2", "Adam's second-moment decay"),
+                       ("eps", "RMSProp's and Adam's epsilon")):
+        opt.add_argument(f"--{name}", type=float, default=None, help=what)
     parser.add_argument("--report-every", type=int, default=report_every, help="updates between accuracy reports")
     parser.add_argument("--seed", type=int, default=0, help="initialisation, split and minibatch seed (default 0)")
     parser.add_argument("--out", default=None, help="runs folder (default ./runs)")
@@ -260,10 +289,15 @@ def target_from_args(args, default=None):
     return {"metric": "test_acc", "at_least": args.target} if args.target is not None else default
 
 
+OPTIMIZER_ARGS = ("momentum", "decay_rate", "beta1", "beta2", "eps")
+
+
 def config_from_args(args):
+    given = {k: getattr(args, k) for k in OPTIMIZER_ARGS if getattr(args, k) is not None}
     return TrainConfig(mode=args.mode, learning_rate=args.learning_rate, decay=args.decay,
                        iterations=args.iterations, batch_size=args.batch_size,
-                       report_every=args.report_every, seed=args.seed)
+                       report_every=args.report_every, seed=args.seed, optimizer=args.optimizer,
+                       optimizer_args=given)
 
 
 def start_distributed(args):

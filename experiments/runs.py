@@ -54,15 +54,25 @@ def read_metrics(run_dir):
     return json.loads((Path(run_dir) / "metrics.json").read_text())
 
 
-def save_params(run_dir, params):
+def save_params(run_dir, params, model_state=None):
+    """params.npz, and state.npz when the model carries state (batch norm's running
+    statistics, which inference needs)."""
     path = Path(run_dir) / "params.npz"
     np.savez(path, **{k: np.asarray(v) for k, v in params.items()})
+    if model_state:
+        np.savez(Path(run_dir) / "state.npz", **{k: np.asarray(v) for k, v in model_state.items()})
     return path
 
 
 def load_params(run_dir):
+    """(params, model state or None) of a run folder."""
     with np.load(Path(run_dir) / "params.npz") as f:
-        return {k: f[k] for k in f.files}
+        params = {k: f[k] for k in f.files}
+    state_path = Path(run_dir) / "state.npz"
+    if not state_path.is_file():
+        return params, None
+    with np.load(state_path) as f:
+        return params, {k: f[k] for k in f.files}
 
 
 def replace_marked_block(path, name, content):

@@ -23,7 +23,7 @@ from reference_numpy.checks import check_4d, check_dout, conv_setup, f64, int_at
 
 __all__ = [
     "affine_forward", "affine_backward",
-    "relu_forward", "relu_backward",
+    "relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward",
     "tanh_forward", "tanh_backward",
     "sigmoid_forward", "sigmoid_backward",
     "zero_pad",
@@ -31,7 +31,7 @@ __all__ = [
     "max_pool_forward", "max_pool_backward",
     "avg_pool_forward", "avg_pool_backward",
     "conv_relu_pool_forward", "conv_relu_pool_backward",
-    "softmax_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "l2_penalty",
+    "softmax_loss", "svm_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "l2_penalty",
 ]
 
 
@@ -90,6 +90,20 @@ def relu_backward(dout, cache):
     dout = f64(dout)
     check_dout("relu_backward", dout, x.shape)
     return np.where(x > 0, dout, 0.0)
+
+
+def leaky_relu_forward(x, *, alpha=0.01):
+    """out = x for x > 0, alpha * x otherwise; cache = (x, alpha)."""
+    x = f64(x)
+    return np.where(x > 0, x, alpha * x), (x, alpha)
+
+
+def leaky_relu_backward(dout, cache):
+    """dx = dout where x > 0, alpha * dout elsewhere (slope alpha at 0, as ReLU'(0) = 0)."""
+    x, alpha = cache
+    dout = f64(dout)
+    check_dout("leaky_relu_backward", dout, x.shape)
+    return np.where(x > 0, dout, alpha * dout)
 
 
 def tanh_forward(x):
@@ -267,6 +281,21 @@ def conv_relu_pool_backward(dout, cache):
 
 # --------------------------------------------------------------------------- losses
 
+def _check_labels(name, scores, y):
+    if scores.ndim != 2:
+        raise ValueError(f"{name}: scores must be (N, C), got shape {scores.shape}")
+    n, c = scores.shape
+    if n == 0:
+        raise ValueError(f"{name}: empty batch")
+    if y.shape != (n,):
+        raise ValueError(f"{name}: labels must have shape ({n},), got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name}: labels must be integers 0..{c - 1}, got dtype {y.dtype}")
+    if y.min() < 0 or y.max() >= c:
+        raise ValueError(f"{name}: labels out of range 0..{c - 1} (min {y.min()}, max {y.max()})")
+    return n, c
+
+
 def softmax_loss(scores, y):
     """Mean softmax cross-entropy; returns (loss, dscores).
 
@@ -276,19 +305,8 @@ def softmax_loss(scores, y):
     001/003 eq. (13): dZ2 = A2 - onehot(Y), and the (1/m) of eq. (15)  ->
     dscores = (softmax(scores) - onehot(y)) / N (002 `softmax_loss`).
     """
-    scores = f64(scores)
-    y = np.asarray(y)
-    if scores.ndim != 2:
-        raise ValueError(f"softmax_loss: scores must be (N, C), got shape {scores.shape}")
-    n, c = scores.shape
-    if n == 0:
-        raise ValueError("softmax_loss: empty batch")
-    if y.shape != (n,):
-        raise ValueError(f"softmax_loss: labels must have shape ({n},), got {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"softmax_loss: labels must be integers 0..{c - 1}, got dtype {y.dtype}")
-    if y.min() < 0 or y.max() >= c:
-        raise ValueError(f"softmax_loss: labels out of range 0..{c - 1} (min {y.min()}, max {y.max()})")
+    scores, y = f64(scores), np.asarray(y)
+    n, c = _check_labels("softmax_loss", scores, y)
     shifted = scores - scores.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     rows = np.arange(n)
@@ -296,6 +314,28 @@ def softmax_loss(scores, y):
     dscores = np.exp(log_probs)
     dscores[rows, y] -= 1.0
     return float(loss), dscores / n
+
+
+def svm_loss(scores, y):
+    """Multiclass SVM loss, margin 1, mean over N; returns (loss, dscores).
+
+    cs231n assignment 1 (svm_loss_naive), looped over rows and classes: for each row i and
+    class j != y_i with margin s_ij - s_iy_i + 1 > 0 (a margin of exactly 0 counts as
+    inactive), loss += margin, dscores_ij += 1, dscores_iy_i -= 1; all divided by N.
+    """
+    scores, y = f64(scores), np.asarray(y)
+    n, c = _check_labels("svm_loss", scores, y)
+    loss, dscores = 0.0, np.zeros_like(scores)
+    for i in range(n):
+        for j in range(c):
+            if j == y[i]:
+                continue
+            margin = scores[i, j] - scores[i, y[i]] + 1
+            if margin > 0:
+                loss += margin
+                dscores[i, j] += 1
+                dscores[i, y[i]] -= 1
+    return loss / n, dscores / n
 
 
 def _binary_setup(name, v, y):
@@ -343,3 +383,10 @@ def l2_penalty(w, reg):
     """
     w = f64(w)
     return float(0.5 * reg * np.sum(w * w)), reg * w
+
+
+# The normalisation and dropout twins live in `norm`; `layers` is the one namespace of every pair.
+from reference_numpy.norm import *  # noqa: E402, F401, F403
+from reference_numpy.norm import __all__ as _norm_names  # noqa: E402
+
+__all__ += _norm_names

@@ -1,4 +1,5 @@
-"""The four networks of the source documents in NumPy float64, mirroring `jaxnets.models`.
+"""The networks of `jaxnets.models` in NumPy float64: the four of the source documents and
+cs231n assignment 2's fully connected net and deeper ConvNet.
 
 Same factory names, config keys, parameter names and shapes as jaxnets, so parameters can be
 copied between the two. Each factory returns a `Model` with
@@ -16,7 +17,17 @@ import numpy as np
 from reference_numpy.layers import (
     affine_backward,
     affine_forward,
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_inference,
     binary_cross_entropy_with_logits,
+    dropout_backward,
+    dropout_forward,
+    layernorm_backward,
+    layernorm_forward,
+    spatial_batchnorm_backward,
+    spatial_batchnorm_forward,
+    spatial_batchnorm_inference,
     conv_backward,
     conv_forward,
     l2_penalty,
@@ -29,7 +40,7 @@ from reference_numpy.layers import (
     tanh_forward,
 )
 
-__all__ = ["Model", "occupancy_net", "digits_mlp", "two_layer_net", "conv_net", "MODELS"]
+__all__ = ["Model", "occupancy_net", "digits_mlp", "two_layer_net", "conv_net", "fc_net", "deep_conv_net", "MODELS"]
 
 
 class Model(NamedTuple):
@@ -229,9 +240,160 @@ def conv_net(input_shape=(1, 28, 28), num_filters=8, filter_size=3, stride=1, pa
     return Model("conv", config, init, scores, loss, loss_and_grads, _argmax_predict(scores))
 
 
+# --------------------------------------------------------------------------- cs231n assignment 2
+
+def _deep(name, config, layers, reg, init, stateful):
+    """A network as a list of layer tuples, the NumPy twin of jaxnets.models.deep:
+    ("affine", i), ("conv", i, pad), ("relu",), ("pool", size), ("batchnorm", i),
+    ("spatial_batchnorm", i), ("layernorm", i), ("dropout", rate). The training loss takes
+    `noise`: the uniform draws of each dropout layer in order (`jaxnets.models.Model.noise`);
+    with batch norm, loss_and_grads also returns the batch statistics (running_mean{i},
+    running_var{i}) and scores (inference) takes the running statistics `state`."""
+
+    def run(params, x, train, state=None, noise=None):
+        h, caches, stats, draws = x, [], {}, iter(noise or ())
+        for layer in layers:
+            kind = layer[0]
+            if kind in ("affine", "conv"):
+                i = layer[1]
+                w = params[f"W{i}"]
+                b = params.get(f"b{i}", np.zeros(w.shape[0] if w.ndim == 4 else w.shape[1]))  # none before batch norm
+                h, cache = affine_forward(h, w, b) if kind == "affine" else conv_forward(h, w, b, 1, layer[2])
+            elif kind == "relu":
+                h, cache = relu_forward(h)
+            elif kind == "pool":
+                h, cache = max_pool_forward(h, layer[1], layer[1], layer[1])
+            elif kind == "dropout":
+                h, cache = dropout_forward(h, next(draws) if train else None, rate=layer[1], train=train)
+            else:
+                i = layer[1]
+                gamma, beta = params[f"gamma{i}"], params[f"beta{i}"]
+                if kind == "layernorm":
+                    h, cache = layernorm_forward(h, gamma, beta)
+                elif train:
+                    x_in = h
+                    h, cache = (batchnorm_forward if kind == "batchnorm" else spatial_batchnorm_forward)(h, gamma, beta)
+                    axes = (0,) if kind == "batchnorm" else (0, 2, 3)
+                    stats[f"running_mean{i}"] = x_in.mean(axis=axes)
+                    stats[f"running_var{i}"] = x_in.var(axis=axes)
+                else:
+                    infer = batchnorm_inference if kind == "batchnorm" else spatial_batchnorm_inference
+                    h = infer(h, gamma, beta, state[f"running_mean{i}"], state[f"running_var{i}"])
+                    cache = None
+            caches.append(cache)
+        return h, caches, stats
+
+    def l2(params):
+        return sum(l2_penalty(params[k], reg)[0] for k in params if k.startswith("W")) if reg else 0.0
+
+    def scores(params, x, state=None, train=False, noise=None):
+        """Inference scores (running statistics `state`), or with train=True the training
+        forward's (batch statistics, dropout with the draws `noise`)."""
+        return run(params, x, train, state, noise)[0]
+
+    def loss(params, x, y, noise=None):
+        return softmax_loss(run(params, x, True, noise=noise)[0], y)[0] + l2(params)
+
+    backwards = {"affine": affine_backward, "conv": conv_backward, "relu": relu_backward,
+                 "pool": max_pool_backward, "dropout": dropout_backward, "batchnorm": batchnorm_backward,
+                 "spatial_batchnorm": spatial_batchnorm_backward, "layernorm": layernorm_backward}
+
+    def loss_and_grads(params, x, y, noise=None):
+        out, caches, stats = run(params, x, True, noise=noise)
+        value, dh = softmax_loss(out, y)
+        grads = {}
+        for layer, cache in zip(reversed(layers), reversed(caches)):
+            back = backwards[layer[0]](dh, cache)
+            if layer[0] in ("affine", "conv"):
+                dh, grads[f"W{layer[1]}"], db = back
+                if f"b{layer[1]}" in params:
+                    grads[f"b{layer[1]}"] = db
+            elif layer[0] in ("batchnorm", "spatial_batchnorm", "layernorm"):
+                dh, grads[f"gamma{layer[1]}"], grads[f"beta{layer[1]}"] = back
+            else:
+                dh = back
+        for k in params:
+            if k.startswith("W") and reg:
+                penalty, dw = l2_penalty(params[k], reg)
+                value += penalty
+                grads[k] = grads[k] + dw
+        return (value, grads, stats) if stateful else (value, grads)
+
+    def predict(params, x, state=None):
+        return np.argmax(scores(params, x, state), axis=1)
+
+    return Model(name, config, init, scores, loss, loss_and_grads, predict)
+
+
+def fc_net(hidden_dims=(100, 100), input_size=784, num_classes=10, norm=None, dropout=0.0, reg=0.0,
+           weight_scale=1e-2, momentum=0.9):
+    """cs231n's FullyConnectedNet: {affine - [norm] - relu - [dropout]} x (L-1) - affine - softmax.
+    W{i} = weight_scale randn, b{i} = 0, gamma{i} = 1, beta{i} = 0 (momentum: jaxnets' state
+    update only; the twin reports the batch statistics)."""
+    hidden_dims = tuple(hidden_dims)
+    dims = (input_size, *hidden_dims, num_classes)
+    config = {"hidden_dims": list(hidden_dims), "input_size": input_size, "num_classes": num_classes,
+              "norm": norm, "dropout": dropout, "reg": reg, "weight_scale": weight_scale, "momentum": momentum}
+    layers = []
+    for i in range(1, len(dims) - 1):
+        layers += [("affine", i)] + ([(norm, i)] if norm else []) + [("relu",)] + ([("dropout", dropout)] if dropout else [])
+    layers.append(("affine", len(dims) - 1))
+
+    def init(rng):
+        params = {}
+        for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:]), 1):
+            params[f"W{i}"] = weight_scale * rng.standard_normal((d_in, d_out))
+            if norm != "batchnorm" or i == len(dims) - 1:
+                params[f"b{i}"] = np.zeros(d_out)
+            if norm and i < len(dims) - 1:
+                params[f"gamma{i}"], params[f"beta{i}"] = np.ones(d_out), np.zeros(d_out)
+        return params
+
+    return _deep("fc_net", config, layers, reg, init, norm == "batchnorm")
+
+
+def deep_conv_net(input_shape=(1, 28, 28), filters=(32, 64), filter_size=3, hidden=256, num_classes=10,
+                  batchnorm=True, dropout=0.5, reg=0.0, weight_scale=None, momentum=0.9):
+    """{conv (same padding) - [spatial batch norm] - relu - 2x2 max pool} x K - affine -
+    [batch norm] - relu - [dropout] - affine - softmax; He initialisation when weight_scale
+    is None."""
+    filters = tuple(filters)
+    c, h, w = input_shape
+    config = {"input_shape": list(input_shape), "filters": list(filters), "filter_size": filter_size,
+              "hidden": hidden, "num_classes": num_classes, "batchnorm": batchnorm, "dropout": dropout,
+              "reg": reg, "weight_scale": weight_scale, "momentum": momentum}
+    layers, shapes, c_in = [], [], c
+    for i, f in enumerate(filters, 1):
+        layers += [("conv", i, filter_size // 2)] + ([("spatial_batchnorm", i)] if batchnorm else []) + [("relu",), ("pool", 2)]
+        shapes.append((f, c_in, filter_size, filter_size))
+        c_in, h, w = f, h // 2, w // 2
+    k = len(filters) + 1
+    layers += [("affine", k)] + ([("batchnorm", k)] if batchnorm else []) + [("relu",)]
+    layers += ([("dropout", dropout)] if dropout else []) + [("affine", k + 1)]
+    shapes += [(c_in * h * w, hidden), (hidden, num_classes)]
+
+    def init(rng):
+        params = {}
+        for i, shape in enumerate(shapes, 1):
+            fan_in = math.prod(shape[1:]) if len(shape) == 4 else shape[0]
+            scale = math.sqrt(2.0 / fan_in) if weight_scale is None else weight_scale
+            params[f"W{i}"] = scale * rng.standard_normal(shape)
+            normed = batchnorm and (i <= len(filters) or i == k)
+            if not normed:
+                params[f"b{i}"] = np.zeros(shape[0] if len(shape) == 4 else shape[1])
+            if normed:
+                width = shape[0] if len(shape) == 4 else shape[1]
+                params[f"gamma{i}"], params[f"beta{i}"] = np.ones(width), np.zeros(width)
+        return params
+
+    return _deep("deep_conv", config, layers, reg, init, batchnorm)
+
+
 MODELS = {
     "occupancy": occupancy_net,
     "digits": digits_mlp,
     "two_layer": two_layer_net,
     "conv": conv_net,
+    "fc_net": fc_net,
+    "deep_conv": deep_conv_net,
 }

@@ -72,7 +72,7 @@ def cmd_devices(out_path):
 
     from jaxnets import training as parallel
     from jaxnets.grads import value_and_grad
-    from jaxnets.models import conv_net, two_layer_net
+    from jaxnets.models import conv_net, fc_net, two_layer_net
     from jaxnets.training import TrainConfig, train
     from jaxnets.training.placement import DataParallel
 
@@ -83,10 +83,14 @@ def cmd_devices(out_path):
     models = {
         "mlp": (two_layer_net(input_size=20, hidden_size=16, num_classes=3, std=0.1), (20,)),
         "conv": (conv_net(input_shape=(1, 8, 8), num_filters=4, num_classes=3), (1, 8, 8)),
+        # batch norm over the global batch, dropout masks over the global batch
+        "fc_bn": (fc_net((16,), input_size=20, num_classes=3, norm="batchnorm", dropout=0.3, weight_scale=0.1),
+                  (20,)),
     }
     # (model, mode, batch_size): full batch and with-replacement minibatches both covered
     cases = [("mlp", "manual", 16), ("mlp", "autodiff", None), ("mlp", "custom_vjp", 16),
-             ("conv", "manual", None), ("conv", "autodiff", 16)]
+             ("conv", "manual", None), ("conv", "autodiff", 16), ("fc_bn", "manual", 16),
+             ("fc_bn", "custom_vjp", None)]
     for name, mode, batch_size in cases:
         model, shape = models[name]
         x, y = make_data(96, shape, 3, 1)
@@ -106,7 +110,8 @@ def cmd_devices(out_path):
         report["runs"].append({
             "model": name, "mode": mode, "batch_size": batch_size, "steps": four.steps_done,
             "dtype": str(np.asarray(four.params["W1"]).dtype),
-            "max_diff_4dev_vs_train": max_abs_diff(four.params, single.params),
+            "max_diff_4dev_vs_train": max(max_abs_diff(four.params, single.params),
+                                          max_abs_diff(four.model_state, single.model_state) if single.model_state else 0.0),
             "max_diff_1dev_mesh_vs_train": max_abs_diff(one.params, single.params) if one else None,
             "max_loss_diff": float(np.max(np.abs(np.subtract(four.history["loss"], single.history["loss"])))),
             "same_reports": (four.history["report_step"], four.history["train_acc"], four.history["val_acc"],

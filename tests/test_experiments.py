@@ -7,7 +7,7 @@ import pytest
 from matplotlib import image as mpimg
 from PIL import Image
 
-from experiments import cli, digits, image_data, predict, reproduce, runs, two_layer
+from experiments import cli, deep_convnet, digits, dropout, image_data, normalization, predict, reproduce, runs, two_layer
 from jaxnets.data import DataError, load_sample, write_idx
 
 
@@ -121,6 +121,7 @@ def test_cli_reports_bad_input_in_one_line_with_status_2(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("experiment, own, choice", [
+    ("deep_convnet", ["--filters", "--hidden", "--dropout", "--no-batchnorm", "--reg"], []),
     ("occupancy", ["--train-norms"], []),
     ("digits", ["--document"], ["--document", "003"]),
     ("two_layer", ["--run", "--hidden", "--reg", "--n-train"], ["--run", "overfit"]),
@@ -132,7 +133,8 @@ def test_every_experiments_help_lists_all_its_options(experiment, own, choice, c
     common = [] if experiment == "filters" else [
         "--data", "--mode", "--learning-rate", "--iterations", "--batch-size", "--decay", "--report-every",
         "--seed", "--compare-modes", "--no-progress", "--checkpoint-every", "--resume", "--data-parallel",
-        "--coordinator", "--num-processes", "--process-id", "--distributed-timeout", "--tag", "--target"]
+        "--coordinator", "--num-processes", "--process-id", "--distributed-timeout", "--tag", "--target",
+        "--optimizer", "--momentum", "--decay-rate", "--beta1", "--beta2", "--eps"]
     for argv in (["train", experiment, "--help"], ["train", experiment, *choice, "--help"]):
         with pytest.raises(SystemExit) as e:
             cli.main(argv)
@@ -162,6 +164,32 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_idx, tmp_path):
     assert ckpt.with_suffix(".npz").is_file()
     resumed = digits.main(common + ["--iterations", "12", "--resume", str(ckpt), "--checkpoint-every", "5"], **quiet)
     assert resumed["history"]["loss"] == whole["history"]["loss"]
-    a = runs.load_params(tmp_path / "001_digits_idx_whole")
-    b = runs.load_params(tmp_path / "001_digits_idx")
+    a, _ = runs.load_params(tmp_path / "001_digits_idx_whole")
+    b, _ = runs.load_params(tmp_path / "001_digits_idx")
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_deep_convnet_run_keeps_its_batch_norm_state_for_predict(tiny_idx, tmp_path, capsys):
+    metrics = deep_convnet.main(["--data", f"idx:{tiny_idx}", "--filters", "2", "--hidden", "4", "--iterations", "6",
+                                 "--batch-size", "10", "--out", str(tmp_path), "--no-progress", "--compare-modes"],
+                                log=lambda *a: None)
+    run_dir = tmp_path / "deep_convnet_idx"
+    for name in ("state.npz", "params.npz", "filters.png", "misclassified.png"):
+        assert (run_dir / name).is_file(), name
+    assert metrics["train_config"]["optimizer"] == "adam" and metrics["compare_modes"]["modes"] == ["manual", "autodiff"]
+    capsys.readouterr()
+    assert cli.main(["predict", str(run_dir), str(tiny_idx / "t10k-images-idx3-ubyte.gz"), "--labels",
+                     str(tiny_idx / "t10k-labels-idx1-ubyte.gz")]) == 0
+    assert f"accuracy {metrics['final']['test_acc']:.4f}" in capsys.readouterr().out
+
+
+def test_normalization_and_dropout_experiments_write_their_plots(tiny_idx, tmp_path):
+    quiet = dict(log=lambda *a: None)
+    m = normalization.main(["--data", f"idx:{tiny_idx}", "--scales", "2", "--epochs", "1", "--out", str(tmp_path)], **quiet)
+    assert set(m["results"]) == {"none", "batchnorm", "layernorm"} and all(len(v) == 2 for v in m["results"].values())
+    assert (tmp_path / "normalization" / "loss_vs_scale.png").is_file()
+    assert (tmp_path / "normalization" / "accuracy_vs_scale.png").is_file()
+    d = dropout.main(["--data", f"idx:{tiny_idx}", "--epochs", "2", "--out", str(tmp_path)], **quiet)
+    assert set(d["results"]) == {"0.0", "0.75"} and (tmp_path / "dropout" / "accuracy.png").is_file()
+    with pytest.raises(ValueError, match="--rates"):
+        dropout.main(["--data", f"idx:{tiny_idx}", "--rates", "half", "--out", str(tmp_path)], **quiet)

@@ -133,7 +133,7 @@ def _chunk_run(config, x, y, steps, key):
     params = {k: jnp.asarray(v, jnp.float64) for k, v in MODEL.init(jax.random.key(0)).items()}
     optimizer = make_optimizer(config, x.shape[0])
     state = initial_state(params, optimizer.init(params))
-    state, losses = chunk_fn(MODEL, config, x.shape[0], steps)(state, x, y, key, np.int32(steps))
+    state, losses, _ = chunk_fn(MODEL, config, x.shape[0], steps)(state, x, y, key, np.int32(steps))
     return params, state, np.asarray(losses)
 
 

@@ -52,10 +52,10 @@ def test_model_gradients_agree_float32(model):
 @pytest.mark.parametrize("name", ["digits", "two_layer", "conv"])
 def test_stress_cases_put_relu_inputs_exactly_on_the_kink(name):
     case = make_model_case(name, "small" if name != "conv" else "strided", 0, stress=True)
-    assert kink_distance(MODELS[name](**case.config), case.params, case.x) == 0.0
+    assert kink_distance(MODELS[name](**case.config), case.params, case.x, case.y) == 0.0
     assert not case.fd
 
 
 def test_every_model_and_mode_is_covered():
-    assert set(MODEL_VARIANTS) == {"occupancy", "digits", "two_layer", "conv"}
+    assert set(MODEL_VARIANTS) == {"occupancy", "digits", "two_layer", "conv", "fc_net", "deep_conv"}
     assert tuple(MODES) == ("manual", "autodiff", "custom_vjp")

@@ -396,7 +396,14 @@ def test_model_parameter_shapes_and_configs_follow_contract():
     assert {k: v.shape for k, v in p.items()} == {"W1": (8, 1, 3, 3), "b1": (8,), "W2": (8 * 14 * 14, 10), "b2": (10,)}
     assert p["W1"].std() == pytest.approx(math.sqrt(2 / 9), rel=0.3)
     assert conv.config["reg"] == 0.0 and conv.config["input_shape"] == [1, 28, 28]
-    assert set(M.MODELS) == {"occupancy", "digits", "two_layer", "conv"}
+    assert set(M.MODELS) == {"occupancy", "digits", "two_layer", "conv", "fc_net", "deep_conv"}
+    # cs231n's nets: a layer followed by batch norm has no bias (it could not change the output)
+    p = M.fc_net((7, 6), input_size=5, num_classes=3, norm="batchnorm").init(rng())
+    assert sorted(p) == ["W1", "W2", "W3", "b3", "beta1", "beta2", "gamma1", "gamma2"]
+    p = M.deep_conv_net(filters=(4, 6), hidden=5).init(rng())
+    assert {k: v.shape for k, v in p.items() if k.startswith("W")} == {
+        "W1": (4, 1, 3, 3), "W2": (6, 4, 3, 3), "W3": (6 * 7 * 7, 5), "W4": (5, 10)}
+    assert sorted(k for k in p if k.startswith("b")) == ["b4", "beta1", "beta2", "beta3"]
     assert M.two_layer_net().config == {"input_size": 784, "hidden_size": 50, "num_classes": 10, "std": 1e-4, "reg": 0.0}
 
 

@@ -11,7 +11,7 @@ import optax
 import pytest
 
 from jaxnets.grads import MODES
-from jaxnets.models import Model, occupancy_net, two_layer_net
+from jaxnets.models import Model, fc_net, occupancy_net, two_layer_net
 from jaxnets.training import checkpoint as ckpt
 from jaxnets.training import (
     TrainConfig,
@@ -201,6 +201,49 @@ def test_resume_reaches_the_same_params_as_an_uninterrupted_run(tmp_path, kind):
         assert jnp.array_equal(a, b)
 
 
+BN_MODEL = fc_net((8, 6), input_size=20, num_classes=3, norm="batchnorm", dropout=0.3, weight_scale=0.3)
+
+
+def test_batchnorm_dropout_model_trains_carries_its_state_and_resumes_exactly(tmp_path):
+    """Running statistics threaded through the steps (and the checkpoint), dropout masks drawn
+    from (seed, step), a hand-written optimizer: an interrupted run ends where an
+    uninterrupted one ends, state included."""
+    params = BN_MODEL.init(jax.random.key(0))
+    config = TrainConfig(learning_rate=0.01, batch_size=16, report_every=6, iterations=30, optimizer="adam")
+    whole = train(BN_MODEL, params, DATA, config, progress=False)
+    assert sorted(whole.model_state) == ["running_mean1", "running_mean2", "running_var1", "running_var2"]
+    assert whole.history["train_acc"][-1] > whole.history["train_acc"][0]
+    fresh = BN_MODEL.init_state()
+    assert not np.allclose(whole.model_state["running_mean1"], fresh["running_mean1"])  # it moved
+    train(BN_MODEL, params, DATA, config.replace(iterations=13), progress=False, checkpoint_path=tmp_path / "ckpt")
+    assert sorted(ckpt.load_checkpoint(tmp_path / "ckpt").model_state) == sorted(whole.model_state)
+    resumed = train(BN_MODEL, None, DATA, config, progress=False, resume=tmp_path / "ckpt")
+    assert_same_params(resumed.params, whole.params)
+    assert_same_params(resumed.model_state, whole.model_state)
+    assert resumed.history["loss"] == whole.history["loss"]
+    with pytest.raises(ValueError, match="optimizer"):
+        train(BN_MODEL, None, DATA, config.replace(optimizer="momentum"), progress=False, resume=tmp_path / "ckpt")
+
+
+def test_every_mode_trains_a_stateful_stochastic_model_alike():
+    """Batch statistics, running averages and dropout masks are the same in every mode."""
+    params = BN_MODEL.init(jax.random.key(1))
+    config = TrainConfig(learning_rate=0.05, batch_size=16, iterations=10, dtype="float64")
+    runs = {m: train(BN_MODEL, params, DATA, config.replace(mode=m), progress=False) for m in MODES}
+    for m in ("autodiff", "custom_vjp"):
+        for tree in ("params", "model_state"):
+            a, b = getattr(runs["manual"], tree), getattr(runs[m], tree)
+            for k in a:
+                np.testing.assert_allclose(np.asarray(b[k]), np.asarray(a[k]), rtol=1e-10, atol=1e-12, err_msg=f"{m} {k}")
+
+
+def test_unknown_optimizer_or_hyperparameter_is_refused():
+    with pytest.raises(ValueError, match="unknown optimizer 'nesterov'"):
+        run(TrainConfig(**FULL, optimizer="nesterov"))
+    with pytest.raises(ValueError, match="does not take beta1"):
+        run(TrainConfig(**FULL, optimizer="momentum", optimizer_args={"beta1": 0.9}))
+
+
 def test_resume_with_different_hyperparameters_is_refused(tmp_path):
     run(TrainConfig(**MINI, iterations=6), checkpoint_path=tmp_path / "ckpt")
     with pytest.raises(ValueError, match="learning_rate"):
@@ -233,7 +276,7 @@ BARRIER = Model(
     init=lambda key: {"w": jnp.zeros(1), "b": jnp.zeros(2)},
     scores=_barrier_scores, loss=_barrier_loss,
     loss_and_grads=jax.value_and_grad(_barrier_loss),
-    predict=lambda params, x: jnp.argmax(_barrier_scores(params, x), axis=1),
+    predict=lambda params, x, state=None: jnp.argmax(_barrier_scores(params, x), axis=1),
     input_shape=(20,), num_classes=2,
 )
 

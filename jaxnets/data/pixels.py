@@ -59,6 +59,13 @@ class PixelTransform(NamedTuple):
         """uint8 images (N, H, W) -> float32 model inputs (on the host, NumPy)."""
         return self.layout(images).astype(np.float32) * self.scale - self.laid_out_mean()
 
+    @property
+    def exact_on_device(self):
+        """Whether `decoder` inside a jitted computation gives exactly `__call__`'s floats. With
+        both a scale and a mean, XLA:CPU fuses `x * scale - mean` into one fused multiply-add
+        (one rounding where NumPy rounds twice), so values can differ in the last bit."""
+        return self.scale == 1 or not np.any(self.mean)
+
     def decoder(self, dtype=np.float32):
         """The same transform as a function of already laid-out stored pixels (`layout`'s
         output), for use inside jitted code: `x.astype(dtype) * scale - mean`."""

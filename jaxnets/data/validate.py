@@ -12,10 +12,12 @@ import numpy as np
 from .errors import DataError
 
 
-def check_arrays(x, y, *, feature_shape=None, num_classes=None, binary=False, name="data") -> None:
+def check_arrays(x, y, *, feature_shape=None, num_classes=None, binary=False, name="data",
+                 pixels=False) -> None:
     """Validate model inputs `x` (N, *feature_shape) float and labels `y`.
 
     - `x`: at least 2-D, real floating dtype, all finite; `x.shape[1:] == feature_shape` if given.
+      With `pixels=True`, x is stored uint8 pixels (decoded inside training) instead.
     - `y`: (N,) integer labels in 0..num_classes-1 (if given); with `binary=True`, (N,) 0/1
       values in any real dtype.
     - same N in both, N > 0.
@@ -28,7 +30,9 @@ def check_arrays(x, y, *, feature_shape=None, num_classes=None, binary=False, na
         raise DataError(f"{name}: cannot convert inputs to arrays ({e})") from None
     if xa.ndim < 2:
         raise DataError(f"{name}: x must have a sample axis and features, i.e. at least 2-D; got shape {xa.shape}")
-    if not np.issubdtype(xa.dtype, np.floating):
+    if pixels and xa.dtype != np.uint8:
+        raise DataError(f"{name}: x must hold uint8 pixels (they are decoded inside training), got dtype {xa.dtype}")
+    if not pixels and not np.issubdtype(xa.dtype, np.floating):
         raise DataError(
             f"{name}: x must be a floating array, got dtype {xa.dtype}"
             + (" (scale uint8 images with preprocess.scale_pixels first)" if xa.dtype == np.uint8 else "")
@@ -38,7 +42,7 @@ def check_arrays(x, y, *, feature_shape=None, num_classes=None, binary=False, na
         raise DataError(f"{name}: empty dataset (x has 0 samples, shape {xa.shape})")
     if feature_shape is not None and xa.shape[1:] != tuple(feature_shape):
         raise DataError(f"{name}: x has feature shape {xa.shape[1:]}, expected {tuple(feature_shape)}")
-    if not np.isfinite(xa).all():
+    if not pixels and not np.isfinite(xa).all():
         bad = np.argwhere(~np.isfinite(xa))
         raise DataError(f"{name}: x contains NaN/inf ({len(bad)} values, first at index {tuple(int(i) for i in bad[0])})")
     if ya.ndim != 1:

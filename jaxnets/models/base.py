@@ -11,10 +11,13 @@ class Model(NamedTuple):
     need about it, so that nothing outside `jaxnets.models` switches on a model's name.
 
     init(key) -> params
-    scores(params, x, layers=AUTODIFF) -> logits ((N, C); a binary model gives (N,))
-    loss(params, x, y, layers=AUTODIFF) -> scalar mean loss (+ L2 penalty when reg > 0)
-    loss_and_grads(params, x, y) -> (loss, grads): the MANUAL mode, backward pairs in reverse
-    predict(params, x) -> (N,) integer labels
+    scores(params, x, layers=AUTODIFF, state=None) -> logits ((N, C); a binary model gives
+        (N,)), in inference mode (batch norm with the running statistics in `state`)
+    loss(params, x, y, layers=AUTODIFF[, key]) -> scalar mean loss (+ L2 penalty when
+        reg > 0) in training mode; a model with state returns (loss, batch statistics)
+    loss_and_grads(params, x, y[, key]) -> (loss, grads): the MANUAL mode, backward pairs in
+        reverse; a model with state returns (loss, grads, batch statistics)
+    predict(params, x, state=None) -> (N,) integer labels
     input_shape: the shape of one example (x is (N, *input_shape))
     num_classes: labels are integers 0..num_classes-1 (a binary model: 2)
     binary: one logit per example, targets are 0/1 floats (y is (N,) either way)
@@ -24,6 +27,13 @@ class Model(NamedTuple):
         `loss_and_grads(params, decode(x), y)` up to float rounding, the same hand-written
         gradient laid out for speed (decode None: x is used as given); None when the model
         has no faster layout than `loss_and_grads`
+    init_state: `init_state()` -> the state a model with batch norm carries (running means and
+        variances, a dict of arrays); None for a model without state
+    update_state: `update_state(state, batch statistics)` -> the new state (running averages),
+        never mutating; None without state
+    stochastic: the training loss takes `key=` (dropout masks); every mode draws the same
+    noise: `noise(key, n)` -> the uniform draws the dropout layers take from `key` for a batch
+        of n (what the NumPy twin is given); None for a model without dropout
     """
 
     name: str
@@ -38,6 +48,10 @@ class Model(NamedTuple):
     binary: bool = False
     conv_filters: Optional[str] = None
     fast_gradient: Optional[Callable] = None
+    init_state: Optional[Callable] = None
+    update_state: Optional[Callable] = None
+    stochastic: bool = False
+    noise: Optional[Callable] = None
 
 
 #: name -> factory of every model (`register_model`); the name is also the Model's `name`.
@@ -71,7 +85,7 @@ def argmax_predict(scores_fn):
     """predict(params, x) = argmax of the scores (002's `predict`, applied to the hidden
     activations — the document's version fed X to the second layer, an erratum)."""
 
-    def predict(params, x):
+    def predict(params, x, state=None):
         return jnp.argmax(scores_fn(params, x), axis=1)
 
     return predict

@@ -89,7 +89,7 @@ def conv_net(input_shape=(1, 28, 28), num_filters=8, filter_size=3, stride=1, pa
             "b2": jnp.zeros(num_classes),
         }
 
-    def scores(params, x, layers=AUTODIFF):
+    def scores(params, x, layers=AUTODIFF, state=None):
         a = layers.relu(layers.conv(x, params["W1"], params["b1"], stride, pad))
         a = layers.max_pool(a, pool, pool, pool)
         return layers.affine(a, params["W2"], params["b2"])

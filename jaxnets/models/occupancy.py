@@ -30,7 +30,7 @@ def occupancy_net(hidden=5, n_features=5):
             "b2": jnp.zeros(1),
         }
 
-    def scores(params, x, layers=AUTODIFF):
+    def scores(params, x, layers=AUTODIFF, state=None):
         a1 = layers.tanh(layers.affine(x, params["W1"], params["b1"]))
         return layers.affine(a1, params["W2"], params["b2"])[:, 0]
 
@@ -47,7 +47,7 @@ def occupancy_net(hidden=5, n_features=5):
         _, dW1, db1 = affine_backward(dz1, c1)
         return loss_value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
 
-    def predict(params, x):
+    def predict(params, x, state=None):
         return (scores(params, x) > 0).astype(jnp.int32)
 
     return Model("occupancy", config, init, scores, loss, loss_and_grads, predict,

@@ -1,4 +1,5 @@
-"""Elementwise activations: ReLU (001-003), tanh (000 hidden layer), sigmoid (000 output).
+"""Elementwise activations: ReLU (001-003), tanh (000 hidden layer), sigmoid (000 output),
+and the leaky ReLU (Maas et al. 2013; cs231n).
 
 Each forward takes any shape and returns `(out, cache)`; each backward returns dx of that shape.
 """
@@ -50,14 +51,36 @@ def sigmoid_backward(dout, cache):
     return dout * out * (1 - out)
 
 
-__all__ = ["relu_forward", "relu_backward", "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward"]
+def leaky_relu_forward(x, *, alpha=0.01):
+    """Leaky ReLU `where(x > 0, x, alpha * x)`; the cache holds x and alpha."""
+    return jnp.where(x > 0, x, alpha * x), (x, alpha)
+
+
+def leaky_relu_backward(dout, cache):
+    """d/dx leaky_relu = 1 for x > 0, alpha otherwise  ->  dx = where(x > 0, dout, alpha * dout).
+
+    At x = 0 the slope is alpha (the convention of ReLU'(0) = 0, with 0 replaced by alpha);
+    jax.grad of the forward above gives the same. Forgetting the alpha (dx = 0 for x <= 0)
+    is the classic slip.
+    """
+    x, alpha = cache
+    return jnp.where(x > 0, dout, alpha * dout)
+
+
+__all__ = ["relu_forward", "relu_backward", "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
+           "leaky_relu_forward", "leaky_relu_backward"]
 
 relu = manual_vjp(relu_forward, relu_backward)
 tanh = manual_vjp(tanh_forward, tanh_backward)
 sigmoid = manual_vjp(sigmoid_forward, sigmoid_backward)
 
+def _leaky_relu(x, alpha=0.01):
+    return leaky_relu_forward(x, alpha=alpha)
+
+
 LAYERS = {
     "relu": (relu_forward, relu),
+    "leaky_relu": (_leaky_relu, manual_vjp(_leaky_relu, leaky_relu_backward, nondiff_argnums=(1,))),
     "tanh": (tanh_forward, tanh),
     "sigmoid": (sigmoid_forward, sigmoid),
 }

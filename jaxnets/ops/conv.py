@@ -7,6 +7,13 @@ stacks the HH*WW taps of every channel into patches (N, C*HH*WW, Ho*Wo) (im2col)
 them with the filters reshaped to (F, C*HH*WW) — document 000's `conv_single_step` loop
 vectorised over examples, positions and filters; the filter gradient is the same contraction
 transposed, and dx sends every tap's share back to the positions it read.
+
+From CONV_PRIMITIVE_MIN_CHANNELS input channels on (`jaxnets.ops.layout.conv_algorithm`), the
+same three formulas run on XLA's convolution primitive instead: the forward as a strided
+cross-correlation, dw as the correlation of the padded input with dout dilated by the stride,
+dx as the "full" correlation of the dilated dout with the flipped filters (000's derivation,
+written as convolutions; the hand-written backward still, not jax.grad). Much faster with
+many channels; im2col's single wide product wins for one or a few.
 """
 from dataclasses import dataclass
 from functools import partial
@@ -14,6 +21,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from jax import lax
+
+from jaxnets.ops.layout import conv_algorithm, cpu_layout
 from jaxnets.ops.vjp import manual_vjp
 from jaxnets.ops.windows import output_size, tap, untap
 
@@ -55,11 +65,14 @@ def _geometry(x, w, b, stride, pad):
 def conv_forward(x, w, b, stride=1, pad=0):
     """Return `(out, cache)`: out[n, f] = sum_{c,i,j} xpad[n, c, s*h + i, s*w + j] w[f, c, i, j] + b[f]."""
     ho, wo = _geometry(x, w, b, stride, pad)
+    if conv_algorithm(x.shape[1]) == "primitive":
+        out = lax.conv_general_dilated(x, w, (stride, stride), ((pad, pad), (pad, pad)), dimension_numbers=_NCHW)
+        return out + b[None, :, None, None], ConvCache(x, w, stride, pad)
     xp = zero_pad(x, pad)
     f = w.shape[0]
     patches = _patches(xp, w.shape, stride, ho, wo)
     wk = w.reshape(f, -1)
-    if jax.default_backend() == "cpu":
+    if cpu_layout():
         # One batched (F, K) @ (K, P) product per example. As HH*WW per-tap products of
         # contraction size C, XLA:CPU rewrites the convolution into elementwise code and
         # recomputes it inside every fusion that reads it (ReLU, pool and their backwards):
@@ -87,6 +100,8 @@ def conv_backward(dout, cache):
     hh, ww = w.shape[2], w.shape[3]
     xp = zero_pad(x, pad)
     hp, wp = h + 2 * pad, wd + 2 * pad
+    if conv_algorithm(c) == "primitive":
+        return _backward_primitive(dout, xp, w, stride, pad, x.shape)
     dw = _filter_gradient(dout, xp, w.shape, stride)
     dxp = jnp.zeros(xp.shape, dout.dtype)
     for i in range(hh):
@@ -95,6 +110,30 @@ def conv_backward(dout, cache):
     db = jnp.sum(dout, axis=(0, 2, 3))
     dx = dxp[:, :, pad : pad + h, pad : pad + wd]
     return dx, dw, db
+
+
+_NCHW = ("NCHW", "OIHW", "NCHW")
+
+
+def _backward_primitive(dout, xp, w, stride, pad, x_shape):
+    """conv_backward's formulas as convolutions (see the module docstring)."""
+    h, wd = x_shape[2], x_shape[3]
+    hh, ww = w.shape[2], w.shape[3]
+    ho, wo = dout.shape[2], dout.shape[3]
+    # dw[f, c, i, j] = sum_{n,h,w} dout[n, f, h, w] xp[n, c, s h + i, s w + j]: xp correlated
+    # with dout dilated by s, the examples n the contracted (feature) axis, the channels c the
+    # batch; output positions past (HH, WW) exist only when windows did not fit: cut.
+    dw = lax.conv_general_dilated(xp, dout, (1, 1), ((0, 0), (0, 0)), rhs_dilation=(stride, stride),
+                                  dimension_numbers=("CNHW", "IOHW", "CNHW"))[:, :, :hh, :ww]
+    # dxp[n, c, y, x] = sum_{f,i,j} dout[n, f, (y - i) / s, (x - j) / s] w[f, c, i, j]: dout
+    # dilated by s, padded by HH - 1 (plus the rows no window read), correlated with the
+    # spatially flipped filters, input and output channels swapped: the full convolution.
+    extra_h = xp.shape[2] - (stride * (ho - 1) + hh)
+    extra_w = xp.shape[3] - (stride * (wo - 1) + ww)
+    dxp = lax.conv_general_dilated(dout, w[:, :, ::-1, ::-1], (1, 1),
+                                   ((hh - 1, hh - 1 + extra_h), (ww - 1, ww - 1 + extra_w)),
+                                   lhs_dilation=(stride, stride), dimension_numbers=("NCHW", "IOHW", "NCHW"))
+    return dxp[:, :, pad : pad + h, pad : pad + wd], dw, jnp.sum(dout, axis=(0, 2, 3))
 
 
 def _patches(xp, w_shape, stride, ho, wo):
@@ -113,13 +152,14 @@ def _filter_gradient(dout, xp, w_shape, stride):
     The taps are stacked into patches (N, C*HH*WW, Ho*Wo) (im2col), so dw is one contraction
     over (n, positions) instead of HH*WW skinny ones. On CPU it runs as a batch of per-example
     (F, P) @ (P, K) products summed over n, which XLA's CPU dot handles ~2x faster than a
-    single contraction over the (n, positions) pair; other backends take the contraction.
+    single contraction over the (n, positions) pair; other backends take the contraction
+    (`jaxnets.ops.layout` picks the backend, and can force either branch).
     """
     f, c, hh, ww = w_shape
     n, ho, wo = dout.shape[0], dout.shape[2], dout.shape[3]
     patches = _patches(xp, w_shape, stride, ho, wo)
     d = dout.reshape(n, f, ho * wo)
-    if jax.default_backend() == "cpu":
+    if cpu_layout():
         dw = jnp.einsum("nfp,nkp->nfk", d, patches).sum(axis=0)
     else:
         dw = jnp.einsum("nfp,nkp->fk", d, patches)

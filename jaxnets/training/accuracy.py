@@ -7,14 +7,15 @@ import numpy as np
 ACCURACY_BATCH = 2000
 
 
-def count_correct(predict, params, x, y, batch):
-    """Number of rows where predict(params, x) == y, `batch` rows per forward pass (static
-    shapes: whole batches through `lax.map`, then the remainder). Traceable; see `accuracy`."""
+def count_correct(predict, params, state, x, y, batch):
+    """Number of rows where predict(params, x, state) == y, `batch` rows per forward pass
+    (static shapes: whole batches through `lax.map`, then the remainder). Traceable; see
+    `accuracy`."""
     n = x.shape[0]
     full = n // batch
 
     def correct(xb, yb):
-        return jnp.sum(predict(params, xb) == yb, dtype=jnp.int32)
+        return jnp.sum(predict(params, xb, state) == yb, dtype=jnp.int32)
 
     total = jnp.zeros((), jnp.int32)
     if full:
@@ -26,12 +27,12 @@ def count_correct(predict, params, x, y, batch):
     return total
 
 
-_count_correct = jax.jit(count_correct, static_argnums=(0, 4))
+_count_correct = jax.jit(count_correct, static_argnums=(0, 5))
 
 
-def number_correct(model, params, x, y, batch=ACCURACY_BATCH):
+def number_correct(model, params, x, y, batch=ACCURACY_BATCH, state=None):
     """How many rows of x `model.predict` labels y, `batch` rows per forward pass inside one
-    jit; x (N, ...), y (N,)."""
+    jit; x (N, ...), y (N,); state: the model's running statistics (batch norm)."""
     x = jnp.asarray(x)
     y = jnp.asarray(y)
     if x.ndim < 1 or y.shape != (x.shape[0],):
@@ -40,9 +41,9 @@ def number_correct(model, params, x, y, batch=ACCURACY_BATCH):
         raise ValueError("accuracy: empty data")
     if batch < 1:
         raise ValueError(f"accuracy: batch must be >= 1, got {batch}")
-    return int(_count_correct(model.predict, params, x, y, min(int(batch), x.shape[0])))
+    return int(_count_correct(model.predict, params, state, x, y, min(int(batch), x.shape[0])))
 
 
-def accuracy(model, params, x, y, batch=ACCURACY_BATCH):
+def accuracy(model, params, x, y, batch=ACCURACY_BATCH, state=None):
     """Fraction of rows of x whose `model.predict` equals y (see `number_correct`)."""
-    return number_correct(model, params, x, y, batch) / np.shape(x)[0]
+    return number_correct(model, params, x, y, batch, state) / np.shape(x)[0]

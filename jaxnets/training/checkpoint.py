@@ -1,7 +1,8 @@
 """Checkpoints as two files: `<path>.npz` (arrays) and `<path>.json` (everything else); no pickle.
 
-- `<path>.npz`: every array leaf of the parameters and of the optax state, flattened with its
-  key path as the name (`params['W1']`, `opt_state[1].count`, ...), plus `step`;
+- `<path>.npz`: every array leaf of the parameters, of the model's state (batch norm's
+  running statistics, if any) and of the optax state, flattened with its key path as the name
+  (`params['W1']`, `model_state['running_mean1']`, `opt_state[1].count`, ...), plus `step`;
 - `<path>.json`: format tag, step, model name and config, training config, histories, the
   npz names with shapes and dtypes of both pytrees, any `extra` JSON, library versions.
 
@@ -26,7 +27,9 @@ import numpy as np
 
 from jaxnets.models import build_model
 
-FORMAT = "jaxnets-checkpoint/2"
+FORMAT = "jaxnets-checkpoint/3"
+#: older formats this version reads: /2 had no model state (it is empty)
+READABLE = (FORMAT, "jaxnets-checkpoint/2")
 
 __all__ = [
     "Checkpoint", "save_checkpoint", "load_checkpoint", "restore_opt_state",
@@ -39,6 +42,7 @@ class Checkpoint(NamedTuple):
 
     params: dict
     opt_state: dict
+    model_state: dict
     step: int
     model_name: str
     model_config: dict
@@ -76,6 +80,12 @@ def _flatten(tree, prefix):
     return {prefix + jax.tree_util.keystr(p): leaf for p, leaf in leaves}
 
 
+def _named(what, tree):
+    """{name: (npz key, array)} for a flat dict, keyed like `what['name']`."""
+    return {name: (what + jax.tree_util.keystr((jax.tree_util.DictKey(name),)), np.asarray(v))
+            for name, v in tree.items()}
+
+
 def _spec(arrays):
     return {k: {"shape": list(np.shape(v)), "dtype": str(np.asarray(v).dtype)} for k, v in arrays.items()}
 
@@ -90,21 +100,23 @@ def _atomic_write(path: Path, write):
 
 
 def save_checkpoint(path, *, params, opt_state, step, model_name, model_config, train_config,
-                    history=None, extra=None) -> Path:
+                    history=None, extra=None, model_state=None) -> Path:
     """Write checkpoint stem `path` (parent folders created; an older checkpoint is replaced).
 
-    params: flat dict name -> array (the models' parameter dicts); opt_state: any optax state
+    params, model_state: flat dicts name -> array (the models' parameters and running
+    statistics; model_state None or {} for a model without state); opt_state: any optax state
     pytree; the configs, history and extra must be JSON-able (NaN/inf are rejected so the JSON
     stays standard). Returns the JSON file's path.
     """
     npz_path, json_path = checkpoint_files(path)
-    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-        raise ValueError("params must be a flat dict with string names")
-    param_arrays = {name: np.asarray(v) for name, v in params.items()}
-    param_keys = {name: "params" + jax.tree_util.keystr((jax.tree_util.DictKey(name),)) for name in params}
+    model_state = model_state or {}
+    for what, tree in (("params", params), ("model_state", model_state)):
+        if not isinstance(tree, dict) or not all(isinstance(k, str) for k in tree):
+            raise ValueError(f"{what} must be a flat dict with string names")
+    named = {what: _named(what, tree) for what, tree in (("params", params), ("model_state", model_state))}
     opt_arrays = {k: np.asarray(v) for k, v in _flatten(opt_state, "opt_state").items()}
 
-    arrays = {param_keys[name]: v for name, v in param_arrays.items()}
+    arrays = {key: v for entries in named.values() for key, v in entries.values()}
     arrays.update(opt_arrays)
     arrays["step"] = np.asarray(step, np.int64)
     meta = {
@@ -113,7 +125,8 @@ def save_checkpoint(path, *, params, opt_state, step, model_name, model_config, 
         "model": {"name": model_name, "config": model_config},
         "train_config": train_config,
         "history": history or {},
-        "params": {name: {"key": param_keys[name], **_spec({0: v})[0]} for name, v in param_arrays.items()},
+        **{what: {name: {"key": key, **_spec({0: v})[0]} for name, (key, v) in entries.items()}
+           for what, entries in named.items()},
         "opt_state": _spec(opt_arrays),
         "extra": extra or {},
         "versions": {"jax": jax.__version__, "numpy": np.__version__},
@@ -135,7 +148,7 @@ def load_checkpoint(path) -> Checkpoint:
         meta = json.loads(json_path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{json_path} is not valid JSON: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in READABLE:
         raise ValueError(f"{json_path}: unknown checkpoint format {meta.get('format')!r}, expected {FORMAT!r}")
     with np.load(npz_path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
@@ -151,9 +164,11 @@ def load_checkpoint(path) -> Checkpoint:
         return value
 
     params = {name: jnp.asarray(take(spec["key"], spec, "parameter")) for name, spec in meta["params"].items()}
+    model_state = {name: jnp.asarray(take(spec["key"], spec, "model state leaf"))
+                   for name, spec in meta.get("model_state", {}).items()}
     opt_state = {key: take(key, spec, "optimiser state leaf") for key, spec in meta["opt_state"].items()}
     return Checkpoint(
-        params=params, opt_state=opt_state, step=step,
+        params=params, opt_state=opt_state, model_state=model_state, step=step,
         model_name=meta["model"]["name"], model_config=meta["model"]["config"],
         train_config=meta["train_config"], history=meta["history"], extra=meta["extra"],
     )

@@ -1,7 +1,9 @@
 """How to train: `TrainConfig`, the optimiser and 002's learning-rate schedule.
 
-The update is `optax.sgd`; 002's per-epoch decay (`learning_rate *= learning_rate_decay` once
-every `max(N / batch_size, 1)` steps) is an optax schedule, see `learning_rate_schedule`.
+The update is `optax.sgd` unless another optimiser is named (`jaxnets.training.optimizers`:
+cs231n's momentum, RMSProp and Adam written by hand, and optax's own); 002's per-epoch decay
+(`learning_rate *= learning_rate_decay` once every `max(N / batch_size, 1)` steps) is an optax
+schedule, see `learning_rate_schedule`, which every optimiser takes.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import numpy as np
 import optax
 
 from jaxnets.grads import TRAIN_MODES
+from jaxnets.training import optimizers
 
 #: steps fused in one jit call at most (bounds the wait between progress updates)
 MAX_CHUNK = 200
@@ -33,8 +36,11 @@ class TrainConfig:
     batch_size: rows per step, sampled with replacement; None = full batch (every row).
     report_every: steps between accuracy reports; None = one epoch for minibatch SGD
         (002), FULL_BATCH_REPORT_EVERY steps for full-batch runs.
-    seed: seeds the minibatch sampling (the params are initialised by the caller).
+    seed: seeds the minibatch sampling and dropout (the params are initialised by the caller).
     dtype: floating dtype of parameters and data during training.
+    optimizer: a name of `optimizers.OPTIMIZERS` ("sgd", the default, is plain optax.sgd).
+    optimizer_args: its hyperparameters (momentum, decay_rate, eps, beta1, beta2), {} for its
+        defaults.
     """
 
     mode: str = "manual"
@@ -45,6 +51,8 @@ class TrainConfig:
     report_every: int | None = None
     seed: int = 0
     dtype: str = "float32"
+    optimizer: str = optimizers.DEFAULT_OPTIMIZER
+    optimizer_args: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -82,6 +90,7 @@ class TrainConfig:
             raise ValueError(f"dtype must be a floating dtype name, got {self.dtype!r}")
         if self.dtype == "float64" and not jax.config.jax_enable_x64:
             raise ValueError("dtype float64 needs jax_enable_x64")
+        optimizers.make(self.optimizer, self.learning_rate, **self.optimizer_args)  # names the bad one
 
     def report_interval(self, n_train: int) -> int:
         """`report_every`, or its default: one epoch (minibatch) or FULL_BATCH_REPORT_EVERY."""
@@ -135,5 +144,5 @@ def schedule_for(config: TrainConfig, n_train: int):
 
 
 def make_optimizer(config: TrainConfig, n_train: int) -> optax.GradientTransformation:
-    """Plain SGD (`optax.sgd`) with 002's per-epoch decay schedule."""
-    return optax.sgd(schedule_for(config, n_train))
+    """`config.optimizer` (plain `optax.sgd` by default) with 002's per-epoch decay schedule."""
+    return optimizers.make(config.optimizer, schedule_for(config, n_train), **config.optimizer_args)

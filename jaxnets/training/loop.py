@@ -8,6 +8,8 @@ later (after update `it`) and its train accuracy is that of the current minibatc
 rows: a noisy number); here the train accuracy is always the whole training set's, a
 deliberate change that costs one forward pass over the training rows per report.
 """
+import time
+
 import numpy as np
 
 from jaxnets.training.steps import BAD_LOSS, RUNNING
@@ -24,49 +26,62 @@ def host_value(a):
     return np.asarray(a.addressable_data(0))
 
 
-def reporter(history, schedule, bar, total, train_accuracy, val_accuracy=None):
-    """`report(at_step, params)`: record the accuracies (`train_accuracy(params)`, and
-    `val_accuracy(params)` unless None) and the learning rate at `at_step` in `history`, and
-    update the progress bar."""
+def reporter(history, schedule, bar, total, sizes):
+    """`record(at_step, counts)`: record the accuracies counts / sizes (correct predictions on
+    the training set and, when there is one, the validation set, as the chunk's evaluation
+    counted them) and the learning rate at `at_step` in `history`, and update the progress
+    bar."""
 
-    def report(at_step, params):
-        train_acc = train_accuracy(params)
-        val_acc = val_accuracy(params) if val_accuracy is not None else None
+    def record(at_step, counts):
+        accs = [int(c) / n for c, n in zip(counts, sizes)]
         history["report_step"].append(at_step)
-        history["train_acc"].append(train_acc)
-        if val_acc is not None:
-            history["val_acc"].append(val_acc)
+        history["train_acc"].append(accs[0])
+        if len(accs) > 1:
+            history["val_acc"].append(accs[1])
         history["lr"].append(float(schedule(at_step)) if callable(schedule) else float(schedule))
         last_loss = history["loss"][-1] if history["loss"] else None
-        bar.update(at_step, last_loss, train_acc, val_acc, final=at_step >= total)
+        bar.update(at_step, last_loss, accs[0], accs[1] if len(accs) > 1 else None, final=at_step >= total)
 
-    return report
+    return record
 
 
-def run_chunks(run_chunk, state, inputs, step, total, report_every, chunk, history, report, bar,
+#: seconds one chunk call should take at most once the pace is known (progress every ~2 s)
+CHUNK_SECONDS = 2.0
+
+
+def run_chunks(run_chunk, state, inputs, step, total, report, chunk, record, bar, history,
                checkpoint_every=None, save=None):
-    """Run fused chunks of steps up to `total`, stopping at every report and checkpoint step;
-    record the losses, report, checkpoint (`save(state, step)`). Returns (state, step, status,
-    loss of the failed step or None)."""
-    status, bad_loss = RUNNING, None
+    """Run fused chunks of steps up to `total` (`report` = (every, total, evaluation data),
+    evaluated on the device), stopping at every checkpoint step; record the losses and the
+    reports, checkpoint (`save(params, opt_state, model_state, step)`). A chunk runs at most
+    `chunk` steps, and once the pace is known only as many as take CHUNK_SECONDS, so progress
+    keeps coming. Returns (state, step, status, loss of the failed step or None)."""
+    status, bad_loss, pace = RUNNING, None, None
     while step < total and status == RUNNING:
-        stop = min(total, (step // report_every + 1) * report_every, step + chunk)
+        stop = min(total, step + chunk)
+        if pace is not None:
+            stop = min(stop, step + max(1, int(CHUNK_SECONDS / pace)))
         if checkpoint_every:
             stop = min(stop, (step // checkpoint_every + 1) * checkpoint_every)
-        state, losses = run_chunk(state, *inputs, np.int32(stop - step))
+        started = time.perf_counter()
+        state, losses, counts = run_chunk(state, *inputs, np.int32(stop - step), report)
         new_step, status = int(host_value(state.step)), int(host_value(state.status))
-        losses = host_value(losses)
+        pace = (time.perf_counter() - started) / max(new_step - step, 1)
+        losses, counts = host_value(losses), host_value(counts)
         history["loss"].extend(float(v) for v in losses[: new_step - step])
         if status != RUNNING:
             bad_loss = float(losses[new_step - step])
+        reported = False
+        for i in range(new_step - step):
+            if counts[i][0] >= 0:
+                record(step + i + 1, counts[i])
+                reported = True
         step = new_step
         if status == RUNNING:
-            if step % report_every == 0 or step == total:
-                report(step, state.params)
-            else:
+            if not reported:
                 bar.update(step, history["loss"][-1] if history["loss"] else None)
             if checkpoint_every and step % checkpoint_every == 0 and step < total:
-                save(state.params, state.opt_state, step)
+                save(state.params, state.opt_state, state.model_state, step)
     return state, step, status, bad_loss
 
 
@@ -79,12 +94,13 @@ def drop_reports_after(history, at_step):
 
 
 def roll_back(state, status, step, run_start, bad_loss, history, config):
-    """After a non-finite step: the parameters to keep, their step and the message (see
-    `train`). `step` is the failed step; history's losses and reports past the kept step go."""
+    """After a non-finite step: the parameters (optimiser and model state) to keep, their step
+    and the message (see `train`). `step` is the failed step; history's losses and reports past
+    the kept step go."""
     failed = step
-    params, opt_state = state.params, state.opt_state
+    params, opt_state, model_state = state.params, state.opt_state, state.model_state
     if status == BAD_LOSS and step > run_start:
-        params, opt_state = state.prev_params, state.prev_opt_state
+        params, opt_state, model_state = state.prev_params, state.prev_opt_state, state.prev_model_state
         step -= 1
         good_loss = history["loss"][step]  # loss of the kept params, measured at `step`
         del history["loss"][step:]
@@ -99,4 +115,4 @@ def roll_back(state, status, step, run_start, bad_loss, history, config):
         f"(loss {bad_loss}) with mode={config.mode!r}, learning_rate={config.learning_rate}; {kept}"
     )
     drop_reports_after(history, step)
-    return params, opt_state, step, message
+    return params, opt_state, model_state, step, message

@@ -25,7 +25,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxnets.ops import AUTODIFF
-from jaxnets.training.accuracy import ACCURACY_BATCH, count_correct, number_correct
+from jaxnets.training.accuracy import ACCURACY_BATCH, count_correct
 from jaxnets.training.checkpoint import jsonable
 from jaxnets.training.distributed import DATA_AXIS, check_mesh, process_block, process_rows
 from jaxnets.training.steps import initial_state
@@ -46,8 +46,8 @@ class SingleDevice:
     def rows(self, x, y, n_global, fill):
         return jnp.asarray(x), jnp.asarray(y)
 
-    def state(self, params, opt_state, step):
-        return initial_state(params, opt_state, step)
+    def state(self, params, opt_state, model_state, step):
+        return initial_state(params, opt_state, model_state, step)
 
     def key(self, seed):
         return jax.random.key(seed)
@@ -55,9 +55,10 @@ class SingleDevice:
     def model(self, model):
         return model
 
-    def counter(self, model):
-        """`(params, x, y) -> number of rows predicted right`."""
-        return lambda params, x, y: number_correct(model, params, x, y)
+    def counter(self, model, decode=None):
+        """Traceable `(params, model_state, x, y) -> number of rows predicted right` (int32);
+        x as stored, decoded by `decode` (None: as given)."""
+        return _single_counter(model, decode)
 
     def local(self, tree):
         return tree
@@ -78,6 +79,25 @@ def _remember(cache, key, model, value):
 def _cached(cache, model, mesh):
     hit = cache.get((id(model), mesh))
     return hit[1] if hit is not None and hit[0] is model else None
+
+
+def _decoding(predict, decode):
+    """predict on stored inputs: decode each batch first."""
+    if decode is None:
+        return predict
+    return lambda params, x, state=None: predict(params, decode(x), state)
+
+
+def _single_counter(model, decode):
+    hit = _cached(_COUNTERS, model, (None, decode))
+    if hit is None:
+        predict = _decoding(model.predict, decode)
+
+        def count(params, model_state, x, y):
+            return count_correct(predict, params, model_state, x, y, min(ACCURACY_BATCH, x.shape[0]))
+
+        hit = _remember(_COUNTERS, (id(model), (None, decode)), model, count)
+    return hit
 
 
 class DataParallel:
@@ -142,8 +162,8 @@ class DataParallel:
 
         return jax.tree.map(put, tree)
 
-    def state(self, params, opt_state, step):
-        return initial_state(params, opt_state, step, put=self.replicate)
+    def state(self, params, opt_state, model_state, step):
+        return initial_state(params, opt_state, model_state, step, put=self.replicate)
 
     def key(self, seed):
         key = jax.random.key(seed)  # typed keys cannot be device_put across processes:
@@ -160,29 +180,33 @@ class DataParallel:
         def pin(x, y):
             return (jax.lax.with_sharding_constraint(x, batch), jax.lax.with_sharding_constraint(y, batch))
 
-        def loss(params, x, y, layers=AUTODIFF):
-            return model.loss(params, *pin(x, y), layers=layers)
+        # Batch norm's statistics are means over the pinned (global) batch: XLA all-reduces them,
+        # so D devices normalise exactly as one device does.
+        def loss(params, x, y, layers=AUTODIFF, **kw):
+            return model.loss(params, *pin(x, y), layers=layers, **kw)
 
-        def loss_and_grads(params, x, y):
-            return model.loss_and_grads(params, *pin(x, y))
+        def loss_and_grads(params, x, y, **kw):
+            return model.loss_and_grads(params, *pin(x, y), **kw)
 
         # No fast gradient: its layouts are written for one device (see train()).
         sharded = model._replace(loss=loss, loss_and_grads=loss_and_grads, fast_gradient=None)
         return _remember(_SHARDED, (id(model), self.mesh), model, sharded)
 
-    def counter(self, model):
-        """jit(shard_map): each device counts its rows with predict == y (padding rows carry the
-        label -1, never predicted), then one psum over "data"."""
-        fn = _cached(_COUNTERS, model, self.mesh)
+    def counter(self, model, decode=None):
+        """Traceable shard_map: each device counts its rows with predict == y (padding rows carry
+        the label -1, never predicted), then one psum over "data"."""
+        fn = _cached(_COUNTERS, model, (self.mesh, decode))
         if fn is None:
-            def local_count(params, x, y):
-                n = count_correct(model.predict, params, x, y, min(ACCURACY_BATCH, x.shape[0]))
+            predict = _decoding(model.predict, decode)
+
+            def local_count(params, model_state, x, y):
+                n = count_correct(predict, params, model_state, x, y, min(ACCURACY_BATCH, x.shape[0]))
                 return jax.lax.psum(n, DATA_AXIS)
 
-            fn = jax.jit(jax.shard_map(local_count, mesh=self.mesh,
-                                       in_specs=(P(), P(DATA_AXIS), P(DATA_AXIS)), out_specs=P()))
-            _remember(_COUNTERS, (id(model), self.mesh), model, fn)
-        return lambda params, x, y: int(np.asarray(fn(params, x, y).addressable_data(0)))
+            fn = jax.shard_map(local_count, mesh=self.mesh, in_specs=(P(), P(), P(DATA_AXIS), P(DATA_AXIS)),
+                               out_specs=P())
+            _remember(_COUNTERS, (id(model), (self.mesh, decode)), model, fn)
+        return fn
 
     def local(self, tree):
         """Replicated global arrays -> ordinary arrays on this process's default device."""

@@ -10,7 +10,12 @@ Minibatches are drawn WITH replacement, as 002 does (`np.random.choice(N, batch_
 replace=True)`): step t uses `jax.random.randint(fold_in(key, t), (batch_size,), 0, N)`, so a
 batch depends only on (seed, t) — a resumed run draws what an uninterrupted one would, and D
 devices draw what one device draws. A chunk draws all its steps' indices in one vectorised
-call before the loop (the same numbers, without a PRNG call inside every step).
+call before the loop (the same numbers, without a PRNG call inside every step). A model with
+dropout draws step t's masks from `dropout_key(key, t)`, a function of (seed, t) too.
+
+A model with batch norm carries state (running statistics): the carry holds it beside the
+parameters, each step's gradient returns the updated state, and a divergence rolls it back
+with the parameters.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxnets.grads import value_and_grad
+from jaxnets.grads import training_gradient
 from jaxnets.training.config import TrainConfig, make_optimizer
 
 RUNNING, BAD_LOSS, BAD_GRADS = 0, 1, 2
@@ -31,17 +36,22 @@ class TrainState(NamedTuple):
 
     params: Any
     opt_state: Any
+    model_state: Any  # the model's running statistics ({} without batch norm)
     prev_params: Any  # params one update back: what divergence rolls back to
     prev_opt_state: Any
+    prev_model_state: Any
     step: jax.Array  # int32, updates applied so far
     status: jax.Array  # int32: RUNNING, BAD_LOSS (non-finite loss) or BAD_GRADS (finite loss)
 
 
-def initial_state(params, opt_state, step=0, put=None) -> TrainState:
-    """A TrainState at `step` with its own copies of params and opt_state (the chunk donates
-    its state). `put` places each array (default: a fresh copy on the default device)."""
+def initial_state(params, opt_state, model_state=None, step=0, put=None) -> TrainState:
+    """A TrainState at `step` with its own copies of params, opt_state and model_state (the
+    chunk donates its state). `put` places each array (default: a fresh copy on the default
+    device)."""
     put = put or (lambda a: jnp.array(a, copy=True))
-    tree = (params, opt_state, params, opt_state, jnp.asarray(step, jnp.int32), jnp.asarray(RUNNING, jnp.int32))
+    model_state = {} if model_state is None else model_state
+    tree = (params, opt_state, model_state, params, opt_state, model_state, jnp.asarray(step, jnp.int32),
+            jnp.asarray(RUNNING, jnp.int32))
     return TrainState(*jax.tree.map(put, tree))
 
 
@@ -52,38 +62,58 @@ def sample_batch_indices(key, step, n_train, batch_size):
     return jax.random.randint(jax.random.fold_in(key, step), (batch_size,), 0, n_train)
 
 
+def dropout_key(key, step):
+    """The key step `step`'s dropout masks are drawn from: a function of (key, step) only,
+    apart from the key its minibatch is drawn with."""
+    return jax.random.fold_in(jax.random.fold_in(key, step), 1)
+
+
 _CHUNK_FNS: dict = {}
 _CHUNK_CACHE_SIZE = 32  # entries hold their model: keep the cache bounded
 
 
-def chunk_fn(model, config: TrainConfig, n_train, chunk, decode=None):
-    """The jitted `(state, x, y, key, n_active) -> (state, losses[chunk])`: steps
-    `state.step`, `state.step + 1`, ... of `config` (its mode, optimiser and schedule, batch
-    size), at most `n_active` of them; losses[i] is the loss before update i on its batch
-    (NaN for skipped steps). x, y: all n_train rows (x as stored: `decode` maps it to model
-    inputs inside the gradient, see `jaxnets.grads.value_and_grad`); the state is donated.
+def chunk_fn(model, config: TrainConfig, n_train, chunk, decode=None, evaluate=None):
+    """The jitted `(state, x, y, key, n_active, report) -> (state, losses[chunk], counts)`:
+    steps `state.step`, `state.step + 1`, ... of `config` (its mode, optimiser and schedule,
+    batch size), at most `n_active` of them; losses[i] is the loss before update i on its
+    batch (NaN for skipped steps). x, y: all n_train rows (x as stored: `decode` maps it to
+    model inputs inside the gradient, see `jaxnets.grads.value_and_grad`); the state is
+    donated.
 
-    Cached per (model object, step-defining config fields, n_train, chunk, decode), so
-    repeated runs with the same model object compile once.
+    Reports happen on the device, between steps, without a round trip to the host: with
+    `evaluate(params, model_state, data) -> int32 counts` and report = (every, total, data),
+    counts[i] is evaluate's result after update i when the update count is a multiple of
+    `every` or equals `total`, else -1s. Without evaluate, report is None and counts too.
+
+    Cached per (model object, step-defining config fields, n_train, chunk, decode, evaluate),
+    so repeated runs with the same model object compile once.
     """
     cache_key = (id(model), config.mode, config.learning_rate, config.decay, config.batch_size,
-                 config.dtype, n_train, chunk, id(decode))
+                 config.dtype, config.optimizer, tuple(sorted(config.optimizer_args.items())),
+                 n_train, chunk, id(decode), id(evaluate))
     hit = _CHUNK_FNS.get(cache_key)
-    if hit is not None and hit[0] is model and hit[1] is decode:
+    if hit is not None and hit[0] is model and hit[1] == (decode, evaluate):
         return hit[2]
 
-    grad_fn = value_and_grad(model, config.mode, decode)
+    grad_fn = training_gradient(model, config.mode, decode)
     optimizer = make_optimizer(config, n_train)
     batch_size = config.batch_size
     loss_dtype = jnp.dtype(config.dtype)
 
-    def run(state, x, y, key, n_active):
+    def run(state, x, y, key, n_active, report=None):
+        def counts_after(s):
+            every, total, data = report
+            due = (s.status == RUNNING) & ((s.step % every == 0) | (s.step == total))
+            shape = jax.eval_shape(evaluate, s.params, s.model_state, data)
+            return jax.lax.cond(due, lambda: evaluate(s.params, s.model_state, data),
+                                lambda: jnp.full(shape.shape, -1, shape.dtype))
+
         def one_step(s, idx):
             if batch_size is None:
                 xb, yb = x, y
             else:
                 xb, yb = jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)
-            loss, grads = grad_fn(s.params, xb, yb)
+            loss, grads, model_state = grad_fn(s.params, s.model_state, xb, yb, dropout_key(key, s.step))
             loss_ok = jnp.isfinite(loss)
             grads_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
             ok = loss_ok & grads_ok
@@ -92,18 +122,21 @@ def chunk_fn(model, config: TrainConfig, n_train, chunk, decode=None):
             pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa: E731
             status = jnp.where(ok, RUNNING, jnp.where(loss_ok, BAD_GRADS, BAD_LOSS)).astype(jnp.int32)
             new = TrainState(
-                pick(params, s.params), pick(opt_state, s.opt_state),
+                pick(params, s.params), pick(opt_state, s.opt_state), pick(model_state, s.model_state),
                 pick(s.params, s.prev_params), pick(s.opt_state, s.prev_opt_state),
-                s.step + ok.astype(jnp.int32), status,
+                pick(s.model_state, s.prev_model_state), s.step + ok.astype(jnp.int32), status,
             )
-            return new, loss.astype(loss_dtype)
+            return new, (loss.astype(loss_dtype), None if report is None else counts_after(new))
 
         def skip(s, idx):
-            return s, jnp.full((), jnp.nan, loss_dtype)
+            nothing = None if report is None else jnp.full(count_shape.shape, -1, count_shape.dtype)
+            return s, (jnp.full((), jnp.nan, loss_dtype), nothing)
 
         def body(s, inputs):
             i, idx = inputs
             return jax.lax.cond((i < n_active) & (s.status == RUNNING), one_step, skip, s, idx)
+
+        count_shape = None if report is None else jax.eval_shape(evaluate, state.params, state.model_state, report[2])
 
         steps = jnp.arange(chunk)
         indices = None
@@ -111,10 +144,11 @@ def chunk_fn(model, config: TrainConfig, n_train, chunk, decode=None):
             # While running, step i of the chunk is update state.step + i.
             ts = state.step + steps
             indices = jax.vmap(lambda t: sample_batch_indices(key, t, x.shape[0], batch_size))(ts)
-        return jax.lax.scan(body, state, (steps, indices))
+        state, (losses, counts) = jax.lax.scan(body, state, (steps, indices))
+        return state, losses, counts
 
     fn = jax.jit(run, donate_argnums=(0,))
     if len(_CHUNK_FNS) >= _CHUNK_CACHE_SIZE:
         _CHUNK_FNS.pop(next(iter(_CHUNK_FNS)))
-    _CHUNK_FNS[cache_key] = (model, decode, fn)
+    _CHUNK_FNS[cache_key] = (model, (decode, evaluate), fn)
     return fn

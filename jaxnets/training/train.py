@@ -30,6 +30,7 @@ import sys
 import time
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -60,6 +61,8 @@ class TrainResult(NamedTuple):
     diverged: None, or a message saying where the loss (or gradient) became non-finite.
     wall_time_s: seconds spent in `train` (compilation included).
     opt_state: the optax state that goes with `params` (last, so the record reads as above).
+    model_state: the model's state that goes with `params` (batch norm's running statistics,
+        what inference uses); {} for a model without state.
     """
 
     params: dict
@@ -68,6 +71,7 @@ class TrainResult(NamedTuple):
     diverged: str | None
     wall_time_s: float
     opt_state: Any
+    model_state: dict = {}
 
 
 def _fresh_params(params, dtype):
@@ -84,11 +88,11 @@ def _fresh_params(params, dtype):
     return out
 
 
-def _prepared_sets(model, data, dtype, allow_empty_validation):
+def _prepared_sets(model, data, dtype, allow_empty_validation, pixels=False):
     """[(x, y) train, (x, y) validation or None], checked by `data.check_arrays` against the
     model's input shape and labels, as NumPy/JAX arrays in the training dtype (labels: int32,
-    or `dtype` 0/1 targets for a binary model). `allow_empty_validation`: a process of a
-    data-parallel job may hold no validation rows."""
+    or `dtype` 0/1 targets for a binary model; stored uint8 pixels stay uint8).
+    `allow_empty_validation`: a process of a data-parallel job may hold no validation rows."""
     if not isinstance(data, (tuple, list)) or len(data) not in (2, 4):
         raise ValueError("data must be (x_train, y_train) or (x_train, y_train, x_val, y_val)")
     sets = [("train", data[0], data[1])]
@@ -98,14 +102,15 @@ def _prepared_sets(model, data, dtype, allow_empty_validation):
     for name, x, y in sets:
         if x is None or y is None:
             raise ValueError(f"{name} data: x and y must both be given")
+        x_dtype = np.uint8 if pixels else dtype
         if name == "validation" and allow_empty_validation and len(x) == 0:
-            out.append((np.zeros((0,) + model.input_shape, dtype), np.zeros((0,), np.int32)))
+            out.append((np.zeros((0,) + model.input_shape, x_dtype), np.zeros((0,), np.int32)))
             continue
         check_arrays(x, y, feature_shape=model.input_shape, num_classes=model.num_classes,
-                     binary=model.binary, name=name)
+                     binary=model.binary, name=name, pixels=pixels)
         y_dtype = dtype if model.binary else jnp.int32
         cast = jnp.asarray if not isinstance(x, np.ndarray) else np.asarray
-        out.append((cast(x, dtype), cast(y, y_dtype)))
+        out.append((cast(x, x_dtype), cast(y, y_dtype)))
     return out[0], (out[1] if len(out) > 1 else None)
 
 
@@ -116,8 +121,9 @@ def _check_resume(checkpoint, model, config, n_train):
             f"not {model.name!r} {ckpt.jsonable(model.config)}"
         )
     saved = checkpoint.train_config
-    for field in ("mode", "learning_rate", "decay", "batch_size", "seed", "dtype"):
-        if saved.get(field) != getattr(config, field):
+    defaults = {"optimizer": "sgd", "optimizer_args": {}}  # checkpoints from before optimizers
+    for field in ("mode", "learning_rate", "decay", "batch_size", "seed", "dtype", "optimizer", "optimizer_args"):
+        if saved.get(field, defaults.get(field)) != getattr(config, field):
             raise ValueError(
                 f"cannot resume: checkpoint has {field}={saved.get(field)!r}, config has "
                 f"{getattr(config, field)!r} (a resumed run must repeat the same steps)"
@@ -128,8 +134,53 @@ def _check_resume(checkpoint, model, config, n_train):
         )
 
 
+_EVALUATORS: dict = {}
+
+
+def _evaluator(count, with_validation):
+    """`(params, model_state, data) -> int32 [correct on train(, correct on validation)]` for
+    the chunk's on-device reports, one function object per counter (so chunk_fn's compile
+    cache, keyed by it, is reused across runs of the same model)."""
+    key = (id(count), with_validation)
+    hit = _EVALUATORS.get(key)
+    if hit is not None and hit[0] is count:
+        return hit[1]
+
+    def evaluate(params, model_state, data):
+        sets = [data[i:i + 2] for i in range(0, len(data), 2)]
+        return jnp.stack([count(params, model_state, x, y) for x, y in sets])
+
+    if len(_EVALUATORS) >= 32:
+        _EVALUATORS.pop(next(iter(_EVALUATORS)))
+    _EVALUATORS[key] = (count, evaluate)
+    return evaluate
+
+
+_HOST_EVALUATE: dict = {}
+
+
+def _host_counts(evaluate, params, model_state, data):
+    fn = _HOST_EVALUATE.get(id(evaluate))
+    if fn is None or fn[0] is not evaluate:
+        fn = (evaluate, jax.jit(evaluate))
+        _HOST_EVALUATE[id(evaluate)] = fn
+    return np.asarray(fn[1](params, model_state, data).addressable_data(0))
+
+
+def _restored_model_state(checkpoint, fresh):
+    """The checkpoint's model state, checked against a fresh `init_state()` (same names,
+    shapes and dtypes)."""
+    saved = checkpoint.model_state
+    if sorted(saved) != sorted(fresh):
+        raise ValueError(f"checkpoint holds model state {sorted(saved)}, the model has {sorted(fresh)}")
+    for k, v in fresh.items():
+        if saved[k].shape != v.shape:
+            raise ValueError(f"model state {k!r}: checkpoint {saved[k].shape}, model {v.shape}")
+    return {k: jnp.asarray(saved[k], fresh[k].dtype) for k in fresh}
+
+
 def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint_path=None,
-          checkpoint_every=None, resume=None, mesh=None) -> TrainResult:
+          checkpoint_every=None, resume=None, mesh=None, decode=None) -> TrainResult:
     """Train `model` from `params` with SGD; see the module docstring.
 
     data: (x_train, y_train, x_val, y_val) or (x_train, y_train) (validation may be None),
@@ -137,7 +188,7 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
         raises ValueError. Data-parallel (`mesh` given): THIS process's rows (see
         `train_data_parallel`).
     params: initial parameters (copied, never modified or donated); ignored (may be None)
-        with `resume`.
+        with `resume`. A model with state (batch norm) starts from `model.init_state()`.
     progress: print a status line (step/total, loss, accuracies) to stderr as chunks finish.
     checkpoint_path: checkpoint stem (see `jaxnets.training.checkpoint`): written at the end
         (also after a divergence) and every `checkpoint_every` steps if given.
@@ -146,6 +197,11 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
         uninterrupted run would. Model and the step-defining fields of `config` (all but
         iterations and report_every) must match the checkpoint's.
     mesh: None (one device), or a 1-D "data" mesh to train data-parallel over its devices.
+    decode: None, or a function from stored pixels to model inputs (e.g.
+        `jaxnets.data.PixelTransform.decoder(dtype)`): then every x of `data` holds uint8
+        pixels in the model's layout, which stay uint8 on the device (4x less memory and
+        memory traffic) and are decoded inside every step and every accuracy count. Keep the
+        same decode object for repeated runs: compiled steps are cached per decode function.
 
     Divergence: when a step's loss is NaN/inf, training stops (no exception) and the result
     carries `diverged` (a message, also printed to stderr) and the last good parameters —
@@ -174,7 +230,8 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
     if params is None:
         raise ValueError("params is None and there is nothing to resume from")
     params = _fresh_params(params, dtype)
-    (x_tr, y_tr), val = _prepared_sets(model, data, dtype, allow_empty_validation=mesh is not None)
+    (x_tr, y_tr), val = _prepared_sets(model, data, dtype, allow_empty_validation=mesh is not None,
+                                       pixels=decode is not None)
     n_train, n_val = place.global_sizes(model, config, params, int(x_tr.shape[0]),
                                         0 if val is None else int(val[0].shape[0]), model.input_shape)
     if val is not None and n_val == 0:
@@ -187,12 +244,13 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
     optimizer = make_optimizer(config, n_train)
     schedule = schedule_for(config, n_train)
     report_every = config.report_interval(n_train)
-    chunk = min(report_every, MAX_CHUNK)
     total = config.iterations
 
+    model_state = {} if model.init_state is None else {k: jnp.asarray(v, dtype) for k, v in model.init_state().items()}
     if checkpoint is not None:
         _check_resume(checkpoint, model, config, n_train)
         opt_state = ckpt.restore_opt_state(checkpoint, optimizer.init(params))
+        model_state = _restored_model_state(checkpoint, model_state)
         step = checkpoint.step
         history = {k: list(v) for k, v in checkpoint.history.items()}
     else:
@@ -202,42 +260,48 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
     run_start = step
 
     bar = Progress(total, progress and place.writer)
-    count = place.counter(model)
-    report = reporter(history, schedule, bar, total, lambda p: count(p, x_tr, y_tr) / n_train,
-                      None if val is None else lambda p: count(p, x_val, y_val) / n_val)
+    evaluate = _evaluator(place.counter(model, decode), val is not None)
+    eval_data = (x_tr, y_tr) + ((x_val, y_val) if val is not None else ())
+    record = reporter(history, schedule, bar, total, (n_train, n_val))
 
-    def save(params, opt_state, at_step, diverged=None):
+    def report(at_step, params, model_state):  # on the host: at the start and after a rollback
+        record(at_step, _host_counts(evaluate, params, model_state, eval_data))
+
+    def save(params, opt_state, model_state, at_step, diverged=None):
         if checkpoint_path is None or not place.writer:
             return
         ckpt.save_checkpoint(
-            checkpoint_path, params=place.local(params), opt_state=place.local(opt_state), step=at_step,
-            model_name=model.name, model_config=model.config, train_config=config.to_dict(),
-            history=history, extra={"n_train": n_train, "diverged": diverged, "devices": place.devices},
+            checkpoint_path, params=place.local(params), opt_state=place.local(opt_state),
+            model_state=place.local(model_state), step=at_step, model_name=model.name,
+            model_config=model.config, train_config=config.to_dict(), history=history,
+            extra={"n_train": n_train, "diverged": diverged, "devices": place.devices},
         )
 
-    state = place.state(params, opt_state, step)
+    state = place.state(params, opt_state, model_state, step)
     # A checkpoint may hold reports past its step (taken after a later-rolled-back step).
     drop_reports_after(history, step)
     if not history["report_step"] or history["report_step"][-1] != step:
-        report(step, state.params)
+        report(step, state.params, state.model_state)
 
-    run_chunk = chunk_fn(place.model(model), config, n_train, chunk) if step < total else None
+    run_chunk = (chunk_fn(place.model(model), config, n_train, MAX_CHUNK, decode=decode, evaluate=evaluate)
+                 if step < total else None)
     state, step, status, bad_loss = run_chunks(
-        run_chunk, state, (x_tr, y_tr, place.key(config.seed)), step, total, report_every, chunk,
-        history, report, bar, checkpoint_every, save)
+        run_chunk, state, (x_tr, y_tr, place.key(config.seed)), step, total, (report_every, total, eval_data),
+        MAX_CHUNK, record, bar, history, checkpoint_every, save)
 
-    params, opt_state = state.params, state.opt_state
+    params, opt_state, model_state = state.params, state.opt_state, state.model_state
     diverged = None
     if status != RUNNING:
-        params, opt_state, step, diverged = roll_back(state, status, step, run_start, bad_loss, history, config)
+        params, opt_state, model_state, step, diverged = roll_back(state, status, step, run_start, bad_loss,
+                                                                   history, config)
         if not history["report_step"] or history["report_step"][-1] != step:
-            report(step, params)
+            report(step, params, model_state)
     bar.close()
     if diverged and place.writer:
         print(diverged, file=sys.stderr, flush=True)
-    save(params, opt_state, step, diverged)
-    params, opt_state = place.local(params), place.local(opt_state)
-    return TrainResult(params, history, step, diverged, time.perf_counter() - start_time, opt_state)
+    save(params, opt_state, model_state, step, diverged)
+    params, opt_state, model_state = place.local(params), place.local(opt_state), place.local(model_state)
+    return TrainResult(params, history, step, diverged, time.perf_counter() - start_time, opt_state, model_state)
 
 
 def train_data_parallel(model, params, data, config: TrainConfig, *, mesh=None, **kwargs) -> TrainResult:

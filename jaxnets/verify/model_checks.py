@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from jaxnets import ops
-from jaxnets.grads import MODES, value_and_grad
+from jaxnets.grads import MODES, training_gradient
 from jaxnets.models import MODELS
 from jaxnets.verify.compare import CheckResult, cast_floats, compare_arrays, compare_sources, record_errors
 from jaxnets.verify.finite_diff import fd_coords, fd_scalar
@@ -65,6 +65,18 @@ MODEL_SPECS = {
         "strided": {"input_shape": (3, 7, 8), "num_filters": 2, "filter_size": 2, "stride": 2, "pad": 0,
                     "pool": 2, "num_classes": 3},
     }, {"document": 4, "small": 2, "strided": 3}, stress_density=1.0),
+    "fc_net": ModelSpec({
+        "batchnorm": {"hidden_dims": [7, 6], "input_size": 5, "num_classes": 4, "norm": "batchnorm",
+                      "dropout": 0.3, "reg": 0.1},
+        "layernorm": {"hidden_dims": [6, 5], "input_size": 5, "num_classes": 3, "norm": "layernorm", "reg": 0.05},
+        "dropout": {"hidden_dims": [8, 6, 5], "input_size": 4, "num_classes": 3, "dropout": 0.5},
+    }, {"batchnorm": 5, "layernorm": 5, "dropout": 6}),
+    "deep_conv": ModelSpec({
+        "small": {"input_shape": (2, 8, 8), "filters": (3, 4), "hidden": 5, "num_classes": 4, "dropout": 0.3,
+                  "reg": 0.05},
+        "plain": {"input_shape": (1, 6, 6), "filters": (2,), "hidden": 4, "num_classes": 3, "batchnorm": False,
+                  "dropout": 0.0},
+    }, {"small": 3, "plain": 2}, stress_density=1.0),
 }
 MODEL_VARIANTS = {name: spec.variants for name, spec in MODEL_SPECS.items()}
 FD_MAX_COORDS_MODEL = 12
@@ -111,7 +123,18 @@ def _jax_model(name, key):
 
 @lru_cache(maxsize=None)
 def _model_fn(name, key, mode):
-    return jax.jit(value_and_grad(_jax_model(name, key), mode))
+    """jit of `(params, state, x, y, key) -> (loss, grads, new state)` in `mode`."""
+    return jax.jit(training_gradient(_jax_model(name, key), mode))
+
+
+def dropout_key(case_seed):
+    """The key a case's dropout masks come from (any key: the same for every source)."""
+    return jax.random.key(case_seed)
+
+
+def _noise(model, key, n):
+    """{"noise": the draws of the model's dropout layers} for the NumPy twin, or {}."""
+    return {"noise": [np.asarray(u) for u in model.noise(key, n)]} if model.stochastic else {}
 
 
 def jax_modes(model):
@@ -120,11 +143,12 @@ def jax_modes(model):
     return MODES + (("fast",) if model.fast_gradient is not None else ())
 
 
-def kink_distance(model, params, x):
+def kink_distance(model, params, x, y, key=None):
     """How far the inputs are from the model's kinks: the smallest |ReLU input| and the
     smallest gap between a max-pool window's positive maximum and its runner-up, found by
-    running the forward pass with layers that record them (so any model built from
-    `jaxnets.ops` layers is covered); inf for a model without kinks."""
+    running the training loss (batch statistics, dropout from `key`) with layers that record
+    them (so any model built from `jaxnets.ops` layers is covered); inf for a model without
+    kinks."""
     found = []
 
     def relu(a):
@@ -135,7 +159,8 @@ def kink_distance(model, params, x):
         found.append(window_gap(np.asarray(a), pool_height, pool_width, stride))
         return ops.AUTODIFF.max_pool(a, pool_height, pool_width, stride)
 
-    model.scores(params, x, layers=ops.AUTODIFF._replace(relu=relu, max_pool=max_pool))
+    kw = {"key": key} if model.stochastic else {}
+    model.loss(params, x, y, layers=ops.AUTODIFF._replace(relu=relu, max_pool=max_pool), **kw)
     return min(found, default=math.inf)
 
 
@@ -145,13 +170,19 @@ def _fd_margin(x):
     return 4.0 * FD_STEP * max(1.0, float(np.max(np.abs(x))))
 
 
-def _cap_scores(name, config, params, x):
-    """Scale W2 and b2 (in place) so no row of scores spreads more than SCORE_SPREAD_MAX."""
-    scores = _np_model(name, _config_key(config)).scores(params, x)
+def _cap_scores(name, config, params, x, model, key):
+    """Scale the last layer's weights and bias (in place) so that no row of (training-mode)
+    scores spreads more than SCORE_SPREAD_MAX."""
+    np_model = _np_model(name, _config_key(config))
+    last = max(int(k[1:]) for k in params if k.startswith("W"))
+    if model.init_state is not None or model.stochastic:  # batch statistics and dropout, as trained
+        scores = np_model.scores(params, x, train=True, **_noise(model, key, x.shape[0]))
+    else:
+        scores = np_model.scores(params, x)
     spread = float(np.max(np.abs(scores))) if scores.ndim == 1 else float(np.max(np.ptp(scores, axis=1)))
     if spread > SCORE_SPREAD_MAX:
-        params["W2"] = params["W2"] * (SCORE_SPREAD_MAX / spread)
-        params["b2"] = params["b2"] * (SCORE_SPREAD_MAX / spread)
+        params[f"W{last}"] = params[f"W{last}"] * (SCORE_SPREAD_MAX / spread)
+        params[f"b{last}"] = params[f"b{last}"] * (SCORE_SPREAD_MAX / spread)
 
 
 def _inputs(spec, variant, rng, shape):
@@ -173,7 +204,11 @@ def _stress(spec, params, x, rng):
     density = spec.stress_density or min(1.0, 16.0 / x.shape[1])  # ~16 inputs per first-layer unit
     x = np.where(rng.random(x.shape) < density, rng.integers(-2, 3, x.shape), 0).astype(np.float64)
     params["W1"] = rng.integers(-1, 2, params["W1"].shape).astype(np.float64)
-    params["b1"] = np.zeros_like(params["b1"])
+    if "b1" in params:  # (a layer followed by batch norm has none)
+        params["b1"] = np.zeros_like(params["b1"])
+    betas = sorted((int(k[4:]), k) for k in params if k.startswith("beta"))
+    if betas:  # after the first norm, a value equal to its group's mean lands on ReLU's kink
+        params[betas[0][1]] = np.zeros_like(params[betas[0][1]])  # (later betas stay < 0, see below)
     return x
 
 
@@ -195,14 +230,18 @@ def make_model_case(name, variant="small", seed=0, stress=False):
         else:
             params = {k: 0.5 * rng.standard_normal(np.shape(v))
                       for k, v in _np_model(name, key).init(np.random.default_rng(0)).items()}
+            # Norm outputs start below 0, so each ReLU after a norm is off for some rows. Were
+            # it on for every row, the next batch norm would cancel the beta's shift and the
+            # beta's gradient would be exactly 0: rounding noise no relative error compares.
+            params.update({k: v - 1.0 for k, v in params.items() if k.startswith("beta")})
         x = _inputs(spec, variant, rng, (n, *model.input_shape))
         y = rng.integers(0, model.num_classes, n)
         if model.binary:
             y = y.astype(np.float64)
         if stress:
             x = _stress(spec, params, x, rng)
-        _cap_scores(name, config, params, x)
-        dist = kink_distance(model, params, x)
+        _cap_scores(name, config, params, x, model, dropout_key(seed))
+        dist = kink_distance(model, params, x, y, dropout_key(seed))
         fd_ok = not stress and variant != "document" and dist > _fd_margin(x)
         if fd_ok or stress:
             break
@@ -226,20 +265,30 @@ def compare_model(case, dtype=np.float64, fd=None):
     np_params = {k: v.astype(np.float64) for k, v in params.items()}
     np_x, np_y = x.astype(np.float64), cast_floats(y, np.float64)
 
-    modes = jax_modes(_jax_model(case.name, key))
+    model = _jax_model(case.name, key)
+    modes = jax_modes(model)
+    state = {} if model.init_state is None else {k: np.asarray(v, dtype) for k, v in model.init_state().items()}
+    state_keys = sorted(state)
+    rkey = dropout_key(case.seed)
     sources = {}
     for mode in modes:
         try:
-            value, grads = jax.device_get(_model_fn(case.name, key, mode)(params, x, y))
-            sources[mode] = (np.asarray(value), tuple(np.asarray(grads[k]) for k in keys))
+            value, grads, new_state = jax.device_get(_model_fn(case.name, key, mode)(params, state, x, y, rkey))
+            sources[mode] = (np.asarray(value), tuple(np.asarray(grads[k]) for k in keys)
+                             + tuple(np.asarray(new_state[k]) for k in state_keys))
         except Exception as exc:
             sources[mode] = exc
     record_errors(result, sources, tol)
     np_model = _np_model(case.name, key)
-    value, grads = np_model.loss_and_grads(np_params, np_x, np_y)
-    sources["numpy"] = (np.asarray(value), tuple(np.asarray(grads[k]) for k in keys))
+    kw = _noise(model, rkey, x.shape[0])
+    out = np_model.loss_and_grads(np_params, np_x, np_y, **kw)
+    value, grads = out[0], out[1]
+    # the twin gives batch statistics; the running average is the model's own momentum
+    momentum = case.config.get("momentum", 0.9)
+    new_state = [momentum * np.asarray(state[k], np.float64) + (1 - momentum) * out[2][k] for k in state_keys]
+    sources["numpy"] = (np.asarray(value), tuple(np.asarray(grads[k]) for k in keys) + tuple(new_state))
     analytic = modes + ("numpy",)
-    compare_sources(result, ("loss", *keys), sources, tol, analytic)
+    compare_sources(result, ("loss", *keys, *state_keys), sources, tol, analytic)
 
     if fd:
         rng = np.random.default_rng([case.seed, 2])
@@ -247,7 +296,7 @@ def compare_model(case, dtype=np.float64, fd=None):
             coords = fd_coords(np_params[k].shape, rng, FD_MAX_COORDS_MODEL)
 
             def loss(v, k=k):
-                return np_model.loss({**np_params, k: v}, np_x, np_y)
+                return np_model.loss({**np_params, k: v}, np_x, np_y, **kw)
 
             est = fd_scalar(loss, [np_params[k]], 0, coords)
             for mode in analytic:

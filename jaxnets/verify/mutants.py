@@ -16,7 +16,9 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxnets.ops.losses import softmax_loss
 from jaxnets.ops.windows import tap, untap
+from jaxnets.verify import mutants_cs231n
 from jaxnets.verify.op_checks import compare_op, make_op_case
 from jaxnets.verify.op_specs import geometry_pool
 
@@ -27,6 +29,9 @@ class Mutant(NamedTuple):
     fn: Callable  # a backward(dout, cache) for layers, a (value, grad) function for losses
     description: str
     erratum: bool = False  # planted from SPEC.md's Errata table
+    #: a replacement for jaxnets.ops.vjp's custom_vjp wiring (manual_vjp / loss_vjp), for a
+    #: mistake in the wiring rather than in `fn` (then `fn` is the correct function)
+    wiring: Callable | None = None
 
 
 class MutantResult(NamedTuple):
@@ -206,6 +211,24 @@ def l2_penalty_half_gradient(w, reg):
     return 0.5 * reg * jnp.sum(w * w), 0.5 * reg * w  # d(0.5 reg w^2)/dw taken as 0.5 reg w
 
 
+def loss_vjp_ignoring_cotangent(pair):
+    """jaxnets.ops.vjp.loss_vjp whose backward returns dvalue, not g * dvalue: right as the
+    root of jax.grad (g = 1), 3x off in jax.grad(lambda s: 3 * loss(s, y))."""
+
+    @jax.custom_vjp
+    def f(v, target):
+        return pair(v, target)[0]
+
+    def f_fwd(v, target):
+        return pair(v, target)
+
+    def f_bwd(dv, g):
+        return (dv, None)  # the incoming cotangent g is dropped
+
+    f.defvjp(f_fwd, f_bwd)
+    return f
+
+
 MUTANTS = (
     Mutant("bias_summed_over_all_axes", "affine", affine_backward_bias_summed_over_all_axes,
            "db = sum(dZ) over units and samples: one value for the whole bias vector", True),
@@ -247,6 +270,10 @@ MUTANTS = (
            "sigmoid' = out instead of out * (1 - out)"),
     Mutant("bce_missing_denominator", "bce", bce_missing_denominator,
            "dL/dp = (p - y) / N, the p (1 - p) denominator dropped"),
+    Mutant("loss_vjp_ignores_cotangent", "softmax_loss", softmax_loss,
+           "the loss's custom_vjp backward returns dscores, not g * dscores (g = 1 only at the root)",
+           wiring=loss_vjp_ignoring_cotangent),
+    *(Mutant(*planted) for planted in mutants_cs231n.PLANTED),
 )
 
 #: The errata of SPEC.md that concern gradients; each must have a mutant.
@@ -275,7 +302,7 @@ def baseline_results(ops_=None):
 def check_mutant(mutant):
     """Run the checker with `mutant` as the implementation until a case fails."""
     for case in mutant_cases(mutant.op):
-        result = compare_op(case, impl=mutant.fn)
+        result = compare_op(case, impl=mutant.fn, wiring=mutant.wiring)
         if not result.ok:
             worst = max(result.failures, key=lambda c: c.err)
             return MutantResult(mutant.name, True, f"{case.label}: {worst}")

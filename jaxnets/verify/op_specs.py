@@ -15,18 +15,20 @@ activations, scores of ~1000 for the softmax); the analytic gradients must agree
 differences are invalid at a kink, so fd_ok is True only for inputs at least KINK_MARGIN from
 every kink (10x the largest FD step).
 
-A new op: its geometry space, value generator, edge geometries and one `OPS` entry here.
+A new op: its geometry space, value generator, edge geometries and one `OPS` entry here (the
+documents' ops) or in `specs_cs231n` (the layers cs231n's assignments add: norms, dropout, the
+SVM loss, the leaky ReLU).
 """
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 
 from jaxnets import ops
+from jaxnets.verify import specs_cs231n
+from jaxnets.verify.opspec import OpSpec
 from jaxnets.verify.tolerances import FD_STEP, KINK_MARGIN
 from reference_numpy import layers as npl
 
@@ -269,43 +271,6 @@ def _v_l2(g, rng, stress):
     return (w,), (reg,), True
 
 
-@dataclass(frozen=True)
-class OpSpec:
-    """How to exercise one op: its geometry space, inputs, and the five implementations.
-
-    Layer ops: `jax_forward(*arrays, *static) -> (out, cache)`, `jax_backward(dout, cache)`,
-    and the NumPy pair likewise; `static(geometry)` gives the static ints (stride, pad, pool
-    sizes) passed after the arrays. Loss ops: `jax_forward(v, *targets) -> (value, grad)` (no
-    backward) and `np_forward` likewise. `edges`: the hand-picked geometries every run checks.
-    `field` names the `jaxnets.ops.Layers` function (default: `name`).
-    """
-
-    name: str
-    kind: str
-    params: tuple
-    draw_geometry: Callable
-    values: Callable
-    jax_forward: Callable
-    np_forward: Callable
-    jax_backward: Callable | None = None
-    np_backward: Callable | None = None
-    static: Callable = lambda g: ()
-    edges: tuple = ()
-    field: str = ""
-    #: whether stress inputs are meaningful in float32: not where they saturate or underflow
-    #: (1 - out at tanh/sigmoid's tails, softmax probabilities of e^-300), since float32 vs
-    #: float64 then compares rounding noise; kinks and ties are exact in float32 and stay in.
-    stress_in_float32: bool = True
-
-    @property
-    def autodiff(self):
-        return getattr(ops.AUTODIFF, self.field or self.name)
-
-    @property
-    def custom_vjp(self):
-        return getattr(ops.CUSTOM_VJP, self.field or self.name)
-
-
 def _layer(name, params, draw, values, jax_pair, np_pair, static=lambda g: ()):
     return OpSpec(name, "layer", params, draw, values, jax_pair[0], np_pair[0], jax_pair[1], np_pair[1], static,
                   edges=EDGE_GEOMETRIES[name])
@@ -351,6 +316,7 @@ OPS = {
               npl.binary_cross_entropy_with_logits, "bce_with_logits"),
         _loss("bce", "p", _g_binary, _v_bce, ops.binary_cross_entropy, npl.binary_cross_entropy, "bce"),
         _loss("l2_penalty", "w", _g_l2, _v_l2, ops.l2_penalty, npl.l2_penalty, "l2_penalty", True),
+        *specs_cs231n.SPECS,
     )
 }
 OP_NAMES = tuple(OPS)

@@ -1,0 +1,233 @@
+"""Normalisation layers: batch norm (Ioffe & Szegedy 2015), its spatial form for NCHW, layer
+norm (Ba et al. 2016) and spatial group norm (Wu & He 2018), as in cs231n assignment 2.
+
+All four are one computation over a different axis set: normalise each group of values to
+zero mean and unit variance (the biased variance, 1/M), then scale and shift per feature:
+    xhat = (x - mean) / sqrt(var + eps),   out = gamma * xhat + beta.
+With M values per group, the backward (cs231n's "simplified" form, derived by the chain rule
+through mean and var) is
+    dxhat = dout * gamma
+    dx    = (1 / M) / sqrt(var + eps) * (M dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)),
+the sums over the same group, and dgamma = sum(dout * xhat), dbeta = sum(dout) over every
+axis but the feature axis. The `- sum(dxhat)` term is the mean's share of the gradient, the
+`- xhat sum(dxhat xhat)` term the variance's; forgetting either is the classic mistake (the
+equivalence suite plants both).
+
+Batch norm in training mode normalises with the batch's statistics and returns them in the
+cache; inference uses running averages (`batchnorm_inference`), which the caller carries
+functionally: `running = running_average(running, batch_stat, momentum)` (never mutated).
+"""
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from jaxnets.ops.vjp import manual_vjp
+
+__all__ = [
+    "NormCache", "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
+    "spatial_batchnorm_forward", "spatial_batchnorm_backward", "spatial_batchnorm_inference",
+    "layernorm_forward", "layernorm_backward",
+    "spatial_groupnorm_forward", "spatial_groupnorm_backward", "running_average", "batch_moments",
+]
+
+
+@partial(jax.tree_util.register_dataclass, data_fields=["xhat", "gamma", "inv_std", "mean", "var"],
+         meta_fields=[])
+@dataclass(frozen=True)
+class NormCache:
+    """xhat (the input's shape, normalised), gamma, 1/sqrt(var + eps) per group, and the
+    group statistics (batch norm: the batch's mean and biased variance per feature)."""
+
+    xhat: jax.Array
+    gamma: jax.Array
+    inv_std: jax.Array
+    mean: jax.Array
+    var: jax.Array
+
+
+def _normalise(x, axes, eps):
+    """(xhat, inv_std, mean, var) with the statistics over `axes` (kept as size-1 axes)."""
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)  # biased: 1/M
+    inv_std = jax.lax.rsqrt(var + eps)
+    return (x - mean) * inv_std, inv_std, mean, var
+
+
+def _dx(dxhat, xhat, inv_std, axes):
+    """dx = (1/M) inv_std (M dxhat - sum(dxhat) - xhat sum(dxhat xhat)), sums over `axes`."""
+    m = 1
+    for a in axes:
+        m *= dxhat.shape[a]
+    total = jnp.sum(dxhat, axis=axes, keepdims=True)
+    along = jnp.sum(dxhat * xhat, axis=axes, keepdims=True)
+    return (inv_std / m) * (m * dxhat - total - xhat * along)
+
+
+def _check(name, x, gamma, beta, feature_axis, ndim):
+    if x.ndim != ndim:
+        raise ValueError(f"{name}: x must be {'(N, D)' if ndim == 2 else '(N, C, H, W)'}, got shape {x.shape}")
+    d = x.shape[feature_axis]
+    if gamma.shape != (d,) or beta.shape != (d,):
+        raise ValueError(f"{name}: gamma and beta must be ({d},), got {gamma.shape} and {beta.shape}")
+
+
+# ----------------------------------------------------------------------------- batch norm
+
+
+def batchnorm_forward(x, gamma, beta, *, eps=1e-5):
+    """Training-mode batch norm of x (N, D) with the batch's mean and biased variance per
+    feature; gamma, beta (D,). Returns `(out, cache)`; `cache.mean` / `cache.var` (each (D,))
+    are the batch statistics a running average is updated with."""
+    _check("batchnorm_forward", x, gamma, beta, 1, 2)
+    xhat, inv_std, mean, var = _normalise(x, (0,), eps)
+    return gamma * xhat + beta, NormCache(xhat, gamma, inv_std, mean[0], var[0])
+
+
+def batchnorm_backward(dout, cache):
+    """Return `(dx, dgamma, dbeta)` for batchnorm_forward.
+
+    cs231n assignment 2 (BatchNorm, the simplified backward), M = N rows per feature:
+    dx = (1/N) gamma / sqrt(var + eps) (N dout - sum_n dout - xhat sum_n(dout xhat));
+    dgamma = sum_n dout * xhat; dbeta = sum_n dout (summed over the batch).
+    """
+    dx = _dx(dout * cache.gamma, cache.xhat, cache.inv_std, (0,))
+    return dx, jnp.sum(dout * cache.xhat, axis=0), jnp.sum(dout, axis=0)
+
+
+def batchnorm_inference(x, gamma, beta, running_mean, running_var, *, eps=1e-5):
+    """Inference-mode batch norm: x normalised with the running statistics (no batch
+    statistics, so each row's output depends on that row only)."""
+    _check("batchnorm_inference", x, gamma, beta, 1, 2)
+    return gamma * (x - running_mean) * jax.lax.rsqrt(running_var + eps) + beta
+
+
+def batch_moments(x):
+    """The batch statistics batch norm normalises x with: per-feature mean and biased variance
+    over the batch, (D,) each for x (N, D), per channel over (N, H, W) for x (N, C, H, W).
+    For models whose loss is written with single-output layers (autodiff, custom_vjp modes),
+    which need the statistics for their running averages."""
+    axes = (0,) if x.ndim == 2 else _SPATIAL
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    return mean.reshape(-1), jnp.mean(jnp.square(x - mean), axis=axes)
+
+
+def running_average(running, batch_stat, momentum):
+    """cs231n's running statistic: `momentum * running + (1 - momentum) * batch_stat`."""
+    return momentum * running + (1 - momentum) * batch_stat
+
+
+# ----------------------------------------------------------------------------- spatial batch norm
+# NCHW: one mean and variance per channel over (N, H, W); gamma, beta (C,).
+
+_SPATIAL = (0, 2, 3)
+
+
+def _channels(v):
+    return v[None, :, None, None]
+
+
+def spatial_batchnorm_forward(x, gamma, beta, *, eps=1e-5):
+    """Training-mode batch norm of x (N, C, H, W), statistics per channel over N, H and W;
+    gamma, beta (C,); cache.mean / cache.var are (C,)."""
+    _check("spatial_batchnorm_forward", x, gamma, beta, 1, 4)
+    xhat, inv_std, mean, var = _normalise(x, _SPATIAL, eps)
+    return _channels(gamma) * xhat + _channels(beta), NormCache(xhat, gamma, inv_std, mean.reshape(-1),
+                                                                 var.reshape(-1))
+
+
+def spatial_batchnorm_backward(dout, cache):
+    """Return `(dx, dgamma, dbeta)`: batchnorm_backward with each channel's M = N*H*W values
+    as its batch (cs231n's spatial batch norm: the (N*H*W, C) view of batch norm)."""
+    dx = _dx(dout * _channels(cache.gamma), cache.xhat, cache.inv_std, _SPATIAL)
+    return dx, jnp.sum(dout * cache.xhat, axis=_SPATIAL), jnp.sum(dout, axis=_SPATIAL)
+
+
+def spatial_batchnorm_inference(x, gamma, beta, running_mean, running_var, *, eps=1e-5):
+    """Inference-mode spatial batch norm with per-channel running statistics (C,)."""
+    _check("spatial_batchnorm_inference", x, gamma, beta, 1, 4)
+    scale = gamma * jax.lax.rsqrt(running_var + eps)
+    return _channels(scale) * (x - _channels(running_mean)) + _channels(beta)
+
+
+# ----------------------------------------------------------------------------- layer norm
+
+
+def layernorm_forward(x, gamma, beta, *, eps=1e-5):
+    """Layer norm of x (N, D): each row normalised over its D features (the same in training
+    and inference); gamma, beta (D,)."""
+    _check("layernorm_forward", x, gamma, beta, 1, 2)
+    xhat, inv_std, mean, var = _normalise(x, (1,), eps)
+    return gamma * xhat + beta, NormCache(xhat, gamma, inv_std, mean, var)
+
+
+def layernorm_backward(dout, cache):
+    """Return `(dx, dgamma, dbeta)` for layernorm_forward.
+
+    cs231n assignment 2 (LayerNorm): batch norm's backward transposed, M = D features per
+    row: dx = (1/D) / sqrt(var + eps) (D dxhat - sum_d dxhat - xhat sum_d(dxhat xhat)) with
+    dxhat = dout * gamma; dgamma and dbeta still sum over the rows.
+    """
+    dx = _dx(dout * cache.gamma, cache.xhat, cache.inv_std, (1,))
+    return dx, jnp.sum(dout * cache.xhat, axis=0), jnp.sum(dout, axis=0)
+
+
+# ----------------------------------------------------------------------------- group norm
+
+
+def _grouped(x, groups):
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w)
+
+
+def spatial_groupnorm_forward(x, gamma, beta, *, groups, eps=1e-5):
+    """Group norm of x (N, C, H, W): the C channels are split into `groups` consecutive
+    groups of C/G channels, each (example, group) normalised over its C/G * H * W values;
+    gamma, beta (C,) per channel. groups = 1 is layer norm over (C, H, W), groups = C is
+    instance norm."""
+    _check("spatial_groupnorm_forward", x, gamma, beta, 1, 4)
+    if not isinstance(groups, int) or groups < 1 or x.shape[1] % groups:
+        raise ValueError(f"spatial_groupnorm_forward: groups must divide the {x.shape[1]} channels, got {groups!r}")
+    xhat, inv_std, mean, var = _normalise(_grouped(x, groups), (2, 3, 4), eps)
+    xhat = xhat.reshape(x.shape)
+    return _channels(gamma) * xhat + _channels(beta), NormCache(xhat, gamma, inv_std, mean, var)
+
+
+def spatial_groupnorm_backward(dout, cache):
+    """Return `(dx, dgamma, dbeta)` for spatial_groupnorm_forward.
+
+    cs231n assignment 2 (SpatialGroupNorm): layer norm's backward within each (example,
+    group) of M = C/G * H * W values, dxhat = dout * gamma per channel; dgamma and dbeta sum
+    over N, H and W per channel.
+    """
+    groups = cache.inv_std.shape[1]
+    dxhat = _grouped(dout * _channels(cache.gamma), groups)
+    dx = _dx(dxhat, _grouped(cache.xhat, groups), cache.inv_std, (2, 3, 4)).reshape(dout.shape)
+    return dx, jnp.sum(dout * cache.xhat, axis=_SPATIAL), jnp.sum(dout, axis=_SPATIAL)
+
+
+# ----------------------------------------------------------------------------- custom_vjp wiring
+# The differentiable functions take the static eps (and groups) positionally after the arrays.
+
+def _positional(forward, *names):
+    def f(*args):
+        n = len(args) - len(names)
+        return forward(*args[:n], **dict(zip(names, args[n:])))
+
+    f.__name__ = forward.__name__
+    return f
+
+
+_batchnorm = _positional(batchnorm_forward, "eps")
+_spatial_batchnorm = _positional(spatial_batchnorm_forward, "eps")
+_layernorm = _positional(layernorm_forward, "eps")
+_groupnorm = _positional(spatial_groupnorm_forward, "groups", "eps")
+
+LAYERS = {
+    "batchnorm": (_batchnorm, manual_vjp(_batchnorm, batchnorm_backward, nondiff_argnums=(3,))),
+    "spatial_batchnorm": (_spatial_batchnorm,
+                          manual_vjp(_spatial_batchnorm, spatial_batchnorm_backward, nondiff_argnums=(3,))),
+    "layernorm": (_layernorm, manual_vjp(_layernorm, layernorm_backward, nondiff_argnums=(3,))),
+    "spatial_groupnorm": (_groupnorm, manual_vjp(_groupnorm, spatial_groupnorm_backward, nondiff_argnums=(3, 4))),
+}
