@@ -6,7 +6,7 @@
     jaxnets predict RUN_DIR FILE [FILE...] an image (PNG/JPEG, 28x28 grey), IDX images or a Kaggle CSV
     jaxnets gradcheck [FILE.py:NAME] [--reference FILE.py:NAME] [--cases N] [--json PATH]
                                            FILE.py:NAME: check your own NAME_forward / NAME_backward
-    jaxnets bench [--quick] [--workloads ABCD]
+    jaxnets bench [--quick] [--workloads ABCDE] [--update-readme README.md]
 
 `train EXPERIMENT --help` lists an experiment's options (the document's values are the defaults).
 Errors in the input (missing data, malformed files, bad options) end with a one-line message and
@@ -42,6 +42,17 @@ def _run(module, argv):
     return result if isinstance(result, int) else 0
 
 
+def _train_help():
+    """`jaxnets train --help`: every experiment with the first line of its docstring."""
+    lines = ["usage: jaxnets train EXPERIMENT [options]   (jaxnets train EXPERIMENT --help: its options)", "",
+             "experiments:"]
+    for name, module in EXPERIMENTS.items():
+        doc = importlib.import_module(f"experiments.{module}").__doc__ or ""
+        first = " ".join(doc.strip().split("\n\n")[0].split())
+        lines.append(f"  {name:14s} {first}")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="jaxnets", description=__doc__.split("\n\n")[0],
@@ -56,6 +67,9 @@ def main(argv=None):
     rest = argv[1:]
     try:
         if ns.command == "train":
+            if rest and rest[0] in ("-h", "--help"):
+                print(_train_help())
+                return 0
             if not rest or rest[0] not in EXPERIMENTS:
                 parser.error(f"train needs an experiment: one of {', '.join(EXPERIMENTS)}")
             return _run(EXPERIMENTS[rest[0]], rest[1:])

@@ -7,8 +7,8 @@ Runs on the built-in 5000 MNIST images (tested on the official 10000 test images
 documents' networks, 000's example filters, the deeper ConvNet with batch norm and dropout,
 and cs231n's normalisation and dropout experiments. `--fashion` adds the Fashion-MNIST
 60k -> 10k runs (Debian package `dataset-fashion-mnist`). Every run that trains one model
-trains manual and autodiff from the same initialisation unless `--no-compare-modes`. The
-table is built from the runs' metrics.json files; `--update-readme` writes it between the
+trains the hand-written gradient (mode fast) and autodiff from the same initialisation unless
+`--no-compare-modes`. The table is built from the runs' metrics.json files; `--update-readme` writes it between the
 `<!-- results:start -->` and `<!-- results:end -->` markers of the given file, and the two
 experiments' summaries between the `sweeps` markers.
 """
@@ -102,7 +102,7 @@ def _modes(m):
     fa, fb = c["final"][a], c["final"][b]
     key = "test_acc" if fa.get("test_acc") is not None else "train_acc"
     same = "same" if fa[key] == fb[key] else f"{_fmt(fa[key])} vs {_fmt(fb[key])}"
-    return f"{key.split('_')[0]} acc {same}; max abs param diff {c['max_abs_param_diff']:.2g} (params up to {c['max_abs_param']:.2g})"
+    return f"{a} vs {b}: {key.split('_')[0]} acc {same}; max abs param diff {c['max_abs_param_diff']:.2g} (params up to {c['max_abs_param']:.2g})"
 
 
 def results_table(out_root):
@@ -116,7 +116,7 @@ def results_table(out_root):
         data = f"{d['name']} {d['n_train']} train" + (f" -> {d['n_test']} test" if d.get("n_test") else "")
         rows.append(f"| {m['experiment']} | {data} | {_ours(m)} | {_document(m)} | {_target(m)} | "
                     f"{_modes(m)} | {m['wall_time_s']:.0f} s | `{path.parent.name}` |")
-    head = ["| experiment | data | ours | document | target | manual vs autodiff | wall time | run folder |",
+    head = ["| experiment | data | ours | document | target | hand-written vs autodiff | wall time | run folder |",
             "|---|---|---|---|---|---|---|---|"]
     return "\n".join(head + rows)
 
@@ -128,7 +128,7 @@ def main(argv=None, log=print):
     p.add_argument("--data", default=None, help="MNIST-like source for the image runs (default: built-in sample "
                                                 "+ official test set when present)")
     p.add_argument("--fashion", action="store_true", help="add the Fashion-MNIST 60k runs (several minutes more)")
-    p.add_argument("--no-compare-modes", action="store_true", help="train each run in manual mode only")
+    p.add_argument("--no-compare-modes", action="store_true", help="train each run in the default mode (fast) only")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
     p.add_argument("--update-readme", metavar="PATH", help="write the table into PATH between the results markers")
     p.add_argument("--table-only", action="store_true",

@@ -40,7 +40,7 @@ def test_run_folder_holds_metrics_params_preprocessing_and_plots(digits_run):
         assert (run_dir / name).is_file(), name
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["data"]["n_train"] == 240 and saved["data"]["n_val"] == 60 and saved["data"]["n_test"] == 100
-    assert saved["train_config"]["iterations"] == 30 and saved["grad_mode"] == "manual"
+    assert saved["train_config"]["iterations"] == 30 and saved["grad_mode"] == "fast"
     assert len(saved["history"]["loss"]) == 30 and saved["history"]["report_step"][-1] == 30
     assert saved["final"]["test_acc"] == metrics["final"]["test_acc"]
     assert saved["device"]["backend"] and saved["wall_time_s"] > 0
@@ -49,9 +49,9 @@ def test_run_folder_holds_metrics_params_preprocessing_and_plots(digits_run):
 def test_compare_modes_trains_both_modes_to_the_same_parameters(digits_run):
     _, metrics = digits_run
     c = metrics["compare_modes"]
-    assert c["modes"] == ["manual", "autodiff"]
+    assert c["modes"] == ["fast", "autodiff"]  # the CLI's default: the hand-written gradient, fast layout
     assert c["max_abs_param_diff"] < 1e-4  # float32, 30 full-batch steps
-    assert c["final"]["manual"]["test_acc"] == c["final"]["autodiff"]["test_acc"]
+    assert c["final"]["fast"]["test_acc"] == c["final"]["autodiff"]["test_acc"]
 
 
 def test_reproduce_table_is_built_from_the_metrics_files(digits_run):
@@ -118,6 +118,10 @@ def test_cli_reports_bad_input_in_one_line_with_status_2(tmp_path, capsys):
         cli.main(["train", "nonsense"])
     assert e.value.code == 2
     assert cli.main([]) == 2 and cli.main(["--help"]) == 0
+    capsys.readouterr()
+    assert cli.main(["train", "--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"\n  {name} " in listed for name in cli.EXPERIMENTS), listed
 
 
 @pytest.mark.parametrize("experiment, own, choice", [

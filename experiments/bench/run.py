@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from experiments.bench import harness, report
-from experiments.bench.workloads import M_DIGITS, WORKLOADS, run_workload
+from experiments.bench.workloads import ALL, M_DIGITS, WORKLOADS, layer_rows, run_workload
 
 DEFAULT_OUT = Path("runs") / "benchmark"
 
@@ -38,7 +38,7 @@ def _jax_setup(precision="float32"):
         raise RuntimeError("the benchmark runs in float32: jax_enable_x64 must be off")
 
 
-def run(quick=False, out=DEFAULT_OUT, torch=True, workloads=("A", "B", "C", "D")):
+def run(quick=False, out=DEFAULT_OUT, torch=True, workloads=tuple(ALL)):
     """Run the benchmark; returns the result dict (also written to `out/benchmark.json`
     unless out is None)."""
     _jax_setup("float32")
@@ -56,6 +56,9 @@ def run(quick=False, out=DEFAULT_OUT, torch=True, workloads=("A", "B", "C", "D")
     result["rows"], result["work"] = [], {}
     for w in workloads:
         print(f"workload {w} ...", flush=True)
+        if w == "E":
+            result["rows"] += layer_rows(cfg, th)
+            continue
         rows, meta = run_workload(WORKLOADS[w](cfg), cfg, th)
         result["rows"] += rows
         if meta is not None:
@@ -81,7 +84,9 @@ def _parser():
     p.add_argument("--quick", action="store_true", help="a short smoke run (< 1 min): fewer repeats and steps")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for benchmark.json (default runs/benchmark)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows even if torch is installed")
-    p.add_argument("--workloads", default="ABCD", help="which workloads to run, e.g. AC (default ABCD)")
+    p.add_argument("--workloads", default=ALL,
+                   help=f"which workloads to run, e.g. AC (default {ALL}; E = the normalisation and "
+                        "dropout layers)")
     p.add_argument("--update-readme", metavar="PATH",
                    help="write the tables into PATH between the benchmark markers")
     p.add_argument("--keep-openblas-env", action="store_true",
@@ -93,9 +98,9 @@ def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
     workloads = tuple(args.workloads.upper())
-    unknown = sorted(set(workloads) - set(WORKLOADS))
+    unknown = sorted(set(workloads) - set(ALL))
     if unknown or not workloads:
-        parser.error(f"--workloads takes letters of {''.join(WORKLOADS)}, got {args.workloads!r}")
+        parser.error(f"--workloads takes letters of {ALL}, got {args.workloads!r}")
     bad = [k for k in harness.OPENBLAS_VARS if k in os.environ]
     if bad and not args.keep_openblas_env and os.environ.get(harness.REEXEC_FLAG) != "1":
         print(f"note: {', '.join(bad)} set in the environment (slows NumPy on some CPUs); re-running "
