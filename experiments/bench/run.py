@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from experiments.bench import harness, report
-from experiments.bench.workloads import ALL, M_DIGITS, WORKLOADS, layer_rows, run_workload
+from experiments.bench.layers import layer_rows
+from experiments.bench.workloads import ALL, M_DIGITS, WORKLOADS, run_workload
 
 DEFAULT_OUT = Path("runs") / "benchmark"
 

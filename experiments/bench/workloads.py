@@ -7,7 +7,7 @@ C  ConvNet (8 filters 3x3, pad 1, ReLU, 2x2 max pool, affine to 10), N = 64: for
 D  000's occupancy 5-5-1, full batch over 8143 rows: per-mode ms/iteration, for the
    manual/autodiff ratio only.
 E  cs231n's new layers (batch, layer and spatial batch norm, dropout), forward + backward at
-   cs231n-sized inputs, against PyTorch's own layers.
+   cs231n-sized inputs, against PyTorch's own layers (`experiments/bench/layers.py`).
 
 Every workload is timed as: document-style NumPy float64 (`reference_numpy`, the documents'
 own algorithms; C's naive loops on a few images, scaled to 64) and vectorised NumPy where it
@@ -414,84 +414,3 @@ def workload_d(cfg):
 WORKLOADS = {"A": workload_a, "B": workload_b, "C": workload_c, "D": workload_d}
 #: every workload letter `jaxnets bench --workloads` takes (E is rows of layers, not a Workload)
 ALL = "ABCDE"
-
-
-# ---------------------------------------------------------------------------------------------
-# E: the normalisation and dropout layers, forward + backward, against PyTorch
-
-
-#: (name, input shape, jaxnets pair, PyTorch function of (x, gamma, beta)); cs231n-sized inputs
-LAYER_CASES = (
-    ("batch norm", (128, 512), "batchnorm"),
-    ("layer norm", (128, 512), "layernorm"),
-    ("spatial batch norm", (64, 32, 28, 28), "spatial_batchnorm"),
-    ("dropout 0.5", (128, 512), "dropout"),
-)
-
-
-def _jax_layer(kind, shape):
-    """jit of `(x, gamma, beta, dout) -> (out, dx, dgamma, dbeta)` through the hand-written
-    pair, and the same through jax.vjp of the forward (autodiff)."""
-    from jaxnets import ops
-
-    key = jax.random.key(0)
-    if kind == "dropout":
-        def pair(x, g, b, d):
-            out, cache = ops.dropout_forward(x, key, rate=0.5)
-            return out, ops.dropout_backward(d, cache)
-
-        def auto(x, g, b, d):
-            out, vjp = jax.vjp(lambda x: ops.dropout_forward(x, key, rate=0.5)[0], x)
-            return out, vjp(d)[0]
-    else:
-        fwd, bwd = getattr(ops, f"{kind}_forward"), getattr(ops, f"{kind}_backward")
-
-        def pair(x, g, b, d):
-            out, cache = fwd(x, g, b)
-            return (out, *bwd(d, cache))
-
-        def auto(x, g, b, d):
-            out, vjp = jax.vjp(lambda x, g, b: fwd(x, g, b)[0], x, g, b)
-            return (out, *vjp(d))
-    return jax.jit(pair), jax.jit(auto)
-
-
-def _torch_layer(torch, kind, shape):
-    f = torch.nn.functional
-    if kind == "batchnorm" or kind == "spatial_batchnorm":
-        return lambda x, g, b: f.batch_norm(x, None, None, g, b, training=True, eps=1e-5)
-    if kind == "layernorm":
-        return lambda x, g, b: f.layer_norm(x, (shape[1],), g, b, eps=1e-5)
-    return lambda x, g, b: f.dropout(x, 0.5, training=True)
-
-
-def layer_rows(cfg, torch=None):
-    """Forward + backward of each layer of LAYER_CASES: the hand-written pair, autodiff and,
-    when torch is given, PyTorch's own layer with autograd, timed round-robin in one group
-    per layer (float32 ms per call)."""
-    rows = Rows("E", "ms/call")
-    rng = np.random.default_rng(0)
-    for name, shape, kind in LAYER_CASES:
-        features = shape[1]
-        x, d = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
-        g, b = (rng.standard_normal(features).astype(np.float32) for _ in range(2))
-        pair, auto = _jax_layer(kind, shape)
-        args = tuple(jnp.asarray(a) for a in (x, g, b, d))
-        group = Group()
-        group.add(f"{name} {shape}: jaxnets hand-written pair", "layer", lambda _, f=pair: f(*args),
-                  inner=cfg["inner"], mode="manual")
-        group.add(f"{name} {shape}: jaxnets autodiff", "layer-autodiff", lambda _, f=auto: f(*args),
-                  inner=cfg["inner"], mode="autodiff")
-        if torch is not None:
-            tx = torch.from_numpy(x).requires_grad_(True)
-            tg, tb = torch.from_numpy(g).requires_grad_(True), torch.from_numpy(b).requires_grad_(True)
-            td, fn = torch.from_numpy(d), _torch_layer(torch, kind, shape)
-            wrt = (tx,) if kind == "dropout" else (tx, tg, tb)
-
-            def torch_call(_, fn=fn, tx=tx, tg=tg, tb=tb, td=td, wrt=wrt):
-                out = fn(tx, tg, tb)
-                return (out.detach(), *torch.autograd.grad(out, wrt, td))
-
-            group.add(f"{name} {shape}: PyTorch CPU autograd", "torch", torch_call, inner=cfg["inner"])
-        group.run(rows, cfg["rounds"])
-    return rows.rows
