@@ -6,7 +6,8 @@ calls `run_experiment`, which:
 
 1. initialises the parameters from `seed` and trains with `jaxnets.training.train`;
 2. with `compare_modes`, trains again from the same initial parameters with autodiff (or
-   manual, when the run itself is autodiff), and records both accuracies and the largest parameter difference;
+   manual, when the run itself is autodiff), and records both accuracies and the largest
+   parameter difference;
 3. evaluates train, validation and test accuracy;
 4. writes `metrics.json`, `params.npz` (and `state.npz` for a model with batch norm),
    `loss.png`, `accuracy.png`, `predictions.png` (a grid of test images titled with label and

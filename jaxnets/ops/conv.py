@@ -113,14 +113,14 @@ def conv_backward(dout, cache):
     return dx, dw, db
 
 
-def _nhwc_conv(lhs, rhs, padding, **dilations):
+def _nhwc_conv(lhs, rhs, padding, window_strides=(1, 1), **dilations):
     """lax.conv_general_dilated on (batch, H, W, features) x (H, W, in, out), the one layout
     every call here is written in, with explicit transposes around it. XLA:CPU runs the NCHW
     and channel-swapped layouts ("CNHW", "IOHW") fast as a lone jit but 3-35x slower inside a
     loop body (`lax.scan`, as in training: 470 ms instead of 13 ms for one dw at batch 64,
     32 -> 64 channels, 14x14); transposed to NHWC both run at full speed. Exact either way."""
-    return lax.conv_general_dilated(lhs, rhs, padding=padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                    **{"window_strides": (1, 1), **dilations})
+    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                    **dilations)
 
 
 def _backward_primitive(dout, xp, w, stride, pad, x_shape):
