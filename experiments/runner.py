@@ -144,7 +144,10 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
     if compare_modes:
         other = _other_mode(config.mode)
         log(f"   --compare-modes: training again with mode {other} from the same initial parameters")
-        twin = fit(config.replace(mode=other), primary=False)
+        # Only its final accuracies are kept, so it reports once, at the end: reports are
+        # evaluated inside the step loop without touching the steps (`report` is a traced
+        # argument), so the parameters are those of a twin that reports as often as the run.
+        twin = fit(config.replace(mode=other, report_every=config.iterations), primary=False)
         twin_final = _accuracies(model, twin, prepared)
         diff, where = max_param_difference(result.params, twin.params)
         comparison = {

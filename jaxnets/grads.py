@@ -15,11 +15,13 @@ Models with batch norm carry state (running statistics): their loss also returns
 statistics, and `training_gradient` turns them into the new state. Models with dropout
 (`Model.stochastic`) take a PRNG key for their masks; every mode draws the same masks from it.
 """
+import contextlib
 from functools import partial
 
 import jax
 
 from jaxnets.ops import AUTODIFF, CUSTOM_VJP
+from jaxnets.ops.layout import differentiated_by_jax
 
 MODES = ("manual", "autodiff", "custom_vjp")
 TRAIN_MODES = MODES + ("fast",)
@@ -44,11 +46,14 @@ def _with_stats(model, mode):
 
     def differentiated(params, x, y, key):
         f = partial(model.loss, x=x, y=y, layers=layers, **kw(key))
-        if stateful:
-            (value, stats), grads = jax.value_and_grad(f, has_aux=True)(params)
-            return value, grads, stats
-        value, grads = jax.value_and_grad(f)(params)
-        return value, grads, {}
+        # autodiff: JAX's rules differentiate the forward, so its ops take the forms whose
+        # JAX derivative runs fast (`layout.conv_algorithm`); custom_vjp runs the hand-written ones
+        with differentiated_by_jax() if mode == "autodiff" else contextlib.nullcontext():
+            if stateful:
+                (value, stats), grads = jax.value_and_grad(f, has_aux=True)(params)
+                return value, grads, stats
+            value, grads = jax.value_and_grad(f)(params)
+            return value, grads, {}
 
     return differentiated
 

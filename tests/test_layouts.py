@@ -87,3 +87,26 @@ def test_many_channels_take_the_primitive_and_agree_with_numpy():
                                (ref_out, *npl.conv_backward(dout, ref_cache))):
         c = compare_arrays(name, "primitive", got, "numpy", want, TOL_ANALYTIC_F64)
         assert c.ok, str(c)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_autodiff_differentiates_im2col_on_the_cpu_layout_and_agrees_with_manual(layout):
+    """In mode autodiff, JAX's rules differentiate conv's im2col form on the CPU layout (its
+    derivative of the primitive runs 9x slower there inside lax.scan), the primitive on the
+    accelerator layout; either way the gradient equals the hand-written one."""
+    # no batch norm: its beta gradients cancel to ~1e-17 here, where relative errors are noise
+    model = MODELS["deep_conv"](input_shape=(1, 8, 8), filters=(CONV_PRIMITIVE_MIN_CHANNELS, 3), hidden=5,
+                                num_classes=3, batchnorm=False, dropout=0.0)
+    params = model.init(jax.random.key(0))
+    rng = np.random.default_rng(0)
+    x, y = jnp.asarray(rng.standard_normal((6, 1, 8, 8))), jnp.asarray(rng.integers(0, 3, 6))
+    with forced_layout(layout):
+        grads = {}
+        for mode in ("manual", "autodiff"):
+            fn = value_and_grad(model, mode)
+            text = str(jax.make_jaxpr(fn)(params, x, y))
+            assert ("conv_general_dilated" in text) == (mode == "manual" or layout != "cpu"), (mode, layout)
+            grads[mode] = jax.jit(fn)(params, x, y)[1]
+    for k in params:
+        c = compare_arrays(k, "autodiff", grads["autodiff"][k], "manual", grads["manual"][k], TOL_ANALYTIC_F64)
+        assert c.ok, str(c)
