@@ -6,10 +6,11 @@
 then affine - batch norm - ReLU - dropout - affine - softmax; He initialisation; pixels / 255
 minus the mean pixel; batches of 64 drawn with replacement; Adam (the hand-written cs231n rule)
 with learning rate 2e-3 decayed by 0.9 once per epoch; L2 1e-4 on every weight. The default
-1860 iterations are 30 epochs of the built-in sample's 4000 training images. Inference uses the running batch-norm
-statistics and no dropout. The targets are this issue's: >= 98.3% test accuracy on the
-built-in sample (4000 training images) -> official MNIST test set, >= 92.6% on Fashion-MNIST
-(50000 -> 10000).
+1860 iterations are 30 epochs of the built-in sample's 4000 training images. Inference uses
+the running batch-norm statistics and no dropout. Test-accuracy targets recorded as met or
+missed (the project's, from what small framework-built CNNs with batch norm and dropout reach
+on the same data): >= 98.3% on the built-in sample (4000 training images) -> official MNIST
+test set, >= 92.6% on Fashion-MNIST (50000 -> 10000); --target overrides.
 """
 from experiments import image_data
 from experiments.runner import (add_common_args, config_from_args, experiment_parser, run_experiment, run_kwargs,
