@@ -33,16 +33,24 @@ def cpu_layout():
 
 
 @contextlib.contextmanager
+def _pushed(stack, value):
+    """`value` on top of `stack` within the block (the three contexts below: the choices are
+    read at trace time from the top of their stack, so blocks nest)."""
+    stack.append(value)
+    try:
+        yield value
+    finally:
+        stack.pop()
+
+
+@contextlib.contextmanager
 def forced_layout(backend):
     """Within the block, ops trace their `backend` layout branch ("cpu", "gpu" or "tpu")
     whatever device they run on."""
     if backend not in ("cpu", "gpu", "tpu"):
         raise ValueError(f"forced_layout: backend must be 'cpu', 'gpu' or 'tpu', got {backend!r}")
-    _forced.append(backend)
-    try:
+    with _pushed(_forced, backend):
         yield backend
-    finally:
-        _forced.pop()
 
 
 #: input channels from which `conv` runs on XLA's convolution primitive rather than im2col:
@@ -53,8 +61,6 @@ CONV_PRIMITIVE_MIN_CHANNELS = 8
 CONV_ALGORITHMS = ("im2col", "primitive")
 
 _forced_conv = []
-
-
 _autodiff = []
 
 
@@ -79,11 +85,8 @@ def conv_algorithm(channels):
 def differentiated_by_jax():
     """Within the block, the ops are traced to be differentiated by JAX's own rules (the
     "autodiff" gradient mode), so they pick the forms whose autodiff runs fast."""
-    _autodiff.append(True)
-    try:
+    with _pushed(_autodiff, True):
         yield
-    finally:
-        _autodiff.pop()
 
 
 @contextlib.contextmanager
@@ -92,11 +95,8 @@ def forced_conv_algorithm(algorithm):
     channel count (how the tests run both on the suite's small geometries)."""
     if algorithm not in CONV_ALGORITHMS:
         raise ValueError(f"forced_conv_algorithm: algorithm must be one of {CONV_ALGORITHMS}, got {algorithm!r}")
-    _forced_conv.append(algorithm)
-    try:
+    with _pushed(_forced_conv, algorithm):
         yield algorithm
-    finally:
-        _forced_conv.pop()
 
 
 def layout_key():

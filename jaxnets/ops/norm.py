@@ -47,10 +47,16 @@ class NormCache:
     var: jax.Array
 
 
+def _moments(x, axes):
+    """(mean, biased variance) over `axes`, kept as size-1 axes: the one place the statistics
+    are computed, for normalising and for the running averages (`batch_moments`)."""
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    return mean, jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)  # biased: 1/M
+
+
 def _normalise(x, axes, eps):
     """(xhat, inv_std, mean, var) with the statistics over `axes` (kept as size-1 axes)."""
-    mean = jnp.mean(x, axis=axes, keepdims=True)
-    var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)  # biased: 1/M
+    mean, var = _moments(x, axes)
     inv_std = jax.lax.rsqrt(var + eps)
     return (x - mean) * inv_std, inv_std, mean, var
 
@@ -126,9 +132,8 @@ def batch_moments(x):
     over the batch, (D,) each for x (N, D), per channel over (N, H, W) for x (N, C, H, W).
     For models whose loss is written with single-output layers (autodiff, custom_vjp modes),
     which need the statistics for their running averages."""
-    axes = (0,) if x.ndim == 2 else _SPATIAL
-    mean = jnp.mean(x, axis=axes, keepdims=True)
-    return mean.reshape(-1), jnp.mean(jnp.square(x - mean), axis=axes)
+    mean, var = _moments(x, (0,) if x.ndim == 2 else _SPATIAL)
+    return mean.reshape(-1), var.reshape(-1)
 
 
 def running_average(running, batch_stat, momentum):
