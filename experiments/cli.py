@@ -4,8 +4,8 @@
     jaxnets train EXPERIMENT [options]     EXPERIMENT: occupancy, digits, two_layer, convnet, filters,
                                            deep_convnet, normalization, dropout
     jaxnets predict RUN_DIR FILE [FILE...] an image (PNG/JPEG, 28x28 grey), IDX images or a Kaggle CSV
-    jaxnets gradcheck [FILE.py:NAME] [--reference FILE.py:NAME] [--cases N] [--json PATH]
-                                           FILE.py:NAME: check your own NAME_forward / NAME_backward
+    jaxnets gradcheck [FILE.py[:NAME]] [--example SPEC] [--reference FILE.py:NAME] [--json PATH]
+                                           check your own rules: a file, or NAME in it (gradcheck --help)
     jaxnets bench [--quick] [--workloads ABCDE] [--update-readme README.md]
 
 `train EXPERIMENT --help` lists an experiment's options (the document's values are the defaults).

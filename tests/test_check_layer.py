@@ -1,6 +1,7 @@
-"""`jaxnets.verify.check_layer`: the five-way engine on a user's own layer — JAX and NumPy
-pairs, loss layers, kinks reported as ambiguous instead of failed, the report's worst element,
-hints, saved and replayed cases, bad input, and the mutant catalogue through the public API."""
+"""The checker on a user's own pair in cs231n's convention — JAX and NumPy pairs, losses,
+several outputs, dict parameters, in-place upstream gradients, kinks reported as ambiguous
+instead of failed, the worst element, hints, saved and replayed cases, bad input — and the
+mutant catalogue through the public API."""
 import json
 
 import jax.numpy as jnp
@@ -8,19 +9,18 @@ import numpy as np
 import pytest
 
 from jaxnets import ops
-from jaxnets.verify import (DEFAULT_CASES, OP_NAMES, LayerInputError, assert_layer, check_layer, load_case)
-from jaxnets.verify import hints
-from jaxnets.verify.builtin_layers import mutant_layer, op_layer, public_mutant_score
-from jaxnets.verify.cases import UPSTREAM, VALUE_KINDS, generate
-from jaxnets.verify.layer import as_examples, prepare_layer
+from jaxnets.verify import (DEFAULT_CASES, OP_NAMES, CheckInputError, assert_layer, check, check_layer, hints,
+                            load_case)
+from jaxnets.verify.case import UPSTREAM, VALUE_KINDS
 from jaxnets.verify.mutants import MUTANTS
+from jaxnets.verify.public_api import mutant_layer, op_layer, public_mutant_score
 from reference_numpy import layers as npl
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((3, 4))
 W = RNG.standard_normal((4, 2))
 B = RNG.standard_normal(2)
-FAST = {"cases": 12, "transforms": False, "leading_sizes": False}
+FAST = {"cases": 14, "transforms": False, "leading_sizes": False, "second_order": False}
 
 
 def relu_forward(x):
@@ -45,42 +45,43 @@ def test_a_correct_jax_layer_passes_every_oracle_and_transform():
                          reference=(npl.affine_forward, npl.affine_backward))
     assert report.ok and report.status == "pass", report.text()
     assert len(report.cases) == DEFAULT_CASES >= 50
-    assert set(report.pairs) == {"backward: runs, finite", "backward ~ autodiff", "custom_vjp ~ autodiff (in context)",
-                                 "backward ~ reference", "forward ~ reference", "backward ~ finite differences",
-                                 "backward: jit ~ eager", "backward: vmap ~ batch"}
-    assert report.oracles["reference_autodiff"].startswith("not run: the forward is not JAX-traceable")
-    assert all(p.status == "pass" and p.findings for p in report.pairs.values())
-    assert {c.leading for c in report.cases} == {None, 1, 4}, "batch size 1 and N + 1 as well as the example's"
+    assert set(report.rows) == {"backward: runs, finite", "backward ~ autodiff", "custom_vjp ~ autodiff (in context)",
+                                "backward ~ reference", "forward ~ reference", "backward ~ finite differences",
+                                "forward ~ reverse (dot product)", "second order ~ finite differences",
+                                "backward: jit ~ eager", "backward: vmap ~ batch"}
+    assert all(r.status == "pass" and r.findings for r in report.rows.values())
+    assert {c.tags["leading"] for c in report.cases} == {None, 1, 4}, "batch size 1 and N + 1 as well as the example's"
     data = json.loads(report.to_json())
-    assert data["status"] == "pass" and data["pairs"]["backward ~ autodiff"]["cases"] == DEFAULT_CASES
+    assert data["status"] == "pass" and data["checks"]["backward ~ autodiff"]["cases"] == DEFAULT_CASES
 
 
 def test_a_wrong_backward_fails_with_the_worst_element_a_hint_and_a_saved_case(tmp_path):
     report = check_layer(ops.affine_forward, affine_backward_missing_sum, (X, W, B), save_dir=str(tmp_path), **FAST)
     assert not report.ok
-    pair = report.pairs["backward ~ autodiff"]
-    worst = pair.worst
-    assert pair.status == "fail" and worst.param == "b" and worst.err > 1e-3
+    row = report.rows["backward ~ autodiff"]
+    worst = row.worst
+    assert row.status == "fail" and worst.param == "b" and worst.err > 1e-3
     assert worst.a != worst.b and len(worst.index) == 1
-    assert report.pairs["backward ~ finite differences"].status == "fail"
-    assert pair.saved and pair.saved.endswith(".npz") and "replay=" in pair.rerun
+    assert report.rows["backward ~ finite differences"].status == "fail"
+    assert row.saved and row.saved.endswith(".npz") and "replay=" in row.rerun
     text = report.text()
-    assert "FAIL backward ~ autodiff" in text and "b[" in text and pair.saved in text
-    case = load_case(pair.saved)
-    np.testing.assert_array_equal(case.arrays[0], next(c for c in report.cases if c.index == worst.case).arrays[0])
-    again = check_layer(ops.affine_forward, affine_backward_missing_sum, (X, W, B), replay=pair.saved, **FAST)
+    assert "FAIL backward ~ autodiff" in text and "b[" in text and row.saved in text
+    case = load_case(row.saved)
+    np.testing.assert_array_equal(case.args[0], next(c for c in report.cases if c.index == worst.case).args[0])
+    again = check_layer(ops.affine_forward, affine_backward_missing_sum, (X, W, B), replay=row.saved, **FAST)
     assert [c.index for c in again.cases] == [worst.case] and not again.ok
-    assert again.pairs["backward ~ autodiff"].worst.err == pytest.approx(worst.err)
+    assert again.rows["backward ~ autodiff"].worst.err == pytest.approx(worst.err)
+    with pytest.raises(CheckInputError, match="saved for"):
+        check_layer(relu_forward, relu_backward, (X,), replay=row.saved, **FAST)
 
 
-def test_cases_are_seeded_cover_every_kind_and_upstream_and_fail_fast_stops():
-    layer = prepare_layer(ops.affine_forward, ops.affine_backward, as_examples((X, W, B)))
-    shape = lambda arrays, static: (arrays[0].shape[0], 2)  # noqa: E731
-    one, two = (generate(layer, as_examples((X, W, B)), 36, 3, shape) for _ in range(2))
-    assert all(np.array_equal(a.arrays[0], b.arrays[0]) and np.array_equal(a.dout, b.dout) for a, b in zip(one, two))
-    assert {c.values for c in one} == set(VALUE_KINDS) and {c.upstream for c in one} == set(UPSTREAM)
-    assert any(np.sum(c.arrays[0] == 0) > 0 for c in one if c.values == "zeros")
-    assert any(np.max(np.abs(c.arrays[0])) > 500 for c in one if c.values == "large")
+def test_cases_are_seeded_and_cover_every_kind_and_upstream_and_fail_fast_stops():
+    one, two = (check_layer(ops.affine_forward, ops.affine_backward, (X, W, B), seed=3, cases=42).cases
+                for _ in range(2))
+    assert all(np.array_equal(a.args[0], b.args[0]) for a, b in zip(one, two))
+    assert {c.tags["values"] for c in one} == set(VALUE_KINDS) and {c.tags["upstream"] for c in one} == set(UPSTREAM)
+    assert any(np.sum(c.args[0] == 0) > 0 for c in one if c.tags["values"] == "zeros")
+    assert any(np.max(np.abs(c.args[0])) > 500 for c in one if c.tags["values"] == "large")
     stopped = check_layer(ops.affine_forward, affine_backward_missing_sum, (X, W, B), fail_fast=True, **FAST)
     assert len(stopped.cases) == 1
 
@@ -89,17 +90,17 @@ def numpy_relu_backward_bad(dout, x):
     return dout * (x >= 0) * 2.0
 
 
-def test_numpy_only_layers_get_finite_differences_and_say_why_autodiff_did_not_run():
+def test_numpy_layers_get_finite_differences_and_no_jax_transforms():
     good = check_layer(npl.affine_forward, npl.affine_backward, (X, W, B), **FAST)
     assert good.ok, good.text()
-    assert set(good.pairs) == {"backward: runs, finite", "backward ~ finite differences"}
-    assert good.oracles["autodiff"].startswith("not run: the forward is not JAX-traceable")
+    assert "backward ~ finite differences" in good.rows
+    assert "custom_vjp ~ autodiff (in context)" not in good.rows and "backward: jit ~ eager" not in good.rows
     bad = check_layer(npl.relu_forward, numpy_relu_backward_bad, (X,), **FAST)
-    assert bad.pairs["backward ~ finite differences"].status == "fail"
-    # a JAX twin as reference brings jax.grad back
+    assert bad.rows["backward ~ finite differences"].status == "fail"
+    # a JAX twin as reference brings jax.grad of it in
     with_ref = check_layer(npl.relu_forward, numpy_relu_backward_bad, (X,), reference=(relu_forward, relu_backward),
                            **FAST)
-    assert with_ref.pairs["backward ~ reference autodiff"].status == "fail"
+    assert with_ref.rows["backward ~ reference autodiff"].status == "fail"
 
 
 def softmax_missing_1_over_n(scores, y):
@@ -107,9 +108,8 @@ def softmax_missing_1_over_n(scores, y):
     return loss, dscores * scores.shape[0]
 
 
-def svm_like_forward(scores, y):
-    loss, dscores = ops.softmax_loss(scores, y)
-    return loss, dscores
+def loss_as_a_layer_forward(scores, y):
+    return ops.softmax_loss(scores, y)
 
 
 def ignores_its_upstream_gradient(dloss, dscores):
@@ -119,30 +119,30 @@ def ignores_its_upstream_gradient(dloss, dscores):
 def test_loss_layers_in_both_forms():
     scores, y = RNG.standard_normal((4, 5)), np.array([0, 3, 1, 4])
     assert check_layer(ops.softmax_loss, None, (scores, y), reference=npl.softmax_loss, **FAST).ok
+    assert check(ops.softmax_loss, scores, y, **FAST).kind == "loss", "a (loss, dscores) function is a loss"
     wrong = check_layer(softmax_missing_1_over_n, None, (scores, y), **FAST)
     assert not wrong.ok
-    assert any("batch size N = 4" in h for h in wrong.pairs["backward ~ autodiff"].hints)
-    # a loss written as a layer pair: the backward must use its upstream cotangent
-    layer_form = check_layer(svm_like_forward, ignores_its_upstream_gradient, (scores, y), **FAST)
-    assert layer_form.pairs["backward ~ autodiff"].status == "fail"
-    assert any("upstream" in h for h in layer_form.pairs["backward ~ autodiff"].hints)
+    assert any("batch size N = 4" in h for h in wrong.rows["dscores ~ autodiff"].hints)
+    layer_form = check_layer(loss_as_a_layer_forward, ignores_its_upstream_gradient, (scores, y), **FAST)
+    assert layer_form.rows["backward ~ autodiff"].status == "fail"
+    assert any("upstream" in h for h in layer_form.rows["backward ~ autodiff"].hints)
 
 
 def test_a_kink_is_ambiguous_not_failed_and_the_convention_is_reported():
     x = np.array([[0.0, 1.5, -2.0, 0.0], [0.5, -0.0, 2.0, -1.0]])
     report = check_layer(relu_forward, relu_backward, (x,), **FAST)
     assert report.ok and report.status == "ambiguous", report.text()
-    fd = report.pairs["backward ~ finite differences"]
+    fd = report.rows["backward ~ finite differences"]
     assert fd.count("ambiguous") > 0 and fd.count("fail") == 0
     assert report.conventions()[("backward ~ finite differences", "left")] > 0  # ReLU'(0) = 0
     assert "ambiguous" in report.text() and "left" in report.text()
     # ReLU'(0) = 1 is another convention: against jax.grad's (0) it is ambiguous, not wrong...
     other = check_layer(relu_forward, relu_backward_one_at_zero, (x,), **FAST)
-    assert other.ok and other.pairs["backward ~ autodiff"].status == "ambiguous", other.text()
-    # ...but a reference defines the convention, and then it fails
+    assert other.ok and other.rows["backward ~ autodiff"].status == "ambiguous", other.text()
+    # ...but a reference the user gives defines the convention, and then it fails
     pinned = check_layer(relu_forward, relu_backward_one_at_zero, (x,), reference=(npl.relu_forward, npl.relu_backward),
                          **FAST)
-    assert pinned.pairs["backward ~ reference"].status == "fail"
+    assert pinned.rows["backward ~ reference"].status == "fail"
 
 
 def batch_centre_forward(x):
@@ -154,13 +154,58 @@ def batch_centre_backward(dout, n):
 
 
 def test_transforms_run_where_they_apply():
-    report = check_layer(batch_centre_forward, batch_centre_backward, (X,), cases=6)
+    report = check_layer(batch_centre_forward, batch_centre_backward, (X,), cases=7)
     assert report.ok, report.text()
-    assert report.pairs["backward: jit ~ eager"].status == "pass"
-    assert "backward: vmap ~ batch" not in report.pairs and "not independent" in report.notes["vmap"]
-    assert "ones" in {c.upstream for c in generate(prepare_layer(batch_centre_forward, batch_centre_backward,
-                                                                 as_examples((X,))), as_examples((X,)), 12, 0,
-                                                   lambda a, s: a[0].shape)}
+    assert report.rows["backward: jit ~ eager"].status == "pass"
+    assert "backward: vmap ~ batch" not in report.rows and "not independent" in report.notes["vmap"]
+
+
+# ----------------------------------------------------------------------------- cs231n's conventions
+
+def lstm_like_forward(x, prev_h, prev_c, Wx):
+    a = x @ Wx + prev_h
+    next_c = prev_c * np.tanh(a)
+    next_h = np.tanh(next_c)
+    return next_h, next_c, (x, prev_h, prev_c, Wx, a, next_c)
+
+
+def lstm_like_backward(dnext_h, dnext_c, cache):
+    x, prev_h, prev_c, Wx, a, next_c = cache
+    dnext_c += dnext_h * (1 - np.tanh(next_c) ** 2)  # in place, as real solutions write it
+    da = dnext_c * prev_c * (1 - np.tanh(a) ** 2)
+    return da @ Wx.T, da, dnext_c * np.tanh(a), x.T @ da
+
+
+def dropout_forward(x, dropout_param):
+    np.random.seed(dropout_param["seed"])
+    mask = (np.random.rand(*x.shape) < dropout_param["p"]) / dropout_param["p"]
+    return x * mask, (dropout_param, mask)
+
+
+def dropout_backward(dout, cache):
+    dropout_param, mask = cache
+    return dout * mask
+
+
+def masked_sum_loss(x, y, mask):
+    loss = np.sum(x[mask] ** 2) / x.shape[0] + 0 * y.sum()
+    dx = np.where(mask, 2 * x, 0.0) / x.shape[0]
+    return loss, dx
+
+
+def test_several_outputs_dict_parameters_masks_and_in_place_upstream_gradients():
+    n, d, h = 3, 4, 5
+    args = (RNG.standard_normal((n, d)), RNG.standard_normal((n, h)), RNG.standard_normal((n, h)),
+            RNG.standard_normal((d, h)))
+    report = check_layer(lstm_like_forward, lstm_like_backward, args, **FAST)
+    assert report.ok, report.text()
+    assert "upstream gradient in place" in report.notes["in place"], report.notes
+    assert len(report.cases[0].cotangent) == 2, "one upstream gradient per output: dnext_h, dnext_c"
+    drop = check_layer(dropout_forward, dropout_backward, (X, {"p": 0.5, "mode": "train", "seed": 1}), **FAST)
+    assert drop.ok, drop.text()
+    json.loads(drop.to_json())  # a dict holding Python values and arrays is JSON-able
+    loss = check(masked_sum_loss, RNG.standard_normal((3, 4)), np.arange(3), RNG.random((3, 4)) < 0.5, **FAST)
+    assert loss.ok and loss.kind == "loss", loss.text()
 
 
 def two_grads_for_three(dout, cache):
@@ -177,10 +222,10 @@ def rejects(x, w, b):
     (ops.affine_forward, lambda d, c: (d @ c[1].T, d.T @ c[0], d.sum(0)), (X, W, B), "the transposed shape"),
     (rejects, ops.affine_backward, (X, W, B), "rejected example 0 (3x4, 4x2, 2): ValueError: w must be square"),
     (ops.affine_forward, ops.affine_backward, (X * np.nan, W, B), "NaN or inf"),
-    (relu_forward, relu_backward, ("not an array",), "numeric array"),
+    (relu_forward, relu_backward, ("not an array",), "forward rejected example 0 ('not an array'): TypeError"),
 ])
 def test_bad_input_is_one_clear_error(forward, backward, example, message):
-    with pytest.raises(LayerInputError) as err:
+    with pytest.raises(CheckInputError) as err:
         check_layer(forward, backward, example, **FAST)
     assert message in str(err.value) and "\n" not in str(err.value)
 
@@ -205,14 +250,14 @@ def test_correct_builtin_ops_pass_through_the_public_api(name):
     assert report.ok, report.text()
 
 
-def test_mutant_score_through_the_public_api():
+@pytest.mark.parametrize("kind", ["pair", "custom_vjp"])
+def test_mutant_score_through_the_public_api(kind):
     # the first two edge geometries of each op (the report's --public-api run takes them all)
-    results, score = public_mutant_score(cases=12, examples=2, transforms=False, leading_sizes=False)
+    results, score = public_mutant_score(kind=kind, cases=12, examples=2, transforms=False, leading_sizes=False,
+                                         second_order=False)
     missed = [r for r in results if not r.caught]
     assert not missed, "\n".join(f"{r.name}: {r.how} {r.detail}" for r in missed)
-    assert score == f"mutants caught {len(MUTANTS)}/{len(MUTANTS)} through check_layer"
-    by_name = {r.name: r for r in results}
-    assert by_name["affine_transposed_dw"].how == "bad input" and "transposed" in by_name["affine_transposed_dw"].detail
+    assert score.startswith(f"mutants caught {len(MUTANTS)}/{len(MUTANTS)} through the public API")
 
 
 @pytest.mark.parametrize("name,kind", [
@@ -224,6 +269,6 @@ def test_hints_recognise_the_catalogue_mistakes(name, kind):
     mutant = next(m for m in MUTANTS if m.name == name)
     args = mutant_layer(mutant)
     report = check_layer(args.forward, args.backward, args.examples[1:2], cases=2, transforms=False,
-                         leading_sizes=False)
-    found = [h for p in report.pairs.values() for h in p.hints]
+                         leading_sizes=False, second_order=False)
+    found = [h for r in report.rows.values() for h in r.hints]
     assert any(f"`{hints.CATALOGUE[kind][0]}`" in h for h in found), found

@@ -28,7 +28,7 @@ CASES += [("conv", g) for g in OPS["conv"].edges[:2]]
 def test_every_layout_branch_of_the_ops_passes_the_equivalence_checks(layout):
     with forced_layout(layout):
         assert layout_backend() == layout
-        failures = [r.report() for op, g in CASES for stress in (False, True)
+        failures = [r.summary() for op, g in CASES for stress in (False, True)
                     for r in [compare_op(make_op_case(op, g, seed=7, stress=stress))] if not r.ok]
     assert not failures, "\n".join(failures)
 
@@ -73,7 +73,7 @@ def test_both_conv_algorithms_agree_five_ways(algorithm):
         for geometry in geometry_pool("conv")[:4]:
             for seed, stress in ((0, False), (1, True)):
                 result = compare_op(make_op_case("conv", geometry, seed, stress))
-                assert result.ok, result.report()
+                assert result.ok, result.summary()
 
 
 def test_many_channels_take_the_primitive_and_agree_with_numpy():

@@ -30,9 +30,9 @@ def test_model_gradients_agree_float64(model, stress):
     for seed in SEEDS:
         case = make_model_case(name, variant, seed, stress)
         result = compare_model(case)
-        fd_ran += result.fd
+        fd_ran += result.settings["fd"]
         if not result.ok:
-            failures.append(result.report())
+            failures.append(result.summary())
     assert not failures, "\n".join(failures)
     if variant != "document" and not stress:
         assert fd_ran == len(SEEDS), f"{name}/{variant}: finite differences ran on {fd_ran}/{len(SEEDS)} cases"
@@ -45,7 +45,7 @@ def test_model_gradients_agree_float32(model):
     for seed, stress in ((0, False), (1, True)):
         result = compare_model(make_model_case(name, variant, seed, stress), dtype=np.float32)
         if not result.ok:
-            failures.append(result.report())
+            failures.append(result.summary())
     assert not failures, "\n".join(failures)
 
 

@@ -19,11 +19,11 @@ from jaxnets.verify import (
     OPS,
     TOL_ANALYTIC_F32,
     TOL_ANALYTIC_F64,
-    OpCase,
     compare_arrays,
     compare_op,
     geometry_pool,
-    jax_op_modes,
+    hand_op_case,
+    op_sources,
     make_op_case,
 )
 
@@ -50,7 +50,7 @@ def test_op_gradients_agree_float64(op, data):
     1e-6 on kink-free inputs."""
     case = _draw_case(data, op, geometry_pool(op))
     result = compare_op(case)
-    assert result.ok, result.report()
+    assert result.ok, result.summary()
 
 
 @pytest.mark.parametrize("op", OP_NAMES)
@@ -60,7 +60,7 @@ def test_every_edge_geometry_is_checked_with_and_without_stress(op):
     ordinary and stressed (kinks, ties), whatever hypothesis draws above."""
     edges = OPS[op].edges
     assert edges, f"{op} has no edge geometries"
-    failures = [r.report() for g in edges for stress in (False, True)
+    failures = [r.summary() for g in edges for stress in (False, True)
                 for r in [compare_op(make_op_case(op, g, EDGE_SEED, stress))] if not r.ok]
     assert not failures, "\n".join(failures)
 
@@ -74,7 +74,7 @@ def test_op_gradients_agree_on_free_geometries(op, data):
     case = make_op_case(op, geometry, data.draw(st.integers(0, 2**32 - 1), label="seed"),
                         data.draw(st.booleans(), label="stress"))
     result = compare_op(case)
-    assert result.ok, result.report()
+    assert result.ok, result.summary()
 
 
 @pytest.mark.parametrize("op", OP_NAMES)
@@ -85,25 +85,18 @@ def test_op_gradients_agree_float32(op, data):
     TOL_ANALYTIC_F32 (stress inputs only where float32 is meaningful)."""
     case = _draw_case(data, op, geometry_pool(op)[:F32_GEOMETRIES], OPS[op].stress_in_float32)
     result = compare_op(case, dtype=np.float32)
-    assert result.ok, result.report()
+    assert result.ok, result.summary()
 
 
 # ----------------------------------------------------------------------------- conventions
 
 def _hand_case(op, arrays, extras, dout):
-    return OpCase(op, {"hand-written": True}, 0, True, tuple(np.asarray(a, np.float64) for a in arrays),
-                  extras, np.asarray(dout, np.float64), False)
+    return hand_op_case(op, arrays, extras, dout)
 
 
 def _gradients(case, dtype=np.float64):
     """{source: first gradient} for the four analytic sources (via the checker's own run)."""
-    spec = OPS[case.op]
-    arrays = tuple(a.astype(dtype) for a in case.arrays)
-    out = {m: r[1][0] for m, r in jax_op_modes(case.op, arrays, case.extras, case.dout.astype(dtype)).items()}
-    _, cache = spec.np_forward(*case.arrays, *case.extras)
-    g = spec.np_backward(case.dout, cache)
-    out["numpy"] = g[0] if isinstance(g, tuple) else g
-    return out
+    return {m: r[1][0] for m, r in op_sources(case, dtype).items()}
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -198,6 +191,6 @@ def test_checker_reports_parameter_error_and_index():
     assert not result.ok
     worst = max(result.failures, key=lambda c: c.err)
     assert worst.param == "w" and worst.index == (2, 1) and worst.err > TOL_ANALYTIC_F64
-    assert "w: manual vs" in result.report() and "(2, 1)" in result.report()
+    assert "manual vs" in result.summary() and "w[2, 1]" in result.summary()
     assert compare_op(case).ok
     assert TOL_ANALYTIC_F32 > TOL_ANALYTIC_F64

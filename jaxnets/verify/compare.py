@@ -72,12 +72,12 @@ class CheckResult:
         return "\n".join(lines)
 
 
-def compare_arrays(param, a_name, a, b_name, b, tol, coords=None, scale_floor=None, scale=None):
+def compare_arrays(param, a_name, a, b_name, b, tol, coords=None, scale_floor=None, scale=None, atol=None):
     """cs231n relative error of a vs b as a Comparison; shape mismatches and non-finite values
     are failures (err = inf). `coords` maps the index of 1-D subset arrays back to the full
     parameter's index. `scale_floor` (user layers, `tolerances.GRAD_SCALE_FLOOR`): entries
     smaller than scale_floor times `scale` (default: the arrays' largest entry) are compared
-    at that size."""
+    at that size; `atol`: differences up to atol pass whatever the entries' size."""
     try:
         a = np.asarray(a, dtype=np.float64)
         b = np.asarray(b, dtype=np.float64)
@@ -94,24 +94,24 @@ def compare_arrays(param, a_name, a, b_name, b, tol, coords=None, scale_floor=No
         idx = np.unravel_index(int(np.argmin(finite)), a.shape) if a.ndim else ()
         return Comparison(param, a_name, b_name, math.inf, full_index(tuple(int(i) for i in idx)), tol,
                           f"non-finite value: {a_name} {float(a[idx]):.10g}, {b_name} {float(b[idx]):.10g}")
-    if scale_floor is None:
+    if scale_floor is None and not atol:
         err, idx = max_rel_error(a, b)
     else:
-        err, idx = scaled_rel_error(a, b, scale_floor, scale)
+        err, idx = scaled_rel_error(a, b, scale_floor or 0.0, scale, (atol or 0.0) / tol)
     return Comparison(param, a_name, b_name, err, full_index(idx), tol,
                       f"{a_name} {float(a[idx]):.10g}, {b_name} {float(b[idx]):.10g}")
 
 
-def scaled_rel_error(a, b, scale_floor, scale=None):
-    """(error, index): max |a - b| / max(1e-8, |a| + |b|, scale_floor * scale), scale
-    defaulting to the largest |entry| of a and b: the last term keeps rounding in entries far
+def scaled_rel_error(a, b, scale_floor, scale=None, floor=0.0):
+    """(error, index): max |a - b| / max(1e-8, |a| + |b|, scale_floor * scale, floor), scale
+    defaulting to the largest |entry| of a and b: the scale term keeps rounding in entries far
     below the gradient's scale (cancelling sums, saturated softmax rows) from counting as
-    relative error."""
+    relative error; `floor` is an absolute tolerance divided by the relative one."""
     if a.size == 0:
         return 0.0, ()
     if scale is None:
         scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
-    r = np.abs(a - b) / np.maximum(max(1e-8, scale_floor * scale), np.abs(a) + np.abs(b))
+    r = np.abs(a - b) / np.maximum(max(1e-8, scale_floor * scale, floor), np.abs(a) + np.abs(b))
     flat = int(np.argmax(r))
     return float(r.flat[flat]), tuple(int(i) for i in np.unravel_index(flat, r.shape))
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jaxnets.ops.losses import softmax_loss
 from jaxnets.ops.windows import tap, untap
 from jaxnets.verify import mutants_cs231n
-from jaxnets.verify.op_checks import compare_op, make_op_case
+from jaxnets.verify.suite import compare_op, make_op_case
 from jaxnets.verify.op_specs import geometry_pool
 
 

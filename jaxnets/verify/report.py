@@ -1,10 +1,12 @@
-"""What `check_layer` found, per pair of gradient sources, in a form a person can act on.
+"""What a check found, in one report type for every subject: a person's text, JSON, the
+suite's tables.
 
-A `Finding` is one pair compared on one case: pass, fail, or ambiguous (finite differences at
-a kink, or two sources following different conventions there), with the worst element.
-A `PairSummary` collects a pair's findings, its hints and the saved failing case; a
-`LayerReport` is the whole check: which oracles ran (and why others did not), every pair, the
-conventions seen at kinks, and its text and JSON forms.
+A `Finding` is one row of the check table on one case: pass, fail, ambiguous (finite
+differences at a kink, or two sources following different conventions there) or domain (the
+forward itself is not finite on the case: outside the layer's numerical range, not a
+gradient verdict), with the worst element and a note. A `RowSummary` collects a row's
+findings, hints and the saved failing case; a `Report` is the whole check: which oracles ran
+(and why others did not), every row, the conventions seen at kinks, the tolerances used.
 """
 from __future__ import annotations
 
@@ -13,14 +15,17 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-STATUSES = ("pass", "ambiguous", "fail")
+import numpy as np
+
+#: statuses in rising order of severity ("domain" counts as passing)
+STATUSES = ("pass", "domain", "ambiguous", "fail")
 
 
 @dataclass
 class Finding:
-    """One pair of gradient sources compared on one case."""
+    """One row of the check table on one case."""
 
-    pair: str
+    check: str
     case: int
     status: str
     param: str = ""
@@ -31,9 +36,17 @@ class Finding:
     note: str = ""
     conventions: tuple = ()  # at kinks: ("left", "right", "mean", "between") per coordinate
 
+    @property
+    def ok(self):
+        return self.status != "fail"
+
     def where(self):
         idx = f"[{', '.join(map(str, self.index))}]" if self.index else ""
         return f"{self.param}{idx}"
+
+    def __str__(self):
+        text = f"{self.check}: {self.where()} rel error {self.err:.3e}" if self.param else self.check
+        return f"{text} ({self.status})" + (f"; {self.note}" if self.note else "")
 
 
 def _fmt(v):
@@ -41,10 +54,10 @@ def _fmt(v):
 
 
 @dataclass
-class PairSummary:
-    """Every finding of one pair, and what to do about its failures."""
+class RowSummary:
+    """Every finding of one row of the table, and what to do about its failures."""
 
-    pair: str
+    check: str
     a: str
     b: str
     findings: list = field(default_factory=list)
@@ -67,95 +80,131 @@ class PairSummary:
         pool = [f for f in self.findings if f.status == "fail"] or self.findings
         return max(pool, key=lambda f: (f.err if math.isfinite(f.err) else math.inf), default=None)
 
-    def line(self, label_of):
+    @property
+    def max_err(self):
+        """The largest error of a decided comparison (an ambiguous one at a kink, or a
+        domain case, has no error to speak of)."""
+        errs = [f.err for f in self.findings if f.status in ("pass", "fail")]
+        return max(errs) if errs else None
+
+    def line(self, label_of, width=40):
         w = self.worst
-        head = (f"  {self.pair:<34} {self.status.upper():<9} {len(self.findings):>5} {self.count('pass'):>5} "
+        head = (f"  {self.check:<{width}} {self.status.upper():<9} {len(self.findings):>5} {self.count('pass'):>5} "
                 f"{self.count('ambiguous'):>5} {self.count('fail'):>5}")
-        if w is None:
-            return head
-        if not w.err:
-            return head + f"  {w.err:.1e}"
+        if w is None or not w.err:
+            return head + ("  0.0e+00" if w is not None else "")
         return head + f"  {w.err:.1e}  {w.where()} {label_of(w.case)}"
 
     def to_dict(self):
         w = self.worst
         return {
-            "pair": self.pair, "status": self.status, "cases": len(self.findings),
+            "check": self.check, "status": self.status, "cases": len(self.findings),
             "pass": self.count("pass"), "ambiguous": self.count("ambiguous"), "fail": self.count("fail"),
+            "domain": self.count("domain"),
             "worst": None if w is None else {
                 "case": w.case, "param": w.param, "index": list(w.index), "rel_error": w.err,
-                self.a: w.a, self.b: w.b, "status": w.status, "note": w.note},
+                "a": w.a, "b": w.b, "status": w.status, "note": w.note},
             "hints": self.hints, "saved_case": self.saved, "rerun": self.rerun,
         }
 
 
 @dataclass
-class LayerReport:
-    """The result of check_layer: `.ok` is False exactly when some pair failed."""
+class Report:
+    """The result of a check: `.ok` is False exactly when some row failed."""
 
     name: str
+    kind: str
     oracles: dict  # source -> what it is, or "not run: why"
-    pairs: dict  # pair -> PairSummary
-    cases: list  # LayerCase
+    rows: dict  # check -> RowSummary
+    cases: list  # Case
     notes: dict
     settings: dict
     elapsed: float = 0.0
 
     @property
     def status(self):
-        statuses = [p.status for p in self.pairs.values() if p.status != "skipped"]
+        statuses = [r.status for r in self.rows.values() if r.status != "skipped"]
         return max(statuses, key=STATUSES.index) if statuses else "fail"
 
     @property
     def ok(self):
         return self.status != "fail"
 
-    def conventions(self):
-        """Counter of (pair, convention) at kink coordinates where a source was ambiguous."""
-        return Counter((f.pair, c) for p in self.pairs.values() for f in p.findings for c in f.conventions)
+    @property
+    def findings(self):
+        return [f for r in self.rows.values() for f in r.findings]
 
-    def _label(self, index):
+    @property
+    def failures(self):
+        return [f for f in self.findings if f.status == "fail"]
+
+    def max_by_check(self):
+        """{check: largest error} over every finding (the suite's table cells)."""
+        return {name: r.max_err for name, r in self.rows.items() if r.max_err is not None}
+
+    def conventions(self):
+        """Counter of (check, convention) at kink coordinates where a source was ambiguous."""
+        return Counter((f.check, c) for f in self.findings for c in f.conventions)
+
+    def label(self, index):
         case = next((c for c in self.cases if c.index == index), None)
         return case.label if case is not None else f"case {index}"
 
+    def summary(self, limit=12):
+        """A short text of the failures (the suite's assertion messages)."""
+        bad = self.failures
+        head = f"{self.name} [{self.settings.get('dtype', 'float64')}]: "
+        if not bad:
+            return head + f"all {len(self.findings)} findings pass"
+        lines = [head + f"{len(bad)} of {len(self.findings)} findings FAILED"]
+        lines += [f"  {self.label(f.case)}: {f}" for f in sorted(bad, key=lambda f: -f.err)[:limit]]
+        if len(bad) > limit:
+            lines.append(f"  ... and {len(bad) - limit} more")
+        return "\n".join(lines)
+
     def text(self):
         s = self.settings
-        lines = [f"check_layer {self.name}: {self.status.upper()} — {len(self.cases)} cases from "
-                 f"{s['examples']} example(s), seed {s['seed']}, float64, {self.elapsed:.2f} s"]
+        tol = s.get("tolerances", {})
+        lines = [f"check {self.name} ({self.kind}): {self.status.upper()} — {len(self.cases)} cases from "
+                 f"{s.get('examples', 1)} example(s), seed {s.get('seed', 0)}, float64, {self.elapsed:.2f} s"]
+        if tol:
+            lines.append("tolerances: " + ", ".join(f"{k} {v:g}" for k, v in tol.items() if v is not None))
         lines.append("oracles:")
         lines += [f"  {name:<19} {what}" for name, what in self.oracles.items()]
+        not_run = {}
         for key, note in self.notes.items():
-            if key not in self.oracles:  # an oracle that did not run already says why above
+            if key.startswith("not run: "):
+                not_run.setdefault(note, []).append(key[len("not run: "):])
+            elif key not in self.oracles:
                 lines.append(f"note: {key}: {note}")
-        lines.append(f"  {'pair':<34} {'status':<9} {'cases':>5} {'pass':>5} {'ambig':>5} {'fail':>5}"
+        lines += [f"not run: {', '.join(rows)}: {why}" for why, rows in not_run.items()]
+        width = max([34] + [len(r) for r in self.rows])
+        lines.append(f"  {'check':<{width}} {'status':<9} {'cases':>5} {'pass':>5} {'ambig':>5} {'fail':>5}"
                      f"  worst rel err, where")
-        lines += [p.line(self._label) for p in self.pairs.values()]
-        conv = self.conventions()
-        if conv:
-            by_pair = {}
-            words = {"left": "the left derivative", "right": "the right derivative",
-                     "mean": "the mean of the two", "between": "in between (several kinks at once)"}
-            for (pair, name), n in sorted(conv.items(), key=lambda item: -item[1]):
-                if "/" in name:  # two sources' conventions: "first/second"
-                    sources = [w.split(" (")[0] for w in pair.split(" ~ ")]
-                    name = ", ".join(f"{src} {words.get(c, c)}" for src, c in zip(sources, name.split("/")))
-                by_pair.setdefault(pair, []).append(f"{words.get(name, name)} at {n}")
-            lines.append("at kinks (finite differences are no oracle there; the values lie between the one-sided "
-                         "slopes):")
-            lines += [f"  {pair}: {', '.join(items)} coordinate(s)" for pair, items in by_pair.items()]
+        lines += [r.line(self.label, width) for r in self.rows.values()]
+        lines += self._convention_lines()
+        domain = [f for f in self.findings if f.status == "domain"]
+        if domain:
+            kinds = sorted({str(self._case(f.case).tags.get("values", "?")) for f in domain if self._case(f.case)})
+            lines.append(f"domain: the forward is not finite on {len({f.case for f in domain})} case(s) "
+                         f"({', '.join(kinds)} values): not checked there — {domain[0].note}")
         saved = {}
-        for p in self.pairs.values():
-            if p.status != "fail":
+        for r in self.rows.values():
+            overruled = [f for f in r.findings if f.status == "pass" and f.note.startswith("autodiff of your primal")]
+            if overruled:
+                f = overruled[0]
+                lines.append(f"NOTE {r.check}: {self.label(f.case)}: {f.note}")
+            if r.status != "fail":
                 continue
-            w = p.worst
-            lines.append(f"FAIL {p.pair}: {self._label(w.case)}: {w.where()}: {p.a} {_fmt(w.a)}, {p.b} {_fmt(w.b)}, "
+            w = r.worst
+            lines.append(f"FAIL {r.check}: {self.label(w.case)}: {w.where()}: {r.a} {_fmt(w.a)}, {r.b} {_fmt(w.b)}, "
                          f"rel error {w.err:.3g}" + (f"; {w.note}" if w.note else ""))
-            lines += [f"  hint: {h}" for h in p.hints]
-            if p.saved:
-                saved.setdefault(p.saved, p.rerun)
+            lines += [f"  hint: {h}" for h in r.hints]
+            if r.saved:
+                saved.setdefault(r.saved, r.rerun)
         for path, rerun in saved.items():
             lines.append(f"saved {path}" + (f"; re-run just that case: {rerun}" if rerun else ""))
-        verdict = {"pass": "every check passes",
+        verdict = {"pass": "every check passes", "domain": "every check passes where the forward is finite",
                    "ambiguous": "no gradient disagrees; some comparisons at kinks are ambiguous (see above)",
                    "fail": "a gradient disagrees"}[self.status]
         lines.append(f"result: {self.status.upper()}: {verdict}")
@@ -163,38 +212,58 @@ class LayerReport:
 
     __str__ = text
 
+    def _case(self, index):
+        return next((c for c in self.cases if c.index == index), None)
+
+    def _convention_lines(self):
+        conv = self.conventions()
+        if not conv:
+            return []
+        by_row = {}
+        words = {"left": "the left derivative", "right": "the right derivative", "mean": "the mean of the two",
+                 "between": "in between (several kinks at once)"}
+        for (row, name), n in sorted(conv.items(), key=lambda item: -item[1]):
+            if "/" in name:  # two sources' conventions: "first/second"
+                sources = [w.split(" (")[0] for w in row.split(" ~ ")]
+                name = ", ".join(f"{src} {words.get(c, c)}" for src, c in zip(sources, name.split("/")))
+            by_row.setdefault(row, []).append(f"{words.get(name, name)} at {n}")
+        return (["at kinks (finite differences are no oracle there; the values lie between the one-sided slopes):"]
+                + [f"  {row}: {', '.join(items)} coordinate(s)" for row, items in by_row.items()])
+
     def to_dict(self):
         return {
-            "name": self.name, "status": self.status, "ok": self.ok, "elapsed_s": round(self.elapsed, 2),
-            "settings": self.settings, "oracles": self.oracles, "notes": self.notes,
-            "pairs": {k: p.to_dict() for k, p in self.pairs.items()},
-            "conventions_at_kinks": [{"pair": pair, "convention": c, "count": n}
-                                     for (pair, c), n in sorted(self.conventions().items())],
-            "cases": [{"index": c.index, "example": c.example, "values": c.values, "upstream": c.upstream,
-                       "leading": c.leading} for c in self.cases],
+            "name": self.name, "kind": self.kind, "status": self.status, "ok": self.ok,
+            "elapsed_s": round(self.elapsed, 2), "settings": self.settings, "oracles": self.oracles,
+            "notes": self.notes, "checks": {k: r.to_dict() for k, r in self.rows.items()},
+            "conventions_at_kinks": [{"check": row, "convention": c, "count": n}
+                                     for (row, c), n in sorted(self.conventions().items())],
+            "cases": [{"index": c.index, **{k: v for k, v in c.tags.items() if k != "seed"}} for c in self.cases],
         }
 
     def to_json(self, path=None):
-        text = json.dumps(_finite(self.to_dict()), indent=2, default=_json_default)
+        text = json.dumps(jsonable(self.to_dict()), indent=2)
         if path:
             with open(path, "w") as fh:
                 fh.write(text + "\n")
         return text
 
 
-def _finite(v):
-    """JSON has no inf or NaN: they become the strings "inf", "-inf", "nan"."""
+def jsonable(v):
+    """Anything a report may hold, as JSON: inf/NaN as strings, arrays as lists (or their
+    shape when large), tuples as lists, other objects as their repr — never an exception."""
     if isinstance(v, float) and not math.isfinite(v):
         return str(v)
+    if isinstance(v, (str, int, bool)) or v is None:
+        return v
+    if isinstance(v, float):
+        return v
     if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    return v
-
-
-def _json_default(v):
-    try:
-        return _finite(float(v))
-    except (TypeError, ValueError):
-        return str(v)
+        return [jsonable(x) for x in v]
+    if isinstance(v, (np.ndarray, np.generic)) or hasattr(v, "__array__"):
+        a = np.asarray(v)
+        if a.size <= 64 and a.dtype.kind in "biuf":
+            return jsonable(a.tolist())
+        return f"array{a.shape} {a.dtype}"
+    return repr(v)

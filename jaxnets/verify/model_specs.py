@@ -1,6 +1,6 @@
-"""Checking a whole network: the loss and every parameter's gradient from each
-`jaxnets.grads` mode (manual, autodiff, custom_vjp, and fast where the model has a fast
-layout), the NumPy model's `loss_and_grads`, and finite differences of the NumPy loss.
+"""The models the equivalence suite checks: their variants, batch sizes, stress inputs and the
+deterministic cases (`make_model_case`), with finite differences only where every ReLU input
+and max-pool tie gap stays clear of the steps (`kink_distance`).
 
 A new model: its `MODEL_SPECS` entry here (configurations to check and how to stress it).
 """
@@ -14,12 +14,11 @@ import jax
 import numpy as np
 
 from jaxnets import ops
-from jaxnets.grads import MODES, training_gradient
 from jaxnets.models import MODELS
-from jaxnets.verify.compare import CheckResult, cast_floats, compare_arrays, compare_sources, record_errors
-from jaxnets.verify.finite_diff import fd_coords, fd_scalar
+from jaxnets.verify.adapters.builtin import dropout_key, noise
+from jaxnets.verify.case import Case
 from jaxnets.verify.op_specs import window_gap
-from jaxnets.verify.tolerances import FD_STEP, require_x64, tolerances
+from jaxnets.verify.tolerances import FD_STEP
 from reference_numpy import models as npm
 
 
@@ -87,60 +86,31 @@ _KINK_ATTEMPTS = 40
 SCORE_SPREAD_MAX = 10.0
 
 
-@dataclass(frozen=True)
-class ModelCase:
-    """A model, its configuration, float64 parameters and a batch."""
+class ModelCase(Case):
+    """A Case of a model, with its parts named: args are (params, state, x, y, key)."""
 
-    name: str
-    variant: str
-    config: dict
-    seed: int
-    stress: bool
-    params: dict
-    x: np.ndarray
-    y: np.ndarray
-    fd: bool
-    kink_distance: float
-
-    @property
-    def label(self):
-        return f"{self.name}/{self.variant} seed={self.seed}{' stress' if self.stress else ''}"
+    name = property(lambda self: self.tags["model"])
+    variant = property(lambda self: self.tags["variant"])
+    config = property(lambda self: self.tags["config"])
+    params = property(lambda self: self.args[0])
+    state = property(lambda self: self.args[1])
+    x = property(lambda self: self.args[2])
+    y = property(lambda self: self.args[3])
+    key = property(lambda self: self.args[4])
 
 
-def _config_key(config):
+def config_key(config):
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in config.items()))
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=64)
 def _np_model(name, key):
     return npm.MODELS[name](**dict(key))
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=64)
 def _jax_model(name, key):
     return MODELS[name](**dict(key))
-
-
-@lru_cache(maxsize=None)
-def _model_fn(name, key, mode):
-    """jit of `(params, state, x, y, key) -> (loss, grads, new state)` in `mode`."""
-    return jax.jit(training_gradient(_jax_model(name, key), mode))
-
-
-def dropout_key(case_seed):
-    """The key a case's dropout masks come from (any key: the same for every source)."""
-    return jax.random.key(case_seed)
-
-
-def _noise(model, key, n):
-    """{"noise": the draws of the model's dropout layers} for the NumPy twin, or {}."""
-    return {"noise": [np.asarray(u) for u in model.noise(key, n)]} if model.stochastic else {}
-
-
-def jax_modes(model):
-    """The gradient modes a model is checked in: MODES, and "fast" where it has its own
-    fast layout (otherwise "fast" is "manual" itself)."""
-    return MODES + (("fast",) if model.fast_gradient is not None else ())
 
 
 def kink_distance(model, params, x, y, key=None):
@@ -173,10 +143,10 @@ def _fd_margin(x):
 def _cap_scores(name, config, params, x, model, key):
     """Scale the last layer's weights and bias (in place) so that no row of (training-mode)
     scores spreads more than SCORE_SPREAD_MAX."""
-    np_model = _np_model(name, _config_key(config))
+    np_model = _np_model(name, config_key(config))
     last = max(int(k[1:]) for k in params if k.startswith("W"))
     if model.init_state is not None or model.stochastic:  # batch statistics and dropout, as trained
-        scores = np_model.scores(params, x, train=True, **_noise(model, key, x.shape[0]))
+        scores = np_model.scores(params, x, train=True, **noise(model, key, x.shape[0]))
     else:
         scores = np_model.scores(params, x)
     spread = float(np.max(np.abs(scores))) if scores.ndim == 1 else float(np.max(np.ptp(scores, axis=1)))
@@ -213,13 +183,15 @@ def _stress(spec, params, x, rng):
 
 
 def make_model_case(name, variant="small", seed=0, stress=False):
-    """A deterministic ModelCase. "document" variants use the model's own init (documents'
+    """A deterministic model Case: args (params, state, x, y, dropout key), the params
+    differentiated, cotangent 1 on the loss (0 on the new state), tags naming the model,
+    variant, config, seed and stress. "document" variants use the model's own init (documents'
     initialisation); other variants draw every parameter (biases too) from 0.5 * N(0, 1).
     Stress: see `ModelSpec.stress`. Without stress, up to _KINK_ATTEMPTS draws look for
     kink-free inputs so finite differences are valid."""
     spec = MODEL_SPECS[name]
     config = dict(spec.variants[variant])
-    key = _config_key(config)
+    key = config_key(config)
     model = _jax_model(name, key)
     n = spec.batch[variant]
     attempts = 1 if stress else _KINK_ATTEMPTS
@@ -245,66 +217,12 @@ def make_model_case(name, variant="small", seed=0, stress=False):
         fd_ok = not stress and variant != "document" and dist > _fd_margin(x)
         if fd_ok or stress:
             break
-    return ModelCase(name, variant, config, int(seed), bool(stress), params, x, y, bool(fd_ok), dist)
-
-
-def compare_model(case, dtype=np.float64, fd=None):
-    """Compare the loss and every parameter's gradient from the JAX modes (`jax_modes`,
-    jitted), the NumPy model and (float64, kink-free) finite differences of the NumPy loss;
-    float32 runs the JAX modes in float32 against TOL_ANALYTIC_F32_MODELS."""
-    require_x64(dtype)
-    dtype = np.dtype(dtype)
-    tol, tol_fd = tolerances(dtype, model=True)
-    fd = (case.fd if fd is None else fd) and tol_fd is not None
-    result = CheckResult(case.label, dtype.name, fd)
-    key = _config_key(case.config)
-    keys = sorted(case.params)
-    params = {k: case.params[k].astype(dtype) for k in keys}
-    x = case.x.astype(dtype)
-    y = cast_floats(case.y, dtype)
-    np_params = {k: v.astype(np.float64) for k, v in params.items()}
-    np_x, np_y = x.astype(np.float64), cast_floats(y, np.float64)
-
-    model = _jax_model(case.name, key)
-    modes = jax_modes(model)
-    state = {} if model.init_state is None else {k: np.asarray(v, dtype) for k, v in model.init_state().items()}
-    state_keys = sorted(state)
-    rkey = dropout_key(case.seed)
-    sources = {}
-    for mode in modes:
-        try:
-            value, grads, new_state = jax.device_get(_model_fn(case.name, key, mode)(params, state, x, y, rkey))
-            sources[mode] = (np.asarray(value), tuple(np.asarray(grads[k]) for k in keys)
-                             + tuple(np.asarray(new_state[k]) for k in state_keys))
-        except Exception as exc:
-            sources[mode] = exc
-    record_errors(result, sources, tol)
-    np_model = _np_model(case.name, key)
-    kw = _noise(model, rkey, x.shape[0])
-    out = np_model.loss_and_grads(np_params, np_x, np_y, **kw)
-    value, grads = out[0], out[1]
-    # the twin gives batch statistics; the running average is the model's own momentum
-    momentum = case.config.get("momentum", 0.9)
-    new_state = [momentum * np.asarray(state[k], np.float64) + (1 - momentum) * out[2][k] for k in state_keys]
-    sources["numpy"] = (np.asarray(value), tuple(np.asarray(grads[k]) for k in keys) + tuple(new_state))
-    analytic = modes + ("numpy",)
-    compare_sources(result, ("loss", *keys, *state_keys), sources, tol, analytic)
-
-    if fd:
-        rng = np.random.default_rng([case.seed, 2])
-        for i, k in enumerate(keys):
-            coords = fd_coords(np_params[k].shape, rng, FD_MAX_COORDS_MODEL)
-
-            def loss(v, k=k):
-                return np_model.loss({**np_params, k: v}, np_x, np_y, **kw)
-
-            est = fd_scalar(loss, [np_params[k]], 0, coords)
-            for mode in analytic:
-                r = sources[mode]
-                if isinstance(r, Exception):
-                    continue
-                result.comparisons.append(compare_arrays(k, mode, r[1][i][coords], "fd", est, tol_fd, coords))
-    return result
+    state = {} if model.init_state is None else {k: np.asarray(v, np.float64) for k, v in model.init_state().items()}
+    label = f"{name}/{variant} seed={seed}{' stress' if stress else ''}"
+    tags = {"model": name, "variant": variant, "config": config, "seed": int(seed), "stress": bool(stress),
+            "kink_distance": dist}
+    cotangent = [np.asarray(1.0)] + [np.zeros_like(state[k]) for k in sorted(state)]
+    return ModelCase(0, (params, state, x, y, dropout_key(seed)), {}, cotangent, tags, bool(fd_ok), label)
 
 
 def model_cases(name, n_per_variant, seed=0):

@@ -1,0 +1,169 @@
+"""`jaxnets.verify.check` on JAX's own custom-derivative objects, as real code writes them
+(tests/realcode: JAX's tutorial, jax.nn, jax.scipy.special, a gradient-reversal layer), with
+zero adapter lines: correct rules pass (AMBIGUOUS at kinks, a DOMAIN note where the forward
+itself overflows), intentional non-derivatives and planted mistakes fail with the right row
+and hint."""
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnets.verify import CheckInputError, check
+from jaxnets.verify.mutants_custom import CUSTOM_MUTANTS
+
+REAL = os.path.join(os.path.dirname(__file__), "realcode")
+RNG = np.random.default_rng(0)
+FAST = {"cases": 14, "leading_sizes": False}
+
+
+def real(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REAL, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def failing(report):
+    return [k for k, r in report.rows.items() if r.status == "fail"]
+
+
+@pytest.mark.parametrize("file,name,args", [
+    ("tut_sin_times_y_custom_vjp", "f", (RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4)))),
+    ("tut_sin_times_y_custom_jvp", "f", (RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4)))),
+    ("tut_log1pexp_custom_jvp", "log1pexp", (RNG.standard_normal(5),)),
+    ("tut_x_over_1p_sqrtx_custom_jvp", "f", (RNG.uniform(0.5, 2.0, (4, 5)),)),
+    ("jax_nn_relu_custom_jvp", "relu", (RNG.standard_normal((3, 4)),)),
+    ("jax_scipy_special_xlogy_xlog1py_logit_custom_jvp", "xlogy", (RNG.standard_normal(4), RNG.uniform(0.5, 2, 4))),
+])
+def test_correct_real_rules_pass_as_written(file, name, args):
+    report = check(getattr(real(file), name), *args, **FAST)
+    assert report.ok, report.text()
+    assert report.kind in ("custom_vjp", "custom_jvp")
+
+
+def test_the_tutorials_pytree_rules_are_checked_leaf_by_leaf():
+    for file in ("tut_point_pytree_custom_vjp", "tut_point_pytree_custom_jvp"):
+        module = real(file)
+        report = check(module.f, module.Point(1.0, 2.0), **FAST)
+        assert report.ok, report.text()
+        assert {"pt.x", "pt.y"} <= {w for r in report.rows.values() for f in r.findings for w in [f.param]}
+
+
+def test_a_custom_jvp_is_checked_in_forward_mode_too():
+    report = check(real("tut_sin_times_y_custom_jvp").f, RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4)),
+                   **FAST)
+    assert {"jvp rule ~ finite differences", "jvp rule ~ autodiff jvp", "forward ~ reverse (dot product)",
+            "transposed jvp ~ autodiff"} <= set(report.rows)
+    assert all(report.rows[k].status == "pass" for k in report.rows), report.text()
+
+
+def test_where_autodiff_of_the_primal_is_wrong_finite_differences_decide():
+    # xlogy's primal is where-guarded at x = 0: jax.grad of it is 0 there, the rule (and finite
+    # differences) give log(y)
+    xlogy = real("jax_scipy_special_xlogy_xlog1py_logit_custom_jvp").xlogy
+    report = check(xlogy, np.array([0.0, 0.0, 1.5, -2.0]), np.array([0.5, 2.0, 1.5, 3.0]), cases=14,
+                   leading_sizes=False)
+    assert report.ok, report.text()
+    assert "autodiff of your primal is wrong here" in report.text() and "agrees with finite differences" in report.text()
+
+
+def test_a_convention_at_the_domains_boundary_is_not_a_failure():
+    # the tutorial's x / (1 + sqrt(x)) enforces f'(0) = 1; autodiff of the primal is NaN at 0
+    report = check(real("tut_x_over_1p_sqrtx_custom_jvp").f, RNG.uniform(0.5, 2.0, (4, 5)), **FAST)
+    assert report.ok and any(c.tags["values"] == "boundary" for c in report.cases), report.text()
+    boundary = [c for c in report.cases if c.tags["values"] == "boundary"]
+    assert any(np.any(c.args[0] == 0) for c in boundary), "cases on the domain's boundary: x = 0"
+
+
+def test_a_gradient_reversal_layer_fails_with_the_sign_hint():
+    report = check(real("google_research_gift_flip_grad_identity_custom_jvp").flip_grad_identity,
+                   RNG.standard_normal((3, 4)), **FAST)
+    assert not report.ok
+    assert any("the sign is flipped" in h for r in report.rows.values() for h in r.hints), report.text()
+
+
+def test_nondiff_argnums_with_a_function_argument():
+    # the tutorial's app(f, x) with nondiff_argnums=(0,): its bwd returns 5 * g on purpose
+    report = check(real("tut_nondiff_app_custom_vjp").app, lambda x: x ** 2, 4.0, **FAST)
+    assert {"bwd ~ autodiff", "bwd ~ finite differences"} <= set(failing(report)), report.text()
+
+
+def test_none_cotangents_mean_not_differentiated_and_clipping_is_reported():
+    clip = real("tut_clip_gradient_custom_vjp").clip_gradient
+    report = check(clip, -0.75, 0.75, RNG.standard_normal((3, 3)) * 3, **FAST)
+    assert "bwd returns None for lo, hi: not differentiated" in report.notes["None cotangents"]
+    assert not report.ok and "finite differences" in report.text()  # the clipped gradient is not the derivative
+    rows = failing(report)
+    assert "bwd ~ autodiff" in rows and "bwd ~ finite differences" in rows
+
+
+def sign_flipped_bwd():
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    f.defvjp(lambda x: (jnp.sin(x), jnp.cos(x)), lambda c, g: (-c * g,))
+    return f
+
+
+def test_a_sign_flipped_rule_fails_every_comparison_not_two_of_three():
+    # the old adapter (f.fwd as the forward) made autodiff differentiate the rule itself
+    report = check(sign_flipped_bwd(), RNG.standard_normal((3, 4)), **FAST)
+    for row in ("bwd ~ autodiff", "custom_vjp ~ autodiff (in context)", "bwd ~ finite differences"):
+        assert report.rows[row].status == "fail" and report.rows[row].worst.err > 0.5, report.text()
+
+
+@pytest.mark.parametrize("m", CUSTOM_MUTANTS, ids=lambda m: m.name)
+def test_each_custom_mutant_is_caught_by_its_row_and_its_correct_rule_is_not(m, mutant_scoreboard):
+    good = check(m.correct, *m.example, cases=14)
+    assert good.ok, good.text()
+    bad = check(m.mutant, *m.example, cases=14)
+    rows = failing(bad)
+    assert any(m.row in r for r in rows), bad.text()
+    if m.alone:
+        assert len(rows) == 1, f"{m.name} should be caught by {m.row!r} alone, failed: {rows}"
+
+
+def test_rtol_and_atol_are_knobs_and_the_report_prints_them():
+    @jax.custom_vjp
+    def attention_like(x):
+        return jax.nn.softmax(x, axis=-1)
+
+    def fwd(x):
+        p = jax.nn.softmax(x, axis=-1)
+        return p, p
+
+    def bwd(p, g):  # its own 1e-10 epsilon, as a published kernel adds: ~1e-10 relative
+        s = jnp.sum(g * p, axis=-1, keepdims=True)
+        return (p * (g - s) * (1 + 1e-9),)
+
+    attention_like.defvjp(fwd, bwd)
+    x = RNG.standard_normal((3, 5))
+    strict = check(attention_like, x, **FAST)
+    assert not strict.ok and "rtol (analytic) 1e-10" in strict.text()
+    loose = check(attention_like, x, rtol=1e-8, **FAST)
+    assert loose.ok, loose.text()
+    assert "rtol (analytic) 1e-08" in loose.text()
+
+
+def test_layer_norm_under_an_all_ones_upstream_gradient_passes():
+    # the true gradient is exactly 0; both sources are rounding noise of O(1) terms
+    from jaxnets import ops
+
+    x, g, b = RNG.standard_normal((4, 6)), RNG.standard_normal(6), RNG.standard_normal(6)
+    report = check(lambda x, g, b: ops.layernorm_forward(x, g, b), x, g, b, backward=ops.layernorm_backward, cases=21,
+                   leading_sizes=False)
+    assert "ones" in {c.tags["upstream"] for c in report.cases}
+    assert report.ok, report.text()
+
+
+def test_bad_input_is_one_line():
+    with pytest.raises(CheckInputError) as err:
+        check(sign_flipped_bwd())
+    assert "no example" in str(err.value)
+    with pytest.raises(CheckInputError) as err:
+        check(sign_flipped_bwd(), "text")
+    assert "\n" not in str(err.value)
