@@ -17,8 +17,9 @@ differentiates your own object), a cs231n pair (NAME_forward / NAME_backward, or
 its full name such as batchnorm_backward_alt; `*_naive` names and several outputs such as
 lstm_step_forward's (next_h, next_c, cache) included), a loss returning (loss, dscores), or any
 JAX function (its JAX derivative is checked). The example comes from --example (one shape per
-positional argument, with a domain: real, positive, nonnegative, unit, bool, intLO..HI; a
-number is held fixed; --static KEY=VALUE adds keyword values), else from NAME_example() or
+positional argument — 4x5, 4 for 1-D, scalar — with a domain: real, positive, nonnegative,
+unit, bool, intLO..HI; a number such as 0.5 or -1 is held fixed; --static KEY=VALUE adds
+keyword values), else from NAME_example() or
 NAME_examples() in the file, else — for cs231n's layer names of assignments 2 and 3 — from the
 project, which then also compares your layer with its own NumPy twin where it has one.
 

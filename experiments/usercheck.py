@@ -48,9 +48,9 @@ def load_module(path):
 
 
 def parse_example(spec, seed=0):
-    """An Example from `--example 4x5,4x5:positive,3:int0..9,2x3:bool,0.5,scalar:unit`: per
-    positional argument a shape (`AxBxC`, or `scalar`) with an optional domain (real,
-    positive, nonnegative, unit, bool, intLO..HI), or a number held fixed."""
+    """An Example from `--example 4x5,4:positive,3:int0..9,2x3:bool,0.5,scalar:unit`: per
+    positional argument a shape (`AxB`, `4` for 1-D, `scalar`) with an optional domain (real,
+    positive, nonnegative, unit, bool, intLO..HI), or a number held fixed (0.5, -1, 1e-3)."""
     rng = np.random.default_rng([seed, 99])
     args, domains = [], []
     for item in spec.split(","):
@@ -97,6 +97,10 @@ def parse_example(spec, seed=0):
 
 
 def _is_number(text):
+    """A value held fixed: a number with a decimal point, an exponent or a sign (0.5, 1e-3,
+    -2); a bare positive integer is a 1-D shape (4)."""
+    if text.isdigit():
+        return False
     try:
         return isinstance(ast.literal_eval(text), (int, float))
     except (ValueError, SyntaxError):

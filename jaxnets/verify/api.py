@@ -146,7 +146,7 @@ def _domains(example):
 def check(fn, *example, backward=None, examples=None, kwargs=None, reference=None, cases=None, seed=0, name=None,
           kinks=(0.0,), rtol=None, atol=None, fd_rtol=None, domains=(), leading_sizes=True, transforms=True,
           second_order=True, fast=None, fail_fast=False, save_dir=None, rerun=None, replay=None, timeout=None,
-          progress=None, subject=None, twin=False):
+          progress=None, subject=None, twin=False, rows=None):
     """Check a derivative rule; returns a Report (`.ok`, `.text()`, `.to_json()`).
 
     example: the positional arguments of one valid call (`kwargs`: its keyword values); or
@@ -161,7 +161,8 @@ def check(fn, *example, backward=None, examples=None, kwargs=None, reference=Non
         elements). second_order / transforms / leading_sizes: switch those checks off.
     timeout: seconds per case. save_dir / rerun / replay: see `jaxnets gradcheck --replay`.
     twin: the reference is the project's twin of a known name, not the user's: it does not
-        define the convention at kinks.
+        define the convention at kinks. rows: keep only the rows of the table whose names
+        contain one of these strings (to see what one check catches on its own).
     Bad input raises CheckInputError (a ValueError) with one line.
     """
     start = time.perf_counter()
@@ -206,6 +207,8 @@ def check(fn, *example, backward=None, examples=None, kwargs=None, reference=Non
                                  second_order_coords=2 if fast else 6, batched=facts["batched"],
                                  rows_independent=facts["rows_independent"] and not fast)
         table = user_table(subject)
+        if rows is not None:
+            table = tuple(c for c in table if any(r in c.name for r in rows))
         report, kept = engine.run(subject, case_list, table, options, of, oracles=describe(subject, fast),
                                   settings={"examples": len(exs), "cases": n_cases, "fast": fast,
                                             "differentiated elements": size})

@@ -112,7 +112,7 @@ class CaseContext:
         s, b = self.subject, self.bound
         from functools import partial
 
-        fn = s.jitted(b.key(("autodiff", self.dtype)), lambda: partial(b.vjp_of, s.primal))
+        fn = s.jitted(b.key(("autodiff", self.dtype)), lambda: partial(b.vjp_of, s.primal), shared=True)
         return _call(lambda: src.as_grad(*fn(self.diff64, self.arrays64, [np.asarray(c) for c in cot])))
 
     def rng(self, salt):

@@ -105,8 +105,10 @@ def spec_layer(spec):
                      _positional(spec.np_forward, arrays, statics))
 
 
+@functools.lru_cache(maxsize=64)
 def op_layer(name):
-    """check_layer's arguments for the built-in op `name`."""
+    """check_layer's arguments for the built-in op `name` (the same functions every call, so
+    the checks of its mutants share the forward's compiled programs)."""
     return spec_layer(OPS[name])
 
 

@@ -36,6 +36,11 @@ from jaxnets.verify import tree
 
 #: compiled programs kept per Subject (oracle x call signature); the oldest are dropped
 JIT_CACHE_SIZE = 64
+#: programs that depend on the primal alone (autodiff, finite differences), kept across
+#: subjects under the primal's identity: a catalogue of mutant backwards of one forward, or a
+#: user re-checking a rule in a notebook, compiles the forward's programs once
+SHARED_CACHE_SIZE = 256
+_SHARED = OrderedDict()
 
 
 class RuleError(Exception):
@@ -70,6 +75,9 @@ class Subject:
     jax_vjp: bool | None = None
     sources: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)  # oracle -> why it did not run
+    #: a hashable identity of the primal (the user's forward and how it is called), under
+    #: which its programs are shared between subjects; None: not shared
+    primal_key: tuple | None = None
     _jit: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
     def wrt_for(self, args):
@@ -79,14 +87,19 @@ class Subject:
             return tuple(self.wrt)
         return tuple(i for i, a in enumerate(args) if tree.is_float_array(a))
 
-    def jitted(self, key, build):
-        """jax.jit(build()) cached under `key` (a bounded LRU owned by this Subject)."""
-        if key in self._jit:
-            self._jit.move_to_end(key)
-            return self._jit[key]
-        fn = self._jit[key] = jax.jit(build())
-        if len(self._jit) > JIT_CACHE_SIZE:
-            self._jit.popitem(last=False)
+    def jitted(self, key, build, shared=False):
+        """jax.jit(build()) cached under `key`: in a bounded LRU owned by this Subject, or, for
+        a program of the primal alone (`shared`), in the module's bounded LRU under the
+        primal's identity."""
+        cache, size = self._jit, JIT_CACHE_SIZE
+        if shared and self.primal_key is not None:
+            cache, size, key = _SHARED, SHARED_CACHE_SIZE, (self.primal_key,) + tuple(key)
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        fn = cache[key] = jax.jit(build())
+        if len(cache) > size:
+            cache.popitem(last=False)
         return fn
 
     def bind(self, args, kwargs):

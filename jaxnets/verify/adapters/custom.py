@@ -101,7 +101,7 @@ def custom_vjp_subject(obj, name=None):
         return out, tuple(cts)
 
     subject = Subject(name or getattr(f, "__name__", "f"), "custom_vjp", f.fun, rule, wired=f,
-                      wrt=None, arg_names=_names(f.fun), rule_label="bwd", copies=False)
+                      wrt=None, arg_names=_names(f.fun), rule_label="bwd", copies=False, primal_key=("fun", f.fun))
     subject.wrt = _positions(nondiff)
     if getattr(f, "symbolic_zeros", False):
         # fwd then receives CustomVJPPrimal wrappers: let JAX call fwd/bwd itself
@@ -146,7 +146,7 @@ def custom_jvp_subject(obj, name=None):
         return result
 
     subject = Subject(name or getattr(f, "__name__", "f"), "custom_jvp", f.fun, None, jvp_rule, wired=f,
-                      arg_names=_names(f.fun), rule_label="transposed jvp", copies=False)
+                      arg_names=_names(f.fun), rule_label="transposed jvp", copies=False, primal_key=("fun", f.fun))
     subject.wrt = _positions(nondiff)
     subject.rule = _transposed(f, subject)
     if how:

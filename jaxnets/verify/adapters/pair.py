@@ -105,7 +105,7 @@ def pair_subject(forward, backward=None, name=None, copies=True):
         return outs, grads
 
     subject = Subject(name, "pair", primal, rule, arg_names=arg_names(forward),
-                      output_names=output_names(backward, n_out), copies=copies)
+                      output_names=output_names(backward, n_out), copies=copies, primal_key=("pair", forward, n_out))
     if numpy_code(backward):
         # JAX may trace NumPy code by accident (np functions on tracers); its jit, vmap and
         # in-context behaviour is then not the user's concern (np.random runs once per trace)
@@ -152,7 +152,7 @@ def _loss_subject(forward, name, copies):
         return loss, (cot * dscores,)
 
     subject = Subject(name, "loss", primal, rule, wrt=(0,), arg_names=arg_names(forward), output_names=("loss",),
-                      rule_label="dscores", copies=copies)
+                      rule_label="dscores", copies=copies, primal_key=("loss", forward))
     subject.wired = _wired_loss(result)
     return subject
 

@@ -23,6 +23,9 @@ from jaxnets.verify.tolerances import FD_STEP
 
 #: finite-difference requests per jitted call (padded), so one shape compiles once
 FD_CHUNK = 32
+#: output elements one vmapped call may hold (requests x PROBE_OFFSETS x output size): for a
+#: large layer the chunk shrinks, so a call neither pads to 32 requests nor holds gigabytes
+FD_CHUNK_ELEMENTS = 2_000_000
 #: directions per leaf a finite-difference call takes (padded with zeros)
 FD_DIRECTIONS = 3
 
@@ -125,7 +128,9 @@ def _probe_jax(ctx, requests, outs_fn, key, extra, weights):
         if len(given) > FD_DIRECTIONS:
             raise ValueError(f"at most {FD_DIRECTIONS} directions per leaf")
         dirs.append(np.stack(given + [np.zeros(x.shape)] * (FD_DIRECTIONS - len(given))))
-    chunk_fn = s.jitted(b.key(("fd", key)), lambda: lambda *a: _fd_chunk(outs_fn, *a))
+    chunk_size = int(max(1, min(FD_CHUNK, FD_CHUNK_ELEMENTS // max(1, len(PROBE_OFFSETS) * int(np.size(weights))))))
+    chunk_fn = s.jitted(b.key(("fd", key, chunk_size)), lambda: lambda *a: _fd_chunk(outs_fn, *a),
+                        shared=key == "primal")
     which, idx, d_id, steps = [], [], [], []
     counters = [0] * len(diff)
     for i, flat, direction, h in requests:
@@ -135,13 +140,13 @@ def _probe_jax(ctx, requests, outs_fn, key, extra, weights):
         counters[i] += direction is not None
         steps.append(h)
     values, bounds, mags = [], [], []
-    for start in range(0, len(requests), FD_CHUNK):
-        sl = slice(start, start + FD_CHUNK)
-        pad = FD_CHUNK - len(which[sl])
+    for start in range(0, len(requests), chunk_size):
+        sl = slice(start, start + chunk_size)
+        pad = chunk_size - len(which[sl])
         chunk = [np.asarray(v[sl] + [v[sl][-1]] * pad) for v in (which, idx, d_id, steps)]
         vals, bnds, mag = jax.device_get(chunk_fn(tuple(diff), ctx.arrays64, extra, weights, tuple(dirs), *chunk))
-        values.append(np.asarray(vals)[: FD_CHUNK - pad])
-        bounds.append(np.asarray(bnds)[: FD_CHUNK - pad])
+        values.append(np.asarray(vals)[: chunk_size - pad])
+        bounds.append(np.asarray(bnds)[: chunk_size - pad])
         mags.append(float(mag))
     return np.concatenate(values), np.concatenate(bounds), max(mags)
 

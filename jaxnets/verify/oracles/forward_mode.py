@@ -26,7 +26,7 @@ def tangents(ctx, role, directions):
     def build():
         return lambda diff, arrays, tans: jax.vmap(lambda t: one(diff, arrays, t)[1])(tans)
 
-    fn = s.jitted(b.key(role), build)
+    fn = s.jitted(b.key(role), build, shared=role == "jvp_autodiff")
     out = jax.device_get(fn(ctx.diff64, ctx.arrays64, _stacked(ctx, directions)))
     return [[np.asarray(o[k], np.float64) for o in out] for k in range(len(directions))]
 

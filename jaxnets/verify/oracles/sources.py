@@ -52,7 +52,7 @@ def rule(ctx):
 
 def _vjp_source(ctx, fn, role):
     s, b = ctx.subject, ctx.bound
-    jitted = s.jitted(b.key((role, ctx.dtype)), lambda: partial(b.vjp_of, fn))
+    jitted = s.jitted(b.key((role, ctx.dtype)), lambda: partial(b.vjp_of, fn), shared=role == "autodiff")
     return as_grad(*jitted(ctx.diff, ctx.arrays, ctx.cot))
 
 
