@@ -31,11 +31,13 @@ def _entries():
     return entries
 
 
-def _value(pair):
-    """The single-output function autodiff differentiates: the pair's first result."""
+def _value(pair, n_out=1):
+    """The function autodiff differentiates: the pair's first result, or its first `n_out`
+    results as a tuple for a multi-output forward (`(next_h, next_c, cache)`)."""
 
     def f(*args):
-        return pair(*args)[0]
+        res = pair(*args)
+        return res[0] if n_out == 1 else tuple(res[:n_out])
 
     f.__name__ = pair.__name__
     return f
@@ -43,10 +45,10 @@ def _value(pair):
 
 _ENTRIES = _entries()
 
-#: The single-output differentiable functions a model's loss is written with, one field per
+#: The differentiable functions a model's loss is written with, one field per
 #: layer (`layers.affine(x, w, b)`, `layers.softmax_loss(scores, y)`, ...).
 Layers = NamedTuple("Layers", [(name, Callable) for name in _ENTRIES])
-AUTODIFF = Layers(*(_value(pair) for pair, _ in _ENTRIES.values()))
+AUTODIFF = Layers(*(_value(pair, getattr(fn, "n_out", 1)) for pair, fn in _ENTRIES.values()))
 CUSTOM_VJP = Layers(*(fn for _, fn in _ENTRIES.values()))
 
 __all__ = ["AUTODIFF", "CUSTOM_VJP", "Layers", "MODULES"] + [
