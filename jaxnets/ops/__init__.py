@@ -8,7 +8,7 @@ from those, so a new layer is added in its own module only (a new module: one im
 """
 from typing import Callable, NamedTuple
 
-from jaxnets.ops import activations, conv, conv_relu_pool, dense, dropout, gru, losses, norm, pool, rnn
+from jaxnets.ops import activations, conv, conv_relu_pool, dense, dropout, gru, losses, norm, pool, rnn, sequence
 from jaxnets.ops.activations import *  # noqa: F403 - each module's __all__ is its public pairs
 from jaxnets.ops.conv import *  # noqa: F403
 from jaxnets.ops.conv_relu_pool import *  # noqa: F403
@@ -19,8 +19,9 @@ from jaxnets.ops.losses import *  # noqa: F403
 from jaxnets.ops.norm import *  # noqa: F403
 from jaxnets.ops.pool import *  # noqa: F403
 from jaxnets.ops.rnn import *  # noqa: F403
+from jaxnets.ops.sequence import *  # noqa: F403
 
-MODULES = (dense, activations, conv, pool, conv_relu_pool, norm, dropout, losses, rnn, gru)
+MODULES = (dense, activations, conv, pool, conv_relu_pool, norm, dropout, losses, rnn, gru, sequence)
 
 
 def _entries():
