@@ -381,12 +381,14 @@ def l2_penalty(w, reg):
 
 
 # The normalisation and dropout twins live in `norm`, the recurrent ones in `rnn`, the sequence
-# layers in `sequence`; `layers` is the one namespace of every pair.
+# layers in `sequence` and attention in `attention`; `layers` is the one namespace of every pair.
 from reference_numpy.norm import *  # noqa: E402, F401, F403
 from reference_numpy.norm import __all__ as _norm_names  # noqa: E402
 from reference_numpy.rnn import *  # noqa: E402, F401, F403
 from reference_numpy.rnn import __all__ as _rnn_names  # noqa: E402
 from reference_numpy.sequence import *  # noqa: E402, F401, F403
 from reference_numpy.sequence import __all__ as _sequence_names  # noqa: E402
+from reference_numpy.attention import *  # noqa: E402, F401, F403
+from reference_numpy.attention import __all__ as _attention_names  # noqa: E402
 
-__all__ += _norm_names + _rnn_names + _sequence_names
+__all__ += _norm_names + _rnn_names + _sequence_names + _attention_names

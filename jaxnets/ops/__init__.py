@@ -8,8 +8,10 @@ from those, so a new layer is added in its own module only (a new module: one im
 """
 from typing import Callable, NamedTuple
 
-from jaxnets.ops import activations, conv, conv_relu_pool, dense, dropout, gru, losses, norm, pool, rnn, sequence
+from jaxnets.ops import (activations, attention, conv, conv_relu_pool, dense, dropout, gru, losses, norm, pool, rnn,
+                         sequence)
 from jaxnets.ops.activations import *  # noqa: F403 - each module's __all__ is its public pairs
+from jaxnets.ops.attention import *  # noqa: F403
 from jaxnets.ops.conv import *  # noqa: F403
 from jaxnets.ops.conv_relu_pool import *  # noqa: F403
 from jaxnets.ops.dense import *  # noqa: F403
@@ -21,7 +23,7 @@ from jaxnets.ops.pool import *  # noqa: F403
 from jaxnets.ops.rnn import *  # noqa: F403
 from jaxnets.ops.sequence import *  # noqa: F403
 
-MODULES = (dense, activations, conv, pool, conv_relu_pool, norm, dropout, losses, rnn, gru, sequence)
+MODULES = (dense, activations, conv, pool, conv_relu_pool, norm, dropout, losses, rnn, gru, sequence, attention)
 
 
 def _entries():
