@@ -20,6 +20,7 @@ loops (Coursera style), a second, independent oracle, are in `reference_numpy.na
 import numpy as np
 
 from reference_numpy.checks import check_4d, check_dout, conv_setup, f64, int_at_least, pool_setup, tap
+from reference_numpy.rnn import sigmoid  # cs231n's stable sigmoid (exp only of -|x|)
 
 __all__ = [
     "affine_forward", "affine_backward",
@@ -120,15 +121,9 @@ def tanh_backward(dout, cache):
     return dout * (1.0 - out * out)
 
 
-def _sigmoid(x):
-    # exp only of -|x|, so neither branch overflows.
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
 def sigmoid_forward(x):
     """out = 1 / (1 + exp(-x)) (000 `sigmoid`), evaluated without overflow; cache = out."""
-    out = _sigmoid(f64(x))
+    out = sigmoid(f64(x))
     return out, out
 
 
@@ -359,7 +354,7 @@ def binary_cross_entropy_with_logits(z, y):
     z, y = _binary_setup("binary_cross_entropy_with_logits", z, y)
     n = z.size
     loss = np.sum(np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))) / n
-    return float(loss), (_sigmoid(z) - y) / n
+    return float(loss), (sigmoid(z) - y) / n
 
 
 def binary_cross_entropy(p, y):
@@ -385,8 +380,15 @@ def l2_penalty(w, reg):
     return float(0.5 * reg * np.sum(w * w)), reg * w
 
 
-# The normalisation and dropout twins live in `norm`; `layers` is the one namespace of every pair.
+# The normalisation and dropout twins live in `norm`, the recurrent ones in `rnn`, the sequence
+# layers in `sequence` and attention in `attention`; `layers` is the one namespace of every pair.
 from reference_numpy.norm import *  # noqa: E402, F401, F403
 from reference_numpy.norm import __all__ as _norm_names  # noqa: E402
+from reference_numpy.rnn import *  # noqa: E402, F401, F403
+from reference_numpy.rnn import __all__ as _rnn_names  # noqa: E402
+from reference_numpy.sequence import *  # noqa: E402, F401, F403
+from reference_numpy.sequence import __all__ as _sequence_names  # noqa: E402
+from reference_numpy.attention import *  # noqa: E402, F401, F403
+from reference_numpy.attention import __all__ as _attention_names  # noqa: E402
 
-__all__ += _norm_names
+__all__ += _norm_names + _rnn_names + _sequence_names + _attention_names

@@ -8,17 +8,22 @@ from those, so a new layer is added in its own module only (a new module: one im
 """
 from typing import Callable, NamedTuple
 
-from jaxnets.ops import activations, conv, conv_relu_pool, dense, dropout, losses, norm, pool
+from jaxnets.ops import (activations, attention, conv, conv_relu_pool, dense, dropout, gru, losses, norm, pool, rnn,
+                         sequence)
 from jaxnets.ops.activations import *  # noqa: F403 - each module's __all__ is its public pairs
+from jaxnets.ops.attention import *  # noqa: F403
 from jaxnets.ops.conv import *  # noqa: F403
 from jaxnets.ops.conv_relu_pool import *  # noqa: F403
 from jaxnets.ops.dense import *  # noqa: F403
 from jaxnets.ops.dropout import *  # noqa: F403
+from jaxnets.ops.gru import *  # noqa: F403
 from jaxnets.ops.losses import *  # noqa: F403
 from jaxnets.ops.norm import *  # noqa: F403
 from jaxnets.ops.pool import *  # noqa: F403
+from jaxnets.ops.rnn import *  # noqa: F403
+from jaxnets.ops.sequence import *  # noqa: F403
 
-MODULES = (dense, activations, conv, pool, conv_relu_pool, norm, dropout, losses)
+MODULES = (dense, activations, conv, pool, conv_relu_pool, norm, dropout, losses, rnn, gru, sequence, attention)
 
 
 def _entries():
@@ -31,11 +36,13 @@ def _entries():
     return entries
 
 
-def _value(pair):
-    """The single-output function autodiff differentiates: the pair's first result."""
+def _value(pair, n_out=1):
+    """The function autodiff differentiates: the pair's first result, or its first `n_out`
+    results as a tuple for a multi-output forward (`(next_h, next_c, cache)`)."""
 
     def f(*args):
-        return pair(*args)[0]
+        res = pair(*args)
+        return res[0] if n_out == 1 else tuple(res[:n_out])
 
     f.__name__ = pair.__name__
     return f
@@ -43,10 +50,10 @@ def _value(pair):
 
 _ENTRIES = _entries()
 
-#: The single-output differentiable functions a model's loss is written with, one field per
+#: The differentiable functions a model's loss is written with, one field per
 #: layer (`layers.affine(x, w, b)`, `layers.softmax_loss(scores, y)`, ...).
 Layers = NamedTuple("Layers", [(name, Callable) for name in _ENTRIES])
-AUTODIFF = Layers(*(_value(pair) for pair, _ in _ENTRIES.values()))
+AUTODIFF = Layers(*(_value(pair, getattr(fn, "n_out", 1)) for pair, fn in _ENTRIES.values()))
 CUSTOM_VJP = Layers(*(fn for _, fn in _ENTRIES.values()))
 
 __all__ = ["AUTODIFF", "CUSTOM_VJP", "Layers", "MODULES"] + [

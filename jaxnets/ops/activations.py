@@ -1,10 +1,14 @@
 """Elementwise activations: ReLU (001-003), tanh (000 hidden layer), sigmoid (000 output),
-and the leaky ReLU (Maas et al. 2013; cs231n).
+the leaky ReLU (Maas et al. 2013; cs231n) and the GELU (Hendrycks & Gimpel 2016; the
+transformer block's MLP).
 
 Each forward takes any shape and returns `(out, cache)`; each backward returns dx of that shape.
 """
+import math
+
 import jax
 import jax.numpy as jnp
+from jax.scipy.special import erfc
 
 from jaxnets.ops.vjp import manual_vjp
 
@@ -67,12 +71,31 @@ def leaky_relu_backward(dout, cache):
     return jnp.where(x > 0, dout, alpha * dout)
 
 
+def gelu_forward(x):
+    """GELU, exact form (PyTorch's default): x * Phi(x), Phi the standard normal CDF,
+    computed as 0.5 erfc(-x / sqrt 2) (the same as 0.5 (1 + erf(x / sqrt 2)) without its
+    cancellation for x << 0, where Phi is tiny); the cache is x."""
+    return x * _normal_cdf(x), x
+
+
+def gelu_backward(dout, cache):
+    """Hendrycks & Gimpel 2016: d/dx x Phi(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi)
+    ->  dx = dout * (Phi(x) + x phi(x))."""
+    x = cache
+    return dout * (_normal_cdf(x) + x * jnp.exp(-0.5 * x * x) / math.sqrt(2 * math.pi))
+
+
+def _normal_cdf(x):
+    return 0.5 * erfc(-x / math.sqrt(2))
+
+
 __all__ = ["relu_forward", "relu_backward", "tanh_forward", "tanh_backward", "sigmoid_forward", "sigmoid_backward",
-           "leaky_relu_forward", "leaky_relu_backward"]
+           "leaky_relu_forward", "leaky_relu_backward", "gelu_forward", "gelu_backward"]
 
 relu = manual_vjp(relu_forward, relu_backward)
 tanh = manual_vjp(tanh_forward, tanh_backward)
 sigmoid = manual_vjp(sigmoid_forward, sigmoid_backward)
+gelu = manual_vjp(gelu_forward, gelu_backward)
 
 def _leaky_relu(x, alpha=0.01):
     return leaky_relu_forward(x, alpha=alpha)
@@ -83,4 +106,5 @@ LAYERS = {
     "leaky_relu": (_leaky_relu, manual_vjp(_leaky_relu, leaky_relu_backward, nondiff_argnums=(1,))),
     "tanh": (tanh_forward, tanh),
     "sigmoid": (sigmoid_forward, sigmoid),
+    "gelu": (gelu_forward, gelu),
 }
