@@ -1,18 +1,17 @@
 """What three gradient checkers catch on the same planted mistakes, side by side.
 
-Tools: `jaxnets.verify.check` (it generates its own cases from the example), JAX's
-`jax.test_util.check_grads(order=2)` and torch's `gradcheck` / `gradgradcheck`, each with its
-default tolerances, in float64, on one random normal example of the layer's usual shape —
-what a user would hand each of them. The mistakes are the project's planted mutants
-(`mutants.MUTANTS`, `mutants_custom.CUSTOM_MUTANTS`); each is run beside its correct version,
-which must pass in every tool (otherwise the tool's "catch" means nothing: a false alarm).
+jaxnets' `check` (it generates its own cases from the example), JAX's `check_grads(order=2)`
+and torch's `gradcheck` / `gradgradcheck` run with their default tolerances, in float64, on
+one random normal example of the layer's usual shape: what a user would hand each of them.
+The mistakes are the project's planted mutants (`mutants.MUTANTS`, `mutants_custom`); each
+runs beside its correct version, which must pass in every tool (else a catch means nothing).
 
-How each tool is fed: jaxnets gets the code as a user wrote it (a cs231n pair through
-`backward=`, a loss returning (loss, dscores), a custom_vjp / custom_jvp object). check_grads
-needs a JAX function: a pair is wired as a custom_vjp by `jaxnets.ops.vjp.manual_vjp`, a
-loss by `loss_vjp`; a custom_vjp cannot be jvp'd, so it runs with modes=("rev",). torch gets
-a `torch.autograd.Function` port of the same rule; its backward recomputes what it needs
-from saved tensors with differentiable torch ops (torch's idiom, so gradgradcheck can run).
+How each tool is fed: jaxnets gets the code as a user wrote it (a cs231n pair via `backward=`,
+a loss returning (loss, dscores), a custom_vjp / custom_jvp object). check_grads needs a JAX
+function: a pair is wired as a custom_vjp by `jaxnets.ops.vjp.manual_vjp`, a loss by
+`loss_vjp`; a custom_vjp cannot be jvp'd, so those run with modes=("rev",). torch gets a
+`torch.autograd.Function` port whose backward recomputes what it needs from saved tensors
+with differentiable torch ops (torch's idiom, so that gradgradcheck can run at all).
 
     python -m experiments.tool_comparison [--json PATH] [--cases N] [--no-torch] > table.md
 """
@@ -22,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from typing import Callable, NamedTuple
 
 import jax
@@ -54,23 +54,23 @@ _SCORES, _LABELS = _RNG.standard_normal((4, 10)), _RNG.integers(0, 10, 4)
 class Mistake(NamedTuple):
     name: str
     what: str
-    example: tuple  # NumPy arrays: one valid call (int arrays are labels, never differentiated)
-    jaxnets: Callable  # (bad, cases) -> Report
-    jax_fn: Callable  # bad -> the JAX function check_grads differentiates w.r.t. its float arguments
-    modes: tuple
-    torch: Callable | str  # (torch, bad) -> a function of torch tensors; or why there is no port
+    example: tuple  # NumPy arrays of one valid call (integer arrays are labels: never differentiated)
+    jaxnets: Callable  # (bad, cases, **check options) -> Report
+    jax_fn: Callable  # bad -> the JAX function check_grads differentiates in its float arguments
+    modes: tuple  # check_grads' modes
+    torch: Callable | str  # (torch, bad) -> a function of tensors; or why there is no port
     note: str = ""
-    reference: tuple | None = None  # a trusted pair: jaxnets is also run with reference= (a second opinion)
+    reference: tuple | None = None  # a trusted pair: jaxnets also runs with reference= (a second opinion)
 
 
 # ----------------------------------------------------------------------------- the JAX side
 
 def _pair(name, forward, backward, example, static=None, torch=None, reference=None):
-    """A catalogue mutant of a (forward, backward) pair."""
+    """A catalogue mutant of a (forward, backward) pair; `static`: keyword values of the call."""
     bwd = lambda bad: _M[name].fn if bad else backward  # noqa: E731
     static = static or {}
 
-    def jax_fn(bad):  # statics are nondiff arguments of the custom_vjp, bound here
+    def jax_fn(bad):  # the statics become nondiff arguments of the custom_vjp, bound here
         n = len(example)
         f = manual_vjp(forward, bwd(bad), nondiff_argnums=tuple(range(n, n + len(static))))
         return lambda *a: f(*a, *static.values())
@@ -81,36 +81,37 @@ def _pair(name, forward, backward, example, static=None, torch=None, reference=N
                    jax_fn, ("rev",), torch, "check_grads: the pair wired as a custom_vjp by manual_vjp", reference)
 
 
-def _loss(name, pair_of, torch, extra=""):
-    """A loss mutant; `pair_of(bad)` -> the (loss, dscores) function, or a custom_vjp object."""
+def _loss(name, loss_of, torch, note=""):
+    """A loss mutant; `loss_of(bad)` -> the (loss, dscores) function, or a custom_vjp object."""
+    fed = "jaxnets and check_grads: the custom_vjp object" if isinstance(loss_of(False), jax.custom_vjp) else \
+        "jaxnets: the (loss, dscores) function; check_grads: it wired by loss_vjp"
+
     def jax_fn(bad):
-        f = pair_of(bad)
+        f = loss_of(bad)
         f = f if isinstance(f, jax.custom_vjp) else loss_vjp(f)
         return lambda s: f(s, _LABELS)
 
-    note = "jaxnets: the custom_vjp object" if name == "loss_vjp_ignores_cotangent" else \
-        "jaxnets: the (loss, dscores) function; check_grads: wired as a custom_vjp by loss_vjp"
     return Mistake(name, _M[name].description, (_SCORES, _LABELS),
-                   lambda bad, cases: check(pair_of(bad), _SCORES, _LABELS, cases=cases), jax_fn, ("rev",), torch,
-                   note + extra)
+                   lambda bad, cases: check(loss_of(bad), _SCORES, _LABELS, cases=cases), jax_fn, ("rev",), torch,
+                   fed + (f"; {note}" if note else ""))
 
 
 def _custom(name, torch, modes, bind=None, note=""):
-    """A mutant of mutants_custom: a custom_vjp / custom_jvp object and its own example."""
+    """A mutant of mutants_custom (a custom_vjp / custom_jvp object) on its own example;
+    `bind` turns it into a function of its float arguments."""
     m = _C[name]
     obj = lambda bad: m.mutant if bad else m.correct  # noqa: E731
-    example = m.example if bind is None else m.example[1:]
-    return Mistake(name, m.description, tuple(np.asarray(a) for a in example),
-                   lambda bad, cases: check(obj(bad), *m.example, cases=cases),
-                   lambda bad: obj(bad) if bind is None else bind(obj(bad)), modes, torch, note)
+    floats = tuple(np.asarray(a) for a in m.example if not callable(a))
+    return Mistake(name, m.description, floats, lambda bad, cases: check(obj(bad), *m.example, cases=cases),
+                   lambda bad: bind(obj(bad)) if bind else obj(bad), modes, torch, note)
 
 
 # ----------------------------------------------------------------------------- the torch ports
 
 def _function(torch, forward, backward, detach_out=False):
-    """A torch.autograd.Function: `forward(*inputs)`, `backward(g, out, *inputs)`. The output is
-    saved as an output (so double backward sees it depend on the inputs) unless detach_out:
-    torch's twin of JAX's `stop_gradient` residual."""
+    """A torch.autograd.Function of `forward(*inputs)` and `backward(g, out, *inputs)`. The
+    output is saved as an output (double backward sees it depend on the inputs) unless
+    detach_out: torch's twin of a JAX `stop_gradient` residual."""
     class Port(torch.autograd.Function):
         @staticmethod
         def forward(ctx, *inputs):
@@ -128,77 +129,70 @@ def _function(torch, forward, backward, detach_out=False):
 
 
 def _elementwise(forward, rule, wrong_rule, detach_out=False):
-    """(torch, bad) -> the port of an elementwise rule; rules are `rule(torch, g, out, x)`."""
-    return lambda t, bad: _function(t, lambda x: forward(t, x), lambda g, y, x: (wrong_rule if bad else rule)(t, g, y, x),
-                                    detach_out and bad)
+    """(torch, bad) -> the port of an elementwise op; a rule is `rule(torch, g, out, x)`."""
+    return lambda t, bad: _function(t, partial(forward, t), partial(wrong_rule if bad else rule, t), detach_out and bad)
 
 
 _TANH = (lambda t, x: t.tanh(x), lambda t, g, y, x: g * (1 - y * y))
 _RELU = (lambda t, x: t.where(x > 0, x, 0.0), lambda t, g, y, x: g * (x > 0))
+_POW = (lambda t, x: x * t.sqrt(x), lambda t, g, y, x: 1.5 * t.sqrt(x) * g)
 
 
-def _windows(x):  # (N, C, H, W) -> (N, C, H/2, W/2, 4): the 2x2 stride-2 windows
-    n, c, h, w = x.shape
-    return x.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4)
-
-
-def _max_pool(torch, bad):
-    def backward(g, out, x):
-        win = _windows(x)
-        first = torch.nn.functional.one_hot(win.argmax(-1), 4).double()  # torch's argmax: the first maximum
-        mask = (win == out[..., None]).double() if bad else first
+def _max_pool(torch, bad):  # 2x2 windows, stride 2, as windows on a last axis of 4
+    def windows(x):
         n, c, h, w = x.shape
-        return (mask * g[..., None]).reshape(n, c, h // 2, w // 2, 2, 2).permute(0, 1, 2, 4, 3, 5).reshape(x.shape)
-    return _function(torch, lambda x: _windows(x).amax(-1), backward)
+        return x.reshape(n, c, h // 2, 2, w // 2, 2).transpose(3, 4).reshape(n, c, h // 2, w // 2, 4)
+
+    def backward(g, out, x):
+        win = windows(x)
+        mask = win == out[..., None] if bad else torch.nn.functional.one_hot(win.argmax(-1), 4)  # the first maximum
+        n, c, h, w = x.shape
+        return (mask * g[..., None]).reshape(n, c, h // 2, w // 2, 2, 2).transpose(3, 4).reshape(x.shape)
+    return _function(torch, lambda x: windows(x).amax(-1), backward)
 
 
-def _conv(torch, bad):
+def _conv(torch, bad):  # stride 1, pad 1; the mistake keeps the padded (H + 2, W + 2) dx
     nn = torch.nn
 
-    def backward(g, out, x, w, b):  # pad 1, stride 1; the mistake keeps the padded (H + 2, W + 2) dx
+    def backward(g, out, x, w, b):
         dx = nn.functional.conv_transpose2d(g, w, padding=0 if bad else 1)
         return dx, nn.grad.conv2d_weight(x, w.shape, g, padding=1), g.sum((0, 2, 3))
     return _function(torch, lambda x, w, b: nn.functional.conv2d(x, w, b, padding=1), backward)
 
 
 def _batchnorm(torch, bad):
-    def xhat(x):
-        mean, var = x.mean(0), x.var(0, unbiased=False)
-        return (x - mean) / torch.sqrt(var + 1e-5), 1 / torch.sqrt(var + 1e-5)
+    def normalise(x):
+        inv_std = 1 / torch.sqrt(x.var(0, unbiased=False) + 1e-5)
+        return (x - x.mean(0)) * inv_std, inv_std
 
     def backward(g, out, x, gamma, beta):
-        xh, inv_std = xhat(x)
-        dxh, m = g * gamma, x.shape[0]
-        along = 0 if bad else xh * (dxh * xh).sum(0)  # the variance's share
-        return inv_std / m * (m * dxh - dxh.sum(0) - along), (g * xh).sum(0), g.sum(0)
-    return _function(torch, lambda x, gamma, beta: gamma * xhat(x)[0] + beta, backward)
+        xhat, inv_std = normalise(x)
+        dxhat, m = g * gamma, x.shape[0]
+        variance_share = 0 if bad else xhat * (dxhat * xhat).sum(0)
+        return inv_std / m * (m * dxhat - dxhat.sum(0) - variance_share), (g * xhat).sum(0), g.sum(0)
+    return _function(torch, lambda x, gamma, beta: gamma * normalise(x)[0] + beta, backward)
 
 
-def _softmax(torch, bad, wrong):
+def _softmax(wrong, torch, bad):
     def probs(s):
-        if bad and wrong == "unstable":
-            e = torch.exp(s)
-            return e / e.sum(1, keepdim=True)
-        return torch.softmax(s, 1)
-
-    def forward(s, y):
-        return -torch.log(probs(s))[torch.arange(len(y)), y].mean()
+        e = torch.exp(s)  # the unstable form: no max subtracted
+        return e / e.sum(1, keepdim=True) if bad and wrong == "unstable" else torch.softmax(s, 1)
 
     def backward(g, out, s, y):
-        d = probs(s) - torch.nn.functional.one_hot(y, s.shape[1]).double()
+        d = probs(s) - torch.nn.functional.one_hot(y, s.shape[1])
         d = d if bad and wrong == "sum" else d / len(y)
         return (d if bad and wrong == "ignore g" else g * d), None
-    return _function(torch, forward, backward)
+    return _function(torch, lambda s, y: -torch.log(probs(s))[torch.arange(len(y)), y].mean(), backward)
 
 
 def _fixed_point(torch, bad):
-    def iterate(step, x0, tol):  # the JAX tutorial's loop: stop when an update moves less than tol
+    def iterate(step, x0, tol):  # the JAX tutorial's loop: until an update moves less than tol
         prev, x = x0, step(x0)
         while float(torch.abs(prev - x).detach()) > tol:
             prev, x = x, step(x)
         return x
 
-    def backward(g, x_star, a, x0):  # w = g + f_x w, solved by iteration; da = w, dx0 = 0
+    def backward(g, x_star, a, x0):  # w = g + f_x w by iteration; da = w, dx0 = 0
         fx = -0.5 * torch.sin(x_star)
         return iterate(lambda u: g + fx * u, g, 1e-7 if bad else 1e-14), torch.zeros_like(x0)
     return _function(torch, lambda a, x0: iterate(lambda x: a + 0.5 * torch.cos(x), x0, 1e-14), backward)
@@ -218,24 +212,23 @@ MISTAKES = (
     _pair("batchnorm_dx_missing_variance_term", ops.batchnorm_forward, ops.batchnorm_backward, _BN,
           torch=_batchnorm),
     _loss("unstable_softmax", lambda bad: _M["unstable_softmax"].fn if bad else ops.softmax_loss,
-          lambda t, bad: _softmax(t, bad, "unstable"), "; only scores large enough to overflow exp show it "
-          "(tests/test_mutants.py catches it on the catalogue's stress cases)"),
+          partial(_softmax, "unstable"), "only scores large enough to overflow exp show it (the project's "
+          "tests/test_mutants.py catches it on the catalogue's stress cases)"),
     _loss("softmax_missing_1_over_n", lambda bad: _M["softmax_missing_1_over_n"].fn if bad else ops.softmax_loss,
-          lambda t, bad: _softmax(t, bad, "sum")),
+          partial(_softmax, "sum")),
     _loss("loss_vjp_ignores_cotangent",
           lambda bad: (loss_vjp_ignoring_cotangent if bad else loss_vjp)(ops.softmax_loss),
-          lambda t, bad: _softmax(t, bad, "ignore g")),
+          partial(_softmax, "ignore g")),
     _custom("custom_vjp_stop_gradient_residual", _elementwise(*_TANH, _TANH[1], detach_out=True), ("rev",),
             note="torch: the saved output detached"),
     _custom("fixed_point_backward_not_converged", _fixed_point, ("rev",),
-            bind=lambda f: lambda a, x0: f(cos_update, a, x0), note="f = cos_update is a nondiff argument"),
+            bind=lambda f: lambda a, x0: f(cos_update, a, x0), note="check_grads: f = cos_update bound"),
     _custom("custom_jvp_wrong_at_kink", _elementwise(*_RELU, lambda t, g, y, x: t.where(x == 0, 2 * g, g * (x > 0))),
-            ("fwd", "rev"),
-            note="torch: a backward with the same 2g at 0"),
-    _custom("custom_jvp_nan_at_boundary", _elementwise(lambda t, x: x * t.sqrt(x), lambda t, g, y, x: 1.5 * t.sqrt(x) * g,
-                                                       lambda t, g, y, x: 1.5 * x / t.sqrt(x) * g), ("fwd", "rev"), note="example |x| + 0.1, as in mutants_custom"),
-    _custom("custom_vjp_bwd_returns_bare_array",
-            "torch accepts a bare tensor from backward for one input: the mistake does not exist there", ("rev",)),
+            ("fwd", "rev"), note="torch: a backward with the same 2g at 0"),
+    _custom("custom_jvp_nan_at_boundary", _elementwise(*_POW, lambda t, g, y, x: 1.5 * x / t.sqrt(x) * g),
+            ("fwd", "rev"), note="the example: |x| + 0.1, mutants_custom's"),
+    _custom("custom_vjp_bwd_returns_bare_array", "torch accepts a bare tensor from backward for one input: "
+                                                 "the mistake does not exist there", ("rev",)),
 )
 
 
@@ -249,98 +242,93 @@ def _short(exc):
     return f"{type(exc).__name__}: " + "; ".join(head + key)[:150]
 
 
-def _outcome(thunk, mismatch):
-    """("pass" | "fail" | "error", detail, seconds) of one tool on one version."""
+def _timed(thunk, mismatch):
+    """{outcome: pass | fail | error, detail, seconds}; `thunk()` returns None or what failed,
+    or raises `mismatch` (the tool's verdict) or anything else (a refusal to run)."""
     start = time.perf_counter()
     try:
         detail = thunk()
         kind = "pass" if detail is None else "fail"
     except mismatch as exc:
         kind, detail = "fail", _short(exc)
-    except Exception as exc:  # any other exception is a refusal: for the mutant, a catch
+    except Exception as exc:
         kind, detail = "error", _short(exc)
     return {"outcome": kind, "detail": detail or "", "seconds": round(time.perf_counter() - start, 2)}
 
 
-def _verdict(good, bad, note=""):
+def _compare(one, mismatch, note=""):
+    """The tool (`one(bad)`) on the correct version, then on the mutant, and its verdict. A
+    refusal counts as a catch for the mutant (the user sees an error) and as a false alarm
+    for the correct version."""
+    good, bad = _timed(partial(one, False), mismatch), _timed(partial(one, True), mismatch)
     if good["outcome"] != "pass":
         verdict, reason = "false alarm", f"the correct version: {good['detail']}"
     elif bad["outcome"] == "pass":
         verdict, reason = "missed", "passes"
     else:
         verdict, reason = "caught", ("raised " if bad["outcome"] == "error" else "") + bad["detail"]
-    return {"verdict": verdict, "reason": reason, "note": note, "seconds": bad["seconds"],
-            "correct": good, "mutant": bad}
+    return {"verdict": verdict, "reason": reason, "note": note, "seconds": bad["seconds"], "correct": good,
+            "mutant": bad}
 
 
-def _jaxnets(m, cases, **kw):
-    def thunk(bad):
-        def go():
-            report = m.jaxnets(bad, cases, **kw)
-            failing = [k for k, r in report.rows.items() if r.status == "fail"]
-            return f"{len(failing)} rows fail: " + ", ".join(failing) if failing else None
-        return go
-    return _verdict(*(_outcome(thunk(bad), CheckInputError) for bad in (False, True)))
+def _jaxnets(m, cases, **options):
+    def one(bad):
+        failing = [k for k, r in m.jaxnets(bad, cases, **options).rows.items() if r.status == "fail"]
+        return f"{len(failing)} rows fail: " + ", ".join(failing) if failing else None
+    return _compare(one, CheckInputError)
 
 
 def _check_grads(m, order=2):
-    def thunk(bad):
-        def go():
-            with precise_jax():  # float64, as the torch column
-                args = tuple(jnp.asarray(a) for a in m.example if np.issubdtype(np.asarray(a).dtype, np.floating))
-                check_grads(m.jax_fn(bad), args, order=order, modes=m.modes)
-        return go
-    good = _outcome(thunk(False), AssertionError)
-    modes = f"modes={m.modes}" + ("" if order == 2 else f", order={order}")
-    if good["outcome"] == "error" and order == 2:  # the tool cannot run here at order 2: try order 1
-        result = _check_grads(m, order=1)
-        result["note"] = f"order 2 cannot run on the correct version ({good['detail'][:90]}); {result['note']}"
-        return result
-    return _verdict(good, _outcome(thunk(True), AssertionError), modes)
+    def one(bad):
+        with precise_jax():  # float64, as the torch columns
+            args = tuple(jnp.asarray(a) for a in m.example if np.issubdtype(a.dtype, np.floating))
+            check_grads(m.jax_fn(bad), args, order=order, modes=m.modes)
+    result = _compare(one, AssertionError, f"modes={m.modes}, order={order}")
+    if order == 2 and result["correct"]["outcome"] == "error":  # it cannot run at order 2 here: try order 1
+        again = _check_grads(m, order=1)
+        why = result["correct"]["detail"][:90]
+        again["note"] = f"order 2 cannot run on the correct version ({why}); {again['note']}"
+        return again
+    return result
 
 
 def _torch_columns(torch, m):
-    if isinstance(m.torch, str):
-        return {t: {"verdict": "n/a", "reason": m.torch} for t in ("gradcheck", "gradgradcheck")}
+    if torch is None or isinstance(m.torch, str):
+        why = m.torch if torch else "torch is not installed (or not asked for)"
+        return {t: {"verdict": "n/a" if torch else "not run", "reason": why} for t in TOOLS[2:]}
     from torch.autograd.gradcheck import GradcheckError
 
-    def inputs():
-        return tuple(torch.tensor(a, dtype=torch.float64, requires_grad=True) if np.issubdtype(a.dtype, np.floating)
-                     else torch.tensor(a) for a in map(np.asarray, m.example))
-
-    def thunk(checker, bad):
-        return lambda: None if checker(m.torch(torch, bad), inputs()) else "returned False"
-    return {name: _verdict(*(_outcome(thunk(checker, bad), GradcheckError) for bad in (False, True)))
-            for name, checker in (("gradcheck", torch.autograd.gradcheck),
-                                  ("gradgradcheck", torch.autograd.gradgradcheck))}
+    def one(checker, bad):
+        inputs = tuple(torch.tensor(a, requires_grad=np.issubdtype(a.dtype, np.floating)) for a in m.example)
+        return None if checker(m.torch(torch, bad), inputs) else "returned False"
+    return {name: _compare(partial(one, checker), GradcheckError)
+            for name, checker in zip(TOOLS[2:], (torch.autograd.gradcheck, torch.autograd.gradgradcheck))}
 
 
 def _import_torch(torch):
-    """None: torch if it is installed; True: torch (ImportError without it); False: no torch."""
-    if torch is None or torch is True:
-        try:
-            import torch as module
-        except ImportError:
-            if torch:
-                raise
-            return None
-        return module
-    return torch or None
+    """None: torch if it is installed; False: no torch; a module: that one."""
+    if torch is not None:
+        return torch or None
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
 
 
 def run(log=print, torch=None, names=None, cases=CASES):
-    """{"settings": ..., "mistakes": {name: {tool: {verdict, reason, seconds, correct, mutant}}}}."""
+    """{"settings", "mistakes": {name: {what, note, tool: {verdict, reason, note, seconds, correct,
+    mutant}}}}; `names` keeps some mistakes, `torch` as in `_import_torch`."""
     torch = _import_torch(torch)
     out = {}
     for m in MISTAKES:
         if names is not None and m.name not in names:
             continue
-        row = {"what": m.what, "note": m.note, "jaxnets": _jaxnets(m, cases), "check_grads": _check_grads(m)}
+        row = {"what": m.what, "note": m.note, "jaxnets": _jaxnets(m, cases), "check_grads": _check_grads(m),
+               **_torch_columns(torch, m)}
         if m.reference is not None:  # the convention at a kink is the user's to state: what stating it changes
             again = _jaxnets(m, cases, reference=m.reference)
             row["jaxnets"]["note"] = f"with reference= the NumPy pair: {again['verdict']} ({again['reason']})"
-        row.update(_torch_columns(torch, m) if torch else
-                   {t: {"verdict": "not run", "reason": "torch is not installed"} for t in ("gradcheck", "gradgradcheck")})
         out[m.name] = row
         log(f"{m.name}: " + ", ".join(f"{t} {row[t]['verdict']}" for t in TOOLS))
     settings = {"jaxnets cases": cases, "jax": jax.__version__, "torch": torch.__version__ if torch else None,
@@ -350,34 +338,39 @@ def run(log=print, torch=None, names=None, cases=CASES):
 
 
 def _cell(r):
-    if r["verdict"] in ("n/a", "not run"):
+    if "correct" not in r:
         return f"{r['verdict']}: {r['reason']}"
     reason = "" if r["verdict"] == "missed" else f": {r['reason'][:110]}"
-    return f"**{r['verdict']}**{reason} ({r['seconds']:.2f} s)"
+    return f"**{r['verdict']}**{reason} ({r['seconds']:.2f} s)".replace("|", "/")
 
 
 def to_markdown(result):
     rows = result["mistakes"]
     lines = ["| mistake | what is wrong | " + " | ".join(HEADERS) + " |", "|" + "---|" * (2 + len(TOOLS))]
-    for name, r in rows.items():
-        lines.append(f"| `{name}` | {r['what']} | " + " | ".join(_cell(r[t]).replace("|", "/") for t in TOOLS) + " |")
-    tally, alarms = [], []
+    lines += [f"| `{n}` | {r['what']} | " + " | ".join(_cell(r[t]) for t in TOOLS) + " |" for n, r in rows.items()]
+    alarms, tally = [], []
     for t in TOOLS:
-        ran = [n for n, r in rows.items() if "correct" in r[t]]
-        bad = [n for n in ran if rows[n][t]["verdict"] == "false alarm"]
-        secs = sum(rows[n][t]["correct"]["seconds"] for n in ran)
-        alarms.append(f"{len(bad)}/{len(ran)} false alarms" + (f" ({', '.join(bad)})" if bad else "") + f" ({secs:.1f} s)")
-        secs = sum(rows[n][t]["mutant"]["seconds"] for n in ran)
-        tally.append(f"{sum(rows[n][t]['verdict'] == 'caught' for n in ran)}/{len(ran)} ({secs:.1f} s)")
+        ran = [r[t] for r in rows.values() if "correct" in r[t]]
+        if not ran:
+            alarms.append("not run")
+            tally.append("not run")
+            continue
+        bad = [n for n, r in rows.items() if r[t]["verdict"] == "false alarm"]
+        alarms.append(f"{len(bad)}/{len(ran)} false alarms" + (f" ({', '.join(bad)})" if bad else "")
+                      + f" ({sum(r['correct']['seconds'] for r in ran):.1f} s)")
+        tally.append(f"{sum(r['verdict'] == 'caught' for r in ran)}/{len(ran)} "
+                     f"({sum(r['mutant']['seconds'] for r in ran):.1f} s)")
     lines.append("| **correct versions** | each mistake's correct rule, same inputs | " + " | ".join(alarms) + " |")
     lines.append("| **caught** | | " + " | ".join(tally) + " |")
     torch_ran = [r for r in rows.values() if "correct" in r["gradcheck"]]
     either = sum("caught" in (r["gradcheck"]["verdict"], r["gradgradcheck"]["verdict"]) for r in torch_ran)
     s = result["settings"]
+    together = f" gradgradcheck checks second order only; with gradcheck, the two together catch " \
+               f"{either}/{len(torch_ran)}." if torch_ran else ""
     lines += ["", f"Settings: jaxnets `check(..., cases={s['jaxnets cases']})` (no reference); jax {s['jax']}, "
                   f"torch {s['torch']}; all in {s['dtype']}; {s['defaults']}. Times: wall seconds of the mutant's "
-                  "run; the last two rows: totals over the correct versions and over the mutants. gradgradcheck checks second order only; run "
-                  f"with gradcheck, the two together catch {either}/{len(torch_ran)}.", "", "Notes:"]
+                  f"run; the last two rows: totals over the correct versions and over the mutants.{together}",
+              "", "Notes:"]
     for name, r in rows.items():
         notes = [r["note"]] + [f"{t}: {r[t]['note']}" for t in TOOLS if r[t].get("note")]
         lines.append(f"- `{name}`: " + "; ".join(n for n in notes if n))
@@ -391,13 +384,13 @@ def main(argv=None):
     parser.add_argument("--cases", type=int, default=CASES, help=f"jaxnets cases per check (default {CASES})")
     parser.add_argument("--no-torch", action="store_true", help="skip the torch columns")
     args = parser.parse_args(argv)
-    # progress on stderr, so stdout is the markdown alone
+    # progress on stderr, so that stdout is the markdown alone
     result = run(log=lambda line: print(line, file=sys.stderr, flush=True), torch=False if args.no_torch else None,
                  cases=args.cases)
-    print(to_markdown(result))
+    print(to_markdown(result), end="")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(result, f, indent=1, default=str)
+            json.dump(result, f, indent=1)
     return 0
 
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jaxnets.verify.specs_sequence import SEQUENCE_OPS
 from jaxnets.verify import (
     ANALYTIC,
     KINK_MARGIN,
@@ -28,6 +29,10 @@ from jaxnets.verify import (
 )
 
 OP_EXAMPLES = int(os.environ.get("JAXNETS_OP_EXAMPLES", "200"))
+# the sequence layers (an LSTM over 20 steps, a transformer block) cost a compilation per
+# geometry of seconds each: fewer examples, their edge geometries always (below)
+SEQUENCE_EXAMPLES = max(1, OP_EXAMPLES // 20)
+CLASSIC_OPS = [op for op in OP_NAMES if op not in SEQUENCE_OPS]
 F32_EXAMPLES = max(1, OP_EXAMPLES // 5)
 F32_GEOMETRIES = 5  # float32 compiles a second time per geometry: a subset of the pool
 # Geometries drawn freely from the op's whole space (not the pool): each costs a compilation.
@@ -42,12 +47,22 @@ def _draw_case(data, op, geometries, stress_allowed=True):
     return make_op_case(op, geometry, seed, stress)
 
 
-@pytest.mark.parametrize("op", OP_NAMES)
+@pytest.mark.parametrize("op", CLASSIC_OPS)
 @settings(max_examples=OP_EXAMPLES)
 @given(data=st.data())
 def test_op_gradients_agree_float64(op, data):
     """manual = autodiff = custom_vjp = NumPy within 1e-10, and = finite differences within
     1e-6 on kink-free inputs."""
+    case = _draw_case(data, op, geometry_pool(op))
+    result = compare_op(case)
+    assert result.ok, result.summary()
+
+
+@pytest.mark.parametrize("op", list(SEQUENCE_OPS))
+@settings(max_examples=SEQUENCE_EXAMPLES)
+@given(data=st.data())
+def test_sequence_op_gradients_agree_float64(op, data):
+    """The same for the sequence layers, on fewer drawn examples (their edges run below)."""
     case = _draw_case(data, op, geometry_pool(op))
     result = compare_op(case)
     assert result.ok, result.summary()
@@ -65,7 +80,7 @@ def test_every_edge_geometry_is_checked_with_and_without_stress(op):
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.parametrize("op", OP_NAMES)
+@pytest.mark.parametrize("op", CLASSIC_OPS)
 @settings(max_examples=FREE_GEOMETRY_EXAMPLES)
 @given(data=st.data())
 def test_op_gradients_agree_on_free_geometries(op, data):
@@ -77,7 +92,7 @@ def test_op_gradients_agree_on_free_geometries(op, data):
     assert result.ok, result.summary()
 
 
-@pytest.mark.parametrize("op", OP_NAMES)
+@pytest.mark.parametrize("op", CLASSIC_OPS)
 @settings(max_examples=F32_EXAMPLES)
 @given(data=st.data())
 def test_op_gradients_agree_float32(op, data):
@@ -86,6 +101,13 @@ def test_op_gradients_agree_float32(op, data):
     case = _draw_case(data, op, geometry_pool(op)[:F32_GEOMETRIES], OPS[op].stress_in_float32)
     result = compare_op(case, dtype=np.float32)
     assert result.ok, result.summary()
+
+
+@pytest.mark.parametrize("op", list(SEQUENCE_OPS))
+def test_sequence_ops_agree_in_float32_on_their_edges(op):
+    failures = [r.summary() for g in OPS[op].edges
+                for r in [compare_op(make_op_case(op, g, EDGE_SEED, False), dtype=np.float32)] if not r.ok]
+    assert not failures, "\n".join(failures)
 
 
 # ----------------------------------------------------------------------------- conventions

@@ -71,6 +71,7 @@ class CaseContext:
         stated = case.tags.get("domains", ())
         self.domains = [stated[a] if a < len(stated) and stated[a] else domain(x)
                         for a, x in zip(self.bound.sp.diff_args, self.diff64)]
+        self._refine_domains()
         if subject.reference is not None:
             r = subject.reference
             self.ref_bound, ref_diff, self.ref_arrays = r.bind(case.args, case.kwargs)
@@ -82,6 +83,27 @@ class CaseContext:
         self.fd_samples = {}
         self.skip = False
         self._memo = {}
+
+    def _refine_domains(self):
+        """A domain inferred from an example (a bias that happened to be positive) is a guess:
+        where the forward is still finite just beyond a leaf's boundary, the leaf is treated
+        as real here, so its zeros get two-sided, kink-aware differences rather than one-sided
+        ones against a boundary that is not there."""
+        for i, (x, dom) in enumerate(zip(self.diff64, self.domains)):
+            if dom not in ("positive", "nonnegative", "unit"):
+                continue
+            lower, upper = x == 0, (x == 1) & (dom == "unit")
+            if not (lower.any() or upper.any()):
+                continue
+            moved = [d.copy() for d in self.diff64]
+            moved[i] = np.where(lower, -1e-3, np.where(upper, 1 + 1e-3, x))
+            try:
+                outs = self.bound.outputs(moved, self.arrays64)
+                beyond = all(np.all(np.isfinite(np.asarray(o, np.float64))) for o in outs)
+            except Exception:
+                beyond = False
+            if beyond:
+                self.domains[i] = "real"
 
     def get(self, name):
         """A source's Grad for this case (or the Exception it raised), computed once."""

@@ -343,13 +343,17 @@ def fd_smooth(ctx, check):
     if isinstance(src, Exception):
         return None
     est = ctx.richardson()
+    # an op with gradients that are exactly 0 in exact arithmetic (`OpSpec.scale_floor`)
+    # compares every entry at least at that fraction of the case's gradient scale
+    scale = max([float(np.max(np.abs(g))) for g in src.grads if np.size(g)] + [0.0]) if ctx.tol.floor else None
     comps = []
     for i, (coords, e) in enumerate(est):
         g = src.grads[i] if i < len(src.grads) else None
         if g is None:
             continue
         sub = g[coords] if g.shape == ctx.diff64[i].shape else g
-        comps.append(compare_arrays(ctx.names[i], check.a, sub, "fd", e, ctx.tol.fd, coords))
+        comps.append(compare_arrays(ctx.names[i], check.a, sub, "fd", e, ctx.tol.fd, coords,
+                                    scale_floor=ctx.tol.floor, scale=scale))
     worst = max(comps, key=lambda c: c.err)
     return Finding(check.name, ctx.case.index, "pass" if worst.ok else "fail", worst.param, worst.err, worst.index,
                    note="" if worst.ok else worst.detail)
@@ -549,15 +553,19 @@ def richardson_estimates(ctx, salt, limit):
     for k, x in enumerate(ctx.ref_diff):
         coords = fd_coords(x.shape, rng, limit)
 
+        several = len(ctx.cot64) > 1 and not scalar
+
         def forward(*diff, k=k):
             outs = b.outputs(list(diff), ctx.ref_arrays, ref.primal)
-            return outs[0]
+            # several outputs (an LSTM step's next_h, next_c): phi sums over all of them
+            return np.concatenate([np.ravel(o) for o in outs]) if several else outs[0]
 
         if scalar:
             cot = float(ctx.cot64[0])
             est = fd_scalar(lambda v, k=k: cot * forward(*[v if i == k else d for i, d in enumerate(ctx.ref_diff)]),
                             [x], 0, coords)
         else:
-            est = fd_layer(forward, list(ctx.ref_diff), k, ctx.cot64[0], coords)
+            dout = np.concatenate([np.ravel(c) for c in ctx.cot64]) if several else ctx.cot64[0]
+            est = fd_layer(forward, list(ctx.ref_diff), k, dout, coords)
         out.append((coords, est))
     return out

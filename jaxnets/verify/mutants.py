@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from jaxnets.ops.losses import softmax_loss
 from jaxnets.ops.windows import tap, untap
-from jaxnets.verify import mutants_cs231n
+from jaxnets.verify import mutants_cs231n, mutants_sequence
 from jaxnets.verify.suite import compare_op, make_op_case
 from jaxnets.verify.op_specs import geometry_pool
 
@@ -274,6 +274,7 @@ MUTANTS = (
            "the loss's custom_vjp backward returns dscores, not g * dscores (g = 1 only at the root)",
            wiring=loss_vjp_ignoring_cotangent),
     *(Mutant(*planted) for planted in mutants_cs231n.PLANTED),
+    *(Mutant(*planted) for planted in mutants_sequence.PLANTED),
 )
 
 #: The errata of SPEC.md that concern gradients; each must have a mutant.

@@ -27,7 +27,7 @@ from functools import lru_cache
 import numpy as np
 
 from jaxnets import ops
-from jaxnets.verify import specs_cs231n
+from jaxnets.verify import specs_cs231n, specs_sequence
 from jaxnets.verify.opspec import OpSpec
 from jaxnets.verify.tolerances import FD_STEP, KINK_MARGIN
 from reference_numpy import layers as npl
@@ -317,6 +317,7 @@ OPS = {
         _loss("bce", "p", _g_binary, _v_bce, ops.binary_cross_entropy, npl.binary_cross_entropy, "bce"),
         _loss("l2_penalty", "w", _g_l2, _v_l2, ops.l2_penalty, npl.l2_penalty, "l2_penalty", True),
         *specs_cs231n.SPECS,
+        *specs_sequence.SPECS,
     )
 }
 OP_NAMES = tuple(OPS)

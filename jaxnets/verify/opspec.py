@@ -36,6 +36,20 @@ class OpSpec:
     #: float64 then compares rounding noise; kinks and ties are exact in float32 and stay in.
     stress_in_float32: bool = True
     call: Callable | None = None
+    #: names among `params` of array inputs that get no gradient (word indices, boolean
+    #: masks, possibly None): the backward returns the others' gradients only
+    no_grad: tuple = ()
+    #: outputs before the cache (`lstm_step_forward -> (next_h, next_c, cache)`: 2); the
+    #: backward then takes one upstream gradient per output
+    n_out: int = 1
+    #: for ops with gradient entries that are exactly 0 in exact arithmetic but computed as
+    #: rounding noise (attention's dbk, a query that sees one key), every entry is compared at
+    #: least at this fraction of the gradient's scale; None: cs231n's plain relative error
+    scale_floor: float | None = None
+
+    @property
+    def grad_params(self):
+        return tuple(p for p in self.params if p not in self.no_grad)
 
     def _layer_fn(self, layers):
         fn = getattr(layers, self.field or self.name)

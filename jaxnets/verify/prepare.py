@@ -134,8 +134,10 @@ def prepare(subject, examples, rng=None, try_sizes=True):
     (batched, leading_sizes, rows_independent, scalar_out) and sets subject.jax_primal /
     jax_rule and its notes."""
     rng = rng or np.random.default_rng(0)
-    for ex in examples:
-        outs, grads, _ = _run_example(subject, ex, rng)
+    for k, ex in enumerate(examples):
+        result = _run_example(subject, ex, rng)
+        if k == 0:
+            outs = result[0]  # the first example's outputs: the one probed below
     ex0 = examples[0]
     bound, diff, arrays = subject.bind(ex0.args, ex0.kwargs)
     why = _traces(lambda d, a: bound.outputs(d, a), diff, arrays)
@@ -177,7 +179,7 @@ def _probe_batch(subject, ex, outs, try_sizes):
     reason = "no size tried"
     from jaxnets.verify.case import resized
 
-    for batched in dict.fromkeys((same, (0,))):
+    for batched in dict.fromkeys(((0,), same)):  # the first argument alone, else every one of its size
         try:
             got = {s: [np.asarray(o) for o in tree.flat_outputs(subject.primal(
                 *tree.fresh(resized(ex, batched, s).args), **tree.fresh(ex.kwargs)))[0]] for s in sizes}

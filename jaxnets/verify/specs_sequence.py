@@ -1,8 +1,8 @@
 """Op specs for the sequence layers (issue 20): RNN, LSTM and GRU steps and sequences, word
 embeddings, the temporal affine layer and softmax loss, the GELU, attention, multi-head
-attention and the pre-norm transformer block. NOT yet registered in `op_specs.OPS`: the engine is being rewritten
-(issue 17) and needs what `SequenceOpSpec` adds to `OpSpec` (below); until then
-tests/test_sequence_ops.py runs these specs five ways itself.
+attention and the pre-norm transformer block, in `op_specs.OPS` with the others; they use what
+`OpSpec` has for them: several outputs (`n_out`), array inputs without a gradient (`no_grad`)
+and a scale floor where a gradient is exactly 0 in exact arithmetic (`scale_floor`).
 
 Stress inputs, per layer:
 - recurrent layers: saturated gates (bias entries of +-[50, 400], so sigmoid and tanh round to
@@ -23,8 +23,6 @@ Stress inputs, per layer:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from jaxnets import ops
@@ -35,34 +33,6 @@ from reference_numpy import layers as npl
 _ATTEMPTS = 20
 #: saturated pre-activations: sigmoid / tanh round to exactly 0, 1 or +-1 beyond ~37
 SATURATED = (50.0, 400.0)
-
-
-@dataclass(frozen=True)
-class SequenceOpSpec(OpSpec):
-    """`OpSpec` plus three things the sequence layers need and OpSpec cannot express yet.
-
-    `params` names EVERY array input in argument order (for a layer; a loss's targets stay in
-    the value generator's extras, as in OpSpec), `values` returns all of them, and:
-    - `no_grad`: the names among `params` of inputs that get no gradient (integer word
-      indices, boolean masks, possibly None); the backward returns the others' gradients only;
-    - `n_out`: the number of outputs before the cache (`lstm_step_forward -> (next_h, next_c,
-      cache)`: 2); the backward then takes one upstream gradient per output;
-    - `scale_floor`: for ops with gradient entries that are exactly 0 in exact arithmetic but
-      computed as rounding noise, compare every gradient entry at least at this fraction of
-      the case's gradient scale (its largest entry over all parameters), as `check_layer`
-      does with GRAD_SCALE_FLOOR. Attention has two such: a query that sees a single key
-      (p = 1: causal attention's first query always) gets dq = 0 and gives its key no dk
-      share; and multi-head attention's key bias bk adds the same q.bk to every score of a
-      row, which softmax ignores, so dbk is identically 0.
-    """
-
-    no_grad: tuple = ()
-    n_out: int = 1
-    scale_floor: float | None = None
-
-    @property
-    def grad_params(self):
-        return tuple(p for p in self.params if p not in self.no_grad)
 
 
 def _weight(rng, fan_in, shape):
@@ -350,7 +320,7 @@ EDGES = {
 
 
 def _recurrent_spec(name, params, values, draw, n_out=1):
-    return SequenceOpSpec(name, "layer", params, draw, values, getattr(ops, f"{name}_forward"),
+    return OpSpec(name, "layer", params, draw, values, getattr(ops, f"{name}_forward"),
                           getattr(npl, f"{name}_forward"), getattr(ops, f"{name}_backward"),
                           getattr(npl, f"{name}_backward"), edges=EDGES[name], stress_in_float32=False, n_out=n_out)
 
@@ -365,27 +335,27 @@ SPECS = (
     _recurrent_spec("lstm", ("x", "h0", "Wx", "Wh", "b"), _recurrent_values(4, False), _g_seq),
     _recurrent_spec("gru_step", ("x", "prev_h", "Wx", "Wh", "b", "bh"), _recurrent_values(3, True, 2), _g_step),
     _recurrent_spec("gru", ("x", "h0", "Wx", "Wh", "b", "bh"), _recurrent_values(3, False, 2), _g_seq),
-    SequenceOpSpec("word_embedding", "layer", ("x", "W"), _g_embedding, _v_embedding, ops.word_embedding_forward,
+    OpSpec("word_embedding", "layer", ("x", "W"), _g_embedding, _v_embedding, ops.word_embedding_forward,
                    npl.word_embedding_forward, ops.word_embedding_backward, npl.word_embedding_backward,
                    edges=EDGES["word_embedding"], no_grad=("x",)),
-    SequenceOpSpec("temporal_affine", "layer", ("x", "w", "b"), _g_temporal_affine, _v_temporal_affine,
+    OpSpec("temporal_affine", "layer", ("x", "w", "b"), _g_temporal_affine, _v_temporal_affine,
                    ops.temporal_affine_forward, npl.temporal_affine_forward, ops.temporal_affine_backward,
                    npl.temporal_affine_backward, edges=EDGES["temporal_affine"]),
-    SequenceOpSpec("temporal_softmax_loss", "loss", ("x",), _g_temporal_loss, _v_temporal_loss,
+    OpSpec("temporal_softmax_loss", "loss", ("x",), _g_temporal_loss, _v_temporal_loss,
                    ops.temporal_softmax_loss, npl.temporal_softmax_loss, edges=EDGES["temporal_softmax_loss"],
                    stress_in_float32=False),
-    SequenceOpSpec("gelu", "layer", ("x",), _g_gelu, _v_gelu, ops.gelu_forward, npl.gelu_forward,
+    OpSpec("gelu", "layer", ("x",), _g_gelu, _v_gelu, ops.gelu_forward, npl.gelu_forward,
                    ops.gelu_backward, npl.gelu_backward, edges=EDGES["gelu"]),
-    SequenceOpSpec("attention", "layer", ("q", "k", "v", "mask"), _g_attention, _v_attention, ops.attention_forward,
+    OpSpec("attention", "layer", ("q", "k", "v", "mask"), _g_attention, _v_attention, ops.attention_forward,
                    npl.attention_forward, ops.attention_backward, npl.attention_backward, _static_attention,
                    edges=EDGES["attention"], no_grad=("mask",), scale_floor=GRAD_SCALE_FLOOR),
-    SequenceOpSpec("multihead_attention", "layer", _MHA_PARAMS, _g_mha, _v_mha,
+    OpSpec("multihead_attention", "layer", _MHA_PARAMS, _g_mha, _v_mha,
                    _mask_before_static(ops.multihead_attention_forward, _MHA_ARRAYS),
                    _mask_before_static(npl.multihead_attention_forward, _MHA_ARRAYS),
                    ops.multihead_attention_backward, npl.multihead_attention_backward, _static_mha,
                    edges=EDGES["multihead_attention"], call=_moved(_MHA_ARRAYS), no_grad=("mask",),
                    scale_floor=GRAD_SCALE_FLOOR),
-    SequenceOpSpec("transformer_block", "layer", ("x", *ops.TRANSFORMER_BLOCK_PARAMS, "mask"), _g_block, _v_block,
+    OpSpec("transformer_block", "layer", ("x", *ops.TRANSFORMER_BLOCK_PARAMS, "mask"), _g_block, _v_block,
                    _mask_before_static(ops.transformer_block_forward, _BLOCK_ARRAYS), _np_block,
                    ops.transformer_block_backward, npl.transformer_block_backward, _static_block,
                    edges=EDGES["transformer_block"], call=_moved(_BLOCK_ARRAYS), no_grad=("mask",),

@@ -71,16 +71,17 @@ def make_op_case(name, geometry, seed, stress=False):
     arrays, extras, fd_ok = spec.values(geometry, rng, stress)
     if spec.kind == "layer":
         extras = spec.static(geometry)
-        out = spec.np_forward(*arrays, *extras)[0]
-        dout = rng.standard_normal(out.shape)
+        outs = spec.np_forward(*arrays, *extras)[:spec.n_out]
+        cotangent = [rng.standard_normal(np.shape(o)) for o in outs]
     else:
         dout = np.asarray(loss_cotangent(rng))
         # a loss's float targets (l2's reg) are traced values, as in a training step
         extras = tuple(np.asarray(e, np.float64) if isinstance(e, float) else e for e in extras)
+        cotangent = [dout]
     geo = ", ".join(f"{k}={v}" for k, v in geometry.items())
     label = f"{name}({geo}) seed={seed}{' stress' if stress else ''}"
     tags = {"op": name, "geometry": dict(geometry), "seed": int(seed), "stress": bool(stress)}
-    return OpCase(0, tuple(arrays) + tuple(extras), {}, [dout], tags, bool(fd_ok), label)
+    return OpCase(0, tuple(arrays) + tuple(extras), {}, cotangent, tags, bool(fd_ok), label)
 
 
 def hand_op_case(op, arrays, extras, dout):
@@ -125,9 +126,9 @@ def op_subject_for(name, impl=None, wiring=None):
     return _op_subject(name, impl, wiring, layout_key())
 
 
-def _options(dtype, model, salt, limit):
+def _options(dtype, model, salt, limit, floor=None):
     tol, tol_fd = tolerances(dtype, model=model)
-    return engine.Options(tol=Tolerance(tol, tol_fd or 0.0, None, None), dtype=dtype, second_order=False,
+    return engine.Options(tol=Tolerance(tol, tol_fd or 0.0, floor, None), dtype=dtype, second_order=False,
                           transforms=False, fd_salt=salt, fd_limit=limit)
 
 
@@ -138,8 +139,11 @@ def compare_op(case, impl=None, dtype=np.float64, fd=None, wiring=None):
     subject = op_subject_for(case.tags["op"], impl, wiring)
     use_fd = (case.fd if fd is None else fd) and dtype == np.float64
     table = SUITE_OPS if use_fd else without_fd(SUITE_OPS)
-    report, _ = engine.run(subject, [case], table, _options(dtype, False, 1, FD_MAX_COORDS),
-                           lambda c: _ONE_OUTPUT, name=case.label, settings={"fd": bool(use_fd)})
+    n_out = OPS[case.op].n_out
+    treedef = _ONE_OUTPUT if n_out == 1 else tree.flat_outputs(tuple(np.zeros(()) for _ in range(n_out)))[1]
+    report, _ = engine.run(subject, [case], table,
+                           _options(dtype, False, 1, FD_MAX_COORDS, OPS[case.op].scale_floor),
+                           lambda c: treedef, name=case.label, settings={"fd": bool(use_fd)})
     return report
 
 

@@ -28,26 +28,38 @@ from reference_numpy import models as npm
 def op_subject(name, impl=None, wiring=None):
     """The Subject of op `name` (a mutant's when impl / wiring are given)."""
     spec = OPS[name]
-    n = len(spec.params)
+    n, n_out = len(spec.params), spec.n_out
+    wrt = tuple(i for i, p in enumerate(spec.params) if p not in spec.no_grad)
     label = f"{name}" if impl is None and wiring is None else f"{name} (mutant)"
+
+    def split(res):
+        outs = res[:n_out]
+        return (outs[0] if n_out == 1 else tuple(outs)), res[n_out]
+
+    def douts(cot):
+        return (cot,) if n_out == 1 else tuple(cot)
+
     if spec.kind == "layer":
         backward = impl or spec.jax_backward
 
         def rule(args, kwargs, cot):
-            out, cache = spec.jax_forward(*args)
-            return out, backward(cot, cache)
+            outs, cache = split(spec.jax_forward(*args))
+            return outs, backward(*douts(cot), cache)
 
         def np_rule(args, kwargs, cot):
-            out, cache = spec.np_forward(*args)
-            return out, spec.np_backward(cot, cache)
+            outs, cache = split(spec.np_forward(*args))
+            return outs, spec.np_backward(*douts(cot), cache)
 
         if impl is None and wiring is None:
             wired = spec.custom_vjp
         else:
+            no_grad = tuple(i for i, p in enumerate(spec.params) if p in spec.no_grad)
+
             def wired(*args):
-                return (wiring or manual_vjp)(spec.jax_forward, backward,
-                                              nondiff_argnums=tuple(range(n, len(args))))(*args)
-        primal, np_primal = spec.autodiff, (lambda *a: spec.np_forward(*a)[0])
+                extra = {"n_out": n_out, "no_grad_argnums": no_grad} if n_out > 1 or no_grad else {}
+                return (wiring or manual_vjp)(spec.jax_forward, backward, nondiff_argnums=tuple(range(n, len(args))),
+                                              **extra)(*args)
+        primal, np_primal = spec.autodiff, (lambda *a: split(spec.np_forward(*a))[0])
     else:
         pair = impl or spec.jax_forward
 
@@ -61,11 +73,10 @@ def op_subject(name, impl=None, wiring=None):
 
         wired = spec.custom_vjp if impl is None and wiring is None else (wiring or loss_vjp)(pair)
         primal, np_primal = spec.autodiff, (lambda *a: spec.np_forward(*a)[0])
-    wrt = tuple(range(n))
     reference = Subject(f"{name} (NumPy)", "pair", np_primal, np_rule, wrt=wrt, arg_names=spec.params,
                         copies=False, jax_primal=False, jax_rule=False)
-    out_name = ("out",) if spec.kind == "layer" else ("loss",)
-    return Subject(label, "op", primal, rule, wired=wired, wrt=wrt, arg_names=spec.params, output_names=out_name,
+    out_names = ("loss",) if spec.kind == "loss" else ("out",) if n_out == 1 else tuple(f"out{k}" for k in range(n_out))
+    return Subject(label, "op", primal, rule, wired=wired, wrt=wrt, arg_names=spec.params, output_names=out_names,
                    reference=reference, rule_label="manual", copies=False, jax_primal=True, jax_rule=True)
 
 
