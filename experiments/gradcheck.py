@@ -152,6 +152,8 @@ def main(argv=None):
     parser.add_argument("--no-mutants", action="store_true", help="built-in report: skip the mutant score")
     parser.add_argument("--public-api", action="store_true",
                         help="built-in report: also check every mutant, and every correct op, through the public API")
+    parser.add_argument("--api-seeds", type=int, default=5,
+                        help="built-in report with --public-api: check every correct op at seeds 0..N-1 (default 5)")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
     parser.add_argument("--update-readme", metavar="PATH",
                         help="built-in report: write the tables and mutant score into PATH between the gradcheck "
@@ -198,7 +200,7 @@ def main(argv=None):
         print(msg, file=sys.stderr, flush=True)
 
     report = suite_report.run(args.cases, args.float32_cases, args.model_cases, args.seed, not args.no_mutants, log,
-                              public_api=args.public_api)
+                              public_api=args.public_api, api_seeds=tuple(range(args.api_seeds)))
     print(suite_report.to_markdown(report))
     if args.json:
         with open(args.json, "w") as fh:
@@ -206,6 +208,8 @@ def main(argv=None):
         log(f"wrote {args.json}")
     if args.update_readme:
         runs.replace_marked_block(args.update_readme, "gradcheck", suite_report.readme_block(report))
+        if report.get("public_api"):
+            runs.replace_marked_block(args.update_readme, "power", suite_report.power_block(report["public_api"]))
         log(f"wrote the tables into {args.update_readme}")
     return 0 if report["ok"] else 1
 

@@ -32,6 +32,19 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "jaxnets"))
 _MUTANT_SCORES = pytest.StashKey[list]()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _fresh_compiled_programs():
+    """Each test module starts with no compiled program alive: every XLA:CPU executable holds
+    ~50 memory mappings and a process may have 65530 (vm.max_map_count), which the whole
+    suite's programs, kept, exceeded (XLA's compiler then crashed). Modules share few."""
+    yield
+    from jaxnets.verify import subject, suite
+
+    subject.clear_programs()
+    suite.clear_subjects()
+    jax.clear_caches()
+
+
 @pytest.fixture
 def mutant_scoreboard(request):
     """A session-wide list the mutant tests append (name, caught, detail) to."""

@@ -89,28 +89,26 @@ KNOWN = {
                                                (_n(r, 1, 2, 5, 5), {"pool_height": 3, "pool_width": 3, "stride": 1})],
                                     (_pool_forward, npl.max_pool_backward), geometries=2),
     # ---------------------------------------------------------------- assignment 3
-    "rnn_step_forward": Known(lambda r: [(_n(r, 3, 4), _n(r, 3, 5), _n(r, 4, 5), _n(r, 5, 5), _n(r, 5))]),
-    "rnn_forward": Known(lambda r: [(_n(r, 2, 3, 4), _n(r, 2, 5), _n(r, 4, 5), _n(r, 5, 5), _n(r, 5))]),
+    "rnn_step_forward": Known(lambda r: [(_n(r, 3, 4), _n(r, 3, 5), _n(r, 4, 5), _n(r, 5, 5), _n(r, 5))],
+                              (npl.rnn_step_forward, npl.rnn_step_backward)),
+    "rnn_forward": Known(lambda r: [(_n(r, 2, 3, 4), _n(r, 2, 5), _n(r, 4, 5), _n(r, 5, 5), _n(r, 5))],
+                         (npl.rnn_forward, npl.rnn_backward)),
     "lstm_step_forward": Known(lambda r: [(_n(r, 3, 4), _n(r, 3, 5), _n(r, 3, 5), _n(r, 4, 20), _n(r, 5, 20),
-                                           _n(r, 20))]),
-    "lstm_forward": Known(lambda r: [(_n(r, 2, 3, 4), _n(r, 2, 5), _n(r, 4, 20), _n(r, 5, 20), _n(r, 20))]),
-    "word_embedding_forward": Known(lambda r: [(r.integers(0, 6, (2, 4)), _n(r, 6, 3))]),
-    "temporal_affine_forward": Known(lambda r: [(_n(r, 2, 3, 4), _n(r, 4, 5), _n(r, 5))]),
+                                           _n(r, 20))], (npl.lstm_step_forward, npl.lstm_step_backward)),
+    "lstm_forward": Known(lambda r: [(_n(r, 2, 3, 4), _n(r, 2, 5), _n(r, 4, 20), _n(r, 5, 20), _n(r, 20))],
+                          (npl.lstm_forward, npl.lstm_backward)),
+    "word_embedding_forward": Known(lambda r: [(r.integers(0, 6, (2, 4)), _n(r, 6, 3))],
+                                    (npl.word_embedding_forward, npl.word_embedding_backward)),
+    "temporal_affine_forward": Known(lambda r: [(_n(r, 2, 3, 4), _n(r, 4, 5), _n(r, 5))],
+                                     (npl.temporal_affine_forward, npl.temporal_affine_backward)),
     "temporal_softmax_loss": Known(lambda r: [(_n(r, 2, 3, 5), r.integers(0, 5, (2, 3)),
-                                               np.array([[True, True, False], [True, False, False]]))]),
+                                               np.array([[True, True, False], [True, False, False]]))],
+                                   npl.temporal_softmax_loss),
 }
 for _alias in ("conv_forward_fast", "conv_forward_im2col", "conv_forward_strides"):
     KNOWN[_alias] = KNOWN["conv_forward_naive"]
 for _alias in ("max_pool_forward_fast", "max_pool_forward_reshape", "max_pool_forward_im2col"):
     KNOWN[_alias] = KNOWN["max_pool_forward_naive"]
-
-
-def register_twins(twins):
-    """Add twins for known names (`{forward or loss name: (forward, backward) | loss}`), so a
-    module that brings NumPy twins (the sequence layers) extends the table in one line."""
-    for name, twin in twins.items():
-        if name in KNOWN:
-            KNOWN[name] = KNOWN[name]._replace(twin=twin)
 
 
 def known_examples(name, forward, seed=0, backward=None):

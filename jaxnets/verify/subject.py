@@ -34,13 +34,19 @@ import numpy as np
 
 from jaxnets.verify import tree
 
-#: compiled programs kept per Subject (oracle x call signature); the oldest are dropped
-JIT_CACHE_SIZE = 64
-#: programs that depend on the primal alone (autodiff, finite differences), kept across
-#: subjects under the primal's identity: a catalogue of mutant backwards of one forward, or a
-#: user re-checking a rule in a notebook, compiles the forward's programs once
-SHARED_CACHE_SIZE = 256
-_SHARED = OrderedDict()
+#: compiled programs the checker keeps alive, all subjects together; the least recently used
+#: is dropped. Each XLA:CPU executable holds ~50 memory mappings, and a process may have
+#: 65530 (vm.max_map_count): the whole test suite, kept unbounded, crashed XLA's compiler.
+MAX_PROGRAMS = 384
+#: key -> jitted function; a key is (the Subject, oracle, call signature), or, for a program
+#: of the primal alone (autodiff, finite differences), (its `primal_key`, ...): a catalogue of
+#: mutant backwards of one forward, or a user re-checking a rule, compiles the forward once
+_PROGRAMS = OrderedDict()
+
+
+def clear_programs():
+    """Drop every compiled program the checker keeps (a long session's memory back)."""
+    _PROGRAMS.clear()
 
 
 class RuleError(Exception):
@@ -48,7 +54,7 @@ class RuleError(Exception):
     of the rule, reported with this message."""
 
 
-@dataclass
+@dataclass(eq=False)  # a subject is itself: hashed by identity (the program cache keys on it)
 class Subject:
     name: str
     kind: str  # "pair" | "loss" | "custom_vjp" | "custom_jvp" | "function" | "op" | "model"
@@ -78,7 +84,6 @@ class Subject:
     #: a hashable identity of the primal (the user's forward and how it is called), under
     #: which its programs are shared between subjects; None: not shared
     primal_key: tuple | None = None
-    _jit: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
     def wrt_for(self, args):
         if callable(self.wrt):
@@ -88,25 +93,25 @@ class Subject:
         return tuple(i for i, a in enumerate(args) if tree.is_float_array(a))
 
     def jitted(self, key, build, shared=False):
-        """jax.jit(build()) cached under `key`: in a bounded LRU owned by this Subject, or, for
-        a program of the primal alone (`shared`), in the module's bounded LRU under the
-        primal's identity."""
-        cache, size = self._jit, JIT_CACHE_SIZE
-        if shared and self.primal_key is not None:
-            cache, size, key = _SHARED, SHARED_CACHE_SIZE, (self.primal_key,) + tuple(key)
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
-        fn = cache[key] = jax.jit(build())
-        if len(cache) > size:
-            cache.popitem(last=False)
+        """jax.jit(build()) cached under `key` for this Subject — or, for a program of the
+        primal alone (`shared`), under the primal's identity — in the module's one bounded
+        LRU of compiled programs."""
+        owner = ("primal", self.primal_key) if shared and self.primal_key is not None else self
+        key = (owner, key)
+        if key in _PROGRAMS:
+            _PROGRAMS.move_to_end(key)
+            return _PROGRAMS[key]
+        fn = _PROGRAMS[key] = jax.jit(build())
+        if len(_PROGRAMS) > MAX_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
         return fn
 
     def bind(self, args, kwargs):
         """(Bound, diff leaves, array leaves) for a call."""
         wrt = self.wrt_for(args)
         sp, diff, arrays = tree.split(args, kwargs, wrt, self.arg_names)
-        return Bound(self, sp, wrt), diff, arrays
+        shapes = tuple((np.shape(a), str(getattr(a, "dtype", type(a).__name__))) for a in diff + arrays)
+        return Bound(self, sp, wrt, shapes), diff, arrays
 
 
 def grads_to_leaves(grads, args, wrt, sp_names, who="the rule"):
@@ -151,8 +156,9 @@ def leaves_to_args(diff, args, wrt):
 class Bound:
     """A Subject at one call signature: flat functions of (diff leaves, array leaves)."""
 
-    def __init__(self, subject, sp, wrt):
+    def __init__(self, subject, sp, wrt, shapes=()):
         self.subject, self.sp, self.wrt = subject, sp, wrt
+        self.shapes = shapes  # of the leaves: part of every program's key, so one key is one executable
 
     @property
     def names(self):
@@ -203,4 +209,4 @@ class Bound:
     out_treedef = None  # set by the engine from the primal's outputs
 
     def key(self, role):
-        return (role, self.sp.key, self.out_treedef)
+        return (role, self.sp.key, self.out_treedef, self.shapes)

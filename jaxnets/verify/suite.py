@@ -122,6 +122,12 @@ def _op_subject(name, impl, wiring, layout):
     return op_subject(name, impl, wiring)
 
 
+def clear_subjects():
+    """Forget the suite's op and model subjects (with them, their compiled programs)."""
+    _op_subject.cache_clear()
+    _model_subject.cache_clear()
+
+
 def op_subject_for(name, impl=None, wiring=None):
     return _op_subject(name, impl, wiring, layout_key())
 
