@@ -15,7 +15,7 @@ from jaxnets.models import conv_net
 
 def main(argv=None, log=print):
     p = experiment_parser("convnet", __doc__)
-    add_common_args(p, data=image_data.default_spec(), learning_rate=0.05, iterations=3000, batch_size=64,
+    add_common_args(p, data=image_data.DEFAULT_SPEC, learning_rate=0.05, iterations=3000, batch_size=64,
                     decay=0.95)
     p.add_argument("--filters", type=int, default=8, help="number of 3x3 filters (default 8)")
     args = p.parse_args(argv)

@@ -33,7 +33,7 @@ def _ints(text):
 
 def main(argv=None, log=print):
     p = experiment_parser("deep_convnet", __doc__)
-    add_common_args(p, data=image_data.default_spec(), learning_rate=2e-3, iterations=1860, batch_size=64,
+    add_common_args(p, data=image_data.DEFAULT_SPEC, learning_rate=2e-3, iterations=1860, batch_size=64,
                     decay=0.9, optimizer="adam")
     p.add_argument("--filters", default="32,64,128", help="filters per conv block, comma-separated (default 32,64,128)")
     p.add_argument("--hidden", type=int, default=256, help="units of the hidden affine layer (default 256)")

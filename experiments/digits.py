@@ -29,7 +29,7 @@ def main(argv=None, log=print):
     p = experiment_parser("digits", __doc__)
     p.add_argument("--document", choices=sorted(DOCUMENTS), default="001",
                    help="which document's run (default 001); sets the defaults of --iterations and --report-every")
-    add_common_args(p, data=image_data.default_spec(), learning_rate=0.1, iterations=doc["iterations"],
+    add_common_args(p, data=image_data.DEFAULT_SPEC, learning_rate=0.1, iterations=doc["iterations"],
                     report_every=doc["report_every"])
     args = p.parse_args(argv)
     prepared = image_data.prepare(args.data, "scaled", seed=args.seed)

@@ -2,9 +2,9 @@
 
     jaxnets reproduce [--out runs] [--fashion] [--no-compare-modes] [--update-readme README.md]
 
-Runs on the built-in 5000 MNIST images (tested on the official 10000 test images when
-`../shared/data/mnist` is present) and on the UCI occupancy data when present: the four
-documents' networks, 000's example filters, the deeper ConvNet with batch norm and dropout,
+Runs on the built-in 5000 MNIST images tested on the official 10000 test images, and on the
+UCI occupancy data (both shipped in the package; `../shared/data` or `$JAXNETS_SHARED_DATA` is
+read instead when present): the four documents' networks, 000's example filters, the deeper ConvNet with batch norm and dropout,
 and cs231n's normalisation and dropout experiments. `--fashion` adds the Fashion-MNIST
 60k -> 10k runs (Debian package `dataset-fashion-mnist`). Every run that trains one model
 trains the hand-written gradient (mode fast) and autodiff from the same initialisation unless
@@ -130,8 +130,8 @@ def main(argv=None, log=print):
     p = argparse.ArgumentParser(prog="jaxnets reproduce", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(runs.DEFAULT_RUNS_DIR), help="runs folder (default ./runs)")
-    p.add_argument("--data", default=None, help="MNIST-like source for the image runs (default: built-in sample "
-                                                "+ official test set when present)")
+    p.add_argument("--data", default=None, help="MNIST-like source for the image runs (default "
+                                                f"{image_data.DEFAULT_SPEC!r}: the built-in sample + official test set)")
     p.add_argument("--fashion", action="store_true", help="add the Fashion-MNIST 60k runs (several minutes more)")
     p.add_argument("--no-compare-modes", action="store_true", help="train each run in the default mode (fast) only")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
@@ -145,7 +145,7 @@ def main(argv=None, log=print):
             raise ValueError(f"{summary_path} not found: run `jaxnets reproduce` first")
         note = json.loads(summary_path.read_text())["note"]
         return _finish(args, note, log)
-    spec = args.data or image_data.default_spec()
+    spec = args.data or image_data.DEFAULT_SPEC
     common = ["--out", args.out] + ([] if args.no_compare_modes else ["--compare-modes"])
     common += ["--no-progress"] if args.no_progress else []
     t0 = time.perf_counter()

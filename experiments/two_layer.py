@@ -29,7 +29,7 @@ def main(argv=None, log=print):
     p = experiment_parser("two_layer", __doc__)
     p.add_argument("--run", choices=sorted(RUNS), default="full",
                    help="which of 002's runs (default full); sets the defaults of the options below")
-    add_common_args(p, data=image_data.default_spec(), learning_rate=1e-3, iterations=r["iterations"],
+    add_common_args(p, data=image_data.DEFAULT_SPEC, learning_rate=1e-3, iterations=r["iterations"],
                     batch_size=r["batch_size"], decay=0.99)
     p.add_argument("--hidden", type=int, default=r["hidden"], help=f"hidden units (default {r['hidden']})")
     p.add_argument("--reg", type=float, default=r["reg"], help=f"L2 strength (default {r['reg']})")
