@@ -8,7 +8,6 @@ Prints one line per image (up to `--show`), and the accuracy when labels are kno
 train.csv, or `--labels` with an IDX label file).
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,12 +28,12 @@ def load_run(run_dir):
         if not (run_dir / name).is_file():
             extra = " (predict works with the image experiments' run folders)" if name == "preprocess.npz" else ""
             raise DataError(f"{run_dir}: not a run folder, {name} is missing{extra}")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = runs.read_metrics(run_dir, needs=("model", "model_config", "data"))
     model = build_model(metrics["model"], metrics["model_config"])
-    with np.load(run_dir / "preprocess.npz") as f:
-        transform = PixelTransform.from_arrays({k: f[k] for k in f.files})
-    class_names = image_data.FASHION_CLASSES if metrics["data"].get("name") == "fashion-mnist" else None
-    return model, *runs.load_params(run_dir), transform, class_names
+    transform = PixelTransform.from_arrays(runs.read_npz(run_dir / "preprocess.npz", "preprocessing"))
+    data = metrics["data"] if isinstance(metrics["data"], dict) else {}
+    class_names = image_data.FASHION_CLASSES if data.get("name") == "fashion-mnist" else None
+    return model, *runs.load_params(run_dir, model), transform, class_names
 
 
 def read_image_file(path):

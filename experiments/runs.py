@@ -3,11 +3,14 @@ folder, and the README's results table is built from those files (never typed by
 import json
 import platform
 import time
+import zipfile
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from jaxnets.data import DataError
+from jaxnets.models.checks import check_arrays_fit, expected_arrays
 from jaxnets.training.checkpoint import jsonable
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -50,8 +53,26 @@ def write_metrics(run_dir, metrics):
     return path
 
 
-def read_metrics(run_dir):
-    return json.loads((Path(run_dir) / "metrics.json").read_text())
+def read_metrics(run_dir, needs=()):
+    """A run folder's metrics.json as a dict holding the keys `needs`; DataError naming the
+    file when it is unreadable, not JSON, or lacks them."""
+    path = Path(run_dir) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
+    if not isinstance(metrics, dict) or any(k not in metrics for k in needs):
+        raise DataError(f"{path}: not a run's metrics (needs {', '.join(needs)})")
+    return metrics
+
+
+def read_npz(path, what):
+    """{name: array} of an .npz file; DataError naming it when it is truncated or not an npz."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: unreadable {what}, truncated or not a .npz file ({type(err).__name__}: {err})") from None
 
 
 def save_params(run_dir, params, model_state=None):
@@ -64,15 +85,17 @@ def save_params(run_dir, params, model_state=None):
     return path
 
 
-def load_params(run_dir):
-    """(params, model state or None) of a run folder."""
-    with np.load(Path(run_dir) / "params.npz") as f:
-        params = {k: f[k] for k in f.files}
-    state_path = Path(run_dir) / "state.npz"
-    if not state_path.is_file():
-        return params, None
-    with np.load(state_path) as f:
-        return params, {k: f[k] for k in f.files}
+def load_params(run_dir, model=None):
+    """(params, model state or None) of a run folder; with `model`, checked against the names
+    and shapes its config gives (another model's params.npz is refused, naming the file)."""
+    path, state_path = Path(run_dir) / "params.npz", Path(run_dir) / "state.npz"
+    params = read_npz(path, "parameters")
+    state = read_npz(state_path, "model state") if state_path.is_file() else None
+    if model is not None:
+        want_params, want_state = expected_arrays(model)
+        check_arrays_fit(model, params, want_params, "parameters", path)
+        check_arrays_fit(model, state or {}, want_state, "model state", state_path)
+    return params, state
 
 
 def replace_marked_block(path, name, content):
