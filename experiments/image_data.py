@@ -12,7 +12,6 @@ below 5000). The test set, when the source has one, is never used for training o
 """
 from __future__ import annotations
 
-import numpy as np
 
 from experiments.runner import Prepared
 from jaxnets.data import STYLES, fit_pixel_transform, head_split, load_dataset, shuffle_split
@@ -46,7 +45,8 @@ def prepare(spec, style, seed=0, n_train=None):
     (x_tr, y_tr, x_val, y_val), split = _split(ds, seed)
     if n_train is not None:
         if not 0 < n_train <= x_tr.shape[0]:
-            raise ValueError(f"n_train={n_train} must be between 1 and {x_tr.shape[0]} (training rows of {spec!r})")
+            raise ValueError(f"--n-train {n_train} must be between 1 and {x_tr.shape[0]} (the training rows of "
+                             f"{spec!r})")
         x_tr, y_tr = x_tr[:n_train], y_tr[:n_train]
     transform = fit_pixel_transform(style, x_tr)
     x_te = None if ds.x_test is None else transform(ds.x_test)

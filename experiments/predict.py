@@ -7,13 +7,12 @@ or a Kaggle CSV (`train.csv` with labels, `test.csv` without). The run's own pre
 Prints one line per image (up to `--show`), and the accuracy when labels are known (a Kaggle
 train.csv, or `--labels` with an IDX label file).
 """
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from experiments import image_data, runs
+from experiments import image_data, options, runs
 from jaxnets.data import DataError, PixelTransform, read_idx_images, read_idx_labels, read_kaggle_csv
 from jaxnets.models import build_model
 
@@ -72,11 +71,11 @@ def read_inputs(path):
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="jaxnets predict", description=__doc__.splitlines()[0])
+    p = options.Parser(prog="jaxnets predict", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="a run folder (runs/<experiment>) with metrics.json, params.npz, preprocess.npz")
     p.add_argument("files", nargs="+", help="images, IDX image files or Kaggle CSVs")
     p.add_argument("--labels", help="IDX label file for a single IDX image file: report accuracy")
-    p.add_argument("--show", type=int, default=20, help="print at most this many predictions (default 20)")
+    p.add_argument("--show", type=options.integer(0), default=20, help="print at most this many predictions (default 20)")
     args = p.parse_args(argv)
     model, params, state, transform, class_names = load_run(args.run_dir)
     images, labels = [], []

@@ -14,14 +14,13 @@ is built from the runs' metrics.json files; `--update-readme` writes it between 
 `<!-- results:start -->` and `<!-- results:end -->` markers of the given file, and the two
 experiments' summaries between the `sweeps` markers.
 """
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from experiments import (convnet, deep_convnet, digits, dropout, filters, image_data, normalization, occupancy, runs,
-                         two_layer)
+from experiments import (convnet, deep_convnet, digits, dropout, filters, image_data, normalization, occupancy, options,
+                         runs, two_layer)
 from jaxnets.data import DataUnavailableError
 
 #: Fashion-MNIST settings (ours; the documents never trained on it) and the issue's targets.
@@ -127,9 +126,10 @@ def results_table(out_root):
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="jaxnets reproduce", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = options.parser("jaxnets reproduce", __doc__)
     p.add_argument("--out", default=str(runs.DEFAULT_RUNS_DIR), help="runs folder (default ./runs)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the runs an earlier reproduce left in --out, each when its new run finishes")
     p.add_argument("--data", default=None, help="MNIST-like source for the image runs (default "
                                                 f"{image_data.DEFAULT_SPEC!r}: the built-in sample + official test set)")
     p.add_argument("--fashion", action="store_true", help="add the Fashion-MNIST 60k runs (several minutes more)")
@@ -146,14 +146,16 @@ def main(argv=None, log=print):
         note = json.loads(summary_path.read_text())["note"]
         return _finish(args, note, log)
     spec = args.data or image_data.DEFAULT_SPEC
+    check_out(Path(args.out), args.overwrite)
     common = ["--out", args.out] + ([] if args.no_compare_modes else ["--compare-modes"])
     common += ["--no-progress"] if args.no_progress else []
+    common += ["--overwrite"] if args.overwrite else []
     t0 = time.perf_counter()
     skipped = []
     for label, run_main, argv_ in plan(args.fashion, spec):
         try:
             if run_main in NO_COMPARE:
-                own = ["--out", args.out]
+                own = ["--out", args.out] + (["--overwrite"] if args.overwrite else [])
             elif label in ONE_MODE:
                 own = [a for a in common if a != "--compare-modes"]
             else:
@@ -168,6 +170,18 @@ def main(argv=None, log=print):
         note += " Skipped for missing data: " + "; ".join(skipped)
     summary_path.write_text(json.dumps({"note": note, "skipped": skipped, "argv": argv}, indent=1))
     return _finish(args, note, log)
+
+
+def check_out(out, overwrite):
+    """Before any run: --out must be a usable folder, and one holding earlier runs (finished
+    or interrupted) needs --overwrite, so no run of the plan is refused halfway through."""
+    runs.writable_folder(out, "--out")
+    earlier = sorted({p.parent.name for p in out.glob("*/metrics.json")} |
+                     {p.name for p in out.glob(f"*{runs.PARTIAL}") if runs.has_files(p)})
+    if earlier and not overwrite:
+        shown = ", ".join(earlier[:3]) + (", ..." if len(earlier) > 3 else "")
+        raise ValueError(f"{out} already holds {len(earlier)} runs ({shown}); pass --overwrite to replace each "
+                         "when its new run finishes, or choose another --out")
 
 
 def sweeps_summary(out_root):

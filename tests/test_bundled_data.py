@@ -1,7 +1,6 @@
 """The data shipped in the package: a fresh clone with nothing beside it reads every dataset
 the README's results are measured on (`jaxnets reproduce`), and reads the published files."""
 import gzip
-from pathlib import Path
 
 import numpy as np
 import pytest
