@@ -168,6 +168,7 @@ def main(argv=None, log=print):
             f"in {time.perf_counter() - t0:.0f} s (image data `{spec}`); from the runs' metrics.json files.")
     if skipped:
         note += " Skipped for missing data: " + "; ".join(skipped)
+    summary_path.parent.mkdir(parents=True, exist_ok=True)  # every run may have been skipped
     summary_path.write_text(json.dumps({"note": note, "skipped": skipped, "argv": argv}, indent=1))
     return _finish(args, note, log)
 

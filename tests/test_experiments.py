@@ -198,5 +198,8 @@ def test_normalization_and_dropout_experiments_write_their_plots(tiny_idx, tmp_p
     assert (tmp_path / "normalization" / "accuracy_vs_scale.png").is_file()
     d = dropout.main(["--data", f"idx:{tiny_idx}", "--epochs", "2", "--out", str(tmp_path)], **quiet)
     assert set(d["results"]) == {"0.0", "0.75"} and (tmp_path / "dropout" / "accuracy.png").is_file()
+    summary = reproduce.sweeps_summary(tmp_path)  # reproduce's lines for the README
+    assert summary.startswith("- **Normalisation** (`normalization/`: 5-layer net [100, 100, 100, 100], 240 training")
+    assert "- **Dropout** (`dropout/`: 784-500-10, 240 training images, 2 epochs): rate 0.0: train" in summary
     with pytest.raises(ValueError, match="--rates"):
         dropout.main(["--data", f"idx:{tiny_idx}", "--rates", "half", "--out", str(tmp_path)], **quiet)
