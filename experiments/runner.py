@@ -113,21 +113,21 @@ class Launch(NamedTuple):
 def start(args, name):
     """Check everything the options of `jaxnets train` say before any data is read or any file
     written: the training settings, --compare-modes with --resume, the output location (the run
-    folder `<--out>/<name>[_<--tag>]`, see `runs.RunFolder`), the --resume checkpoint (readable,
-    not past --iterations), the JAX platform; then join the multi-process job the options or
-    environment describe. Returns the `Launch` for `run_experiment`."""
+    folder `<--out>/<name>[_<--tag>]`, see `runs.RunFolder`); join the multi-process job the
+    options or environment describe (JAX's first call); then the JAX platform and the --resume
+    checkpoint (readable, not past --iterations). Returns the `Launch` for `run_experiment`."""
     config = config_from_args(args)
     if args.compare_modes and args.resume:
         raise ValueError("--compare-modes trains both modes from the start; it does not go with --resume")
     folder = runs.RunFolder(f"{name}_{args.tag}" if args.tag else name, args.out, overwrite=args.overwrite,
                             resume=args.resume)
+    data_parallel = start_distributed(args)  # before any other JAX call, reading a checkpoint included
+    check_platform()
     if args.resume:
         step = load_checkpoint(args.resume).step
         if step > config.iterations:
             raise ValueError(f"--resume {args.resume} is at step {step}, past --iterations {config.iterations} "
                              "(iterations count every update, the checkpoint's included): it would go backwards")
-    data_parallel = start_distributed(args)
-    check_platform()
     if data_parallel and config.mode == "fast":  # the fast layouts are written for one device
         config = config.replace(mode="manual")
     return Launch(config, folder if jax.process_index() == 0 else None, args.seed, args.compare_modes,
