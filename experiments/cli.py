@@ -76,7 +76,8 @@ def main(argv=None):
     ns = parser.parse_args(argv[:1])
     rest = argv[1:]
     what = f"jaxnets {ns.command}" + (f" {rest[0]}" if ns.command == "train" and rest and rest[0] in EXPERIMENTS else "")
-    on_term = signal.signal(signal.SIGTERM, _terminated) if _main_thread() else None
+    handle_term = _main_thread() and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    on_term = signal.signal(signal.SIGTERM, _terminated) if handle_term else None
     try:
         if ns.command == "train":
             if rest and rest[0] in ("-h", "--help"):

@@ -132,12 +132,18 @@ CASES = {
 SIGNALS = {"SIGINT": (signal.SIGINT, 130), "SIGTERM": (signal.SIGTERM, 143)}
 
 
+#: `python -m experiments.cli`, handling Ctrl-C as in a terminal even when this test runs with
+#: SIGINT ignored (a shell's background job), which the child would inherit
+AS_IN_A_TERMINAL = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                    "from experiments.cli import main; sys.exit(main())")
+
+
 def _run_cli(argv, env, send=None, timeout=300):
-    """(status, stdout, stderr) of `python -m experiments.cli ARGV`; with `send`, that signal
+    """(status, stdout, stderr) of the `jaxnets` command with ARGV; with `send`, that signal
     once stderr shows training's first progress line."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
     env.pop("JAX_ENABLE_X64", None)
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", *argv], cwd=ROOT, env=env, text=True,
+    proc = subprocess.Popen([sys.executable, "-c", AS_IN_A_TERMINAL, *argv], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if send is None:
         out, err = proc.communicate(timeout=timeout)

@@ -8,7 +8,8 @@ KeyboardInterrupt, so code that catches Ctrl-C still does. A second SIGINT stops
 optimiser state and history consistent, so the checkpoint resumes exactly; a chunk is at most
 a couple of seconds once compiled (`loop.CHUNK_SECONDS`).
 
-Handlers can only be installed in the main thread; elsewhere `stop_requests` changes nothing.
+Handlers can only be installed in the main thread; elsewhere `stop_requests` changes nothing,
+and a signal the process ignores (SIG_IGN) stays ignored.
 """
 from __future__ import annotations
 
@@ -64,8 +65,10 @@ def stop_requests():
         if requests.signum is None:
             requests.signum = signum
 
-    previous = {s: signal.getsignal(s) for s in _HANDLED}
-    for s in _HANDLED:
+    # A signal the process ignores stays ignored (a shell starts background jobs with SIGINT
+    # ignored, so a Ctrl-C meant for the shell does not stop them).
+    previous = {s: signal.getsignal(s) for s in _HANDLED if signal.getsignal(s) is not signal.SIG_IGN}
+    for s in previous:
         signal.signal(s, handle)
     try:
         yield requests
