@@ -13,8 +13,9 @@ on the same data): >= 98.3% on the built-in sample (4000 training images) -> off
 test set, >= 92.6% on Fashion-MNIST (50000 -> 10000); --target overrides.
 """
 from experiments import image_data
-from experiments.runner import (add_common_args, config_from_args, experiment_parser, run_experiment, run_kwargs,
-                                target_from_args)
+from experiments.options import COUNT, PROBABILITY, STRENGTH, add_common_args, experiment_parser, target_from_args
+from experiments.runner import run_experiment, start
+from jaxnets.data import source_name
 from jaxnets.models import deep_conv_net
 
 #: test-accuracy targets by data set (the issue's)
@@ -33,23 +34,24 @@ def _ints(text):
 
 def main(argv=None, log=print):
     p = experiment_parser("deep_convnet", __doc__)
-    add_common_args(p, data=image_data.default_spec(), learning_rate=2e-3, iterations=1860, batch_size=64,
+    add_common_args(p, data=image_data.DEFAULT_SPEC, learning_rate=2e-3, iterations=1860, batch_size=64,
                     decay=0.9, optimizer="adam")
     p.add_argument("--filters", default="32,64,128", help="filters per conv block, comma-separated (default 32,64,128)")
-    p.add_argument("--hidden", type=int, default=256, help="units of the hidden affine layer (default 256)")
-    p.add_argument("--dropout", type=float, default=0.5, help="probability of dropping a hidden unit (default 0.5)")
+    p.add_argument("--hidden", type=COUNT, default=256, help="units of the hidden affine layer (default 256)")
+    p.add_argument("--dropout", type=PROBABILITY, default=0.5,
+                   help="probability of dropping a hidden unit, in [0, 1) (default 0.5)")
     p.add_argument("--no-batchnorm", action="store_true", help="leave out every batch norm")
-    p.add_argument("--reg", type=float, default=1e-4, help="L2 strength on every weight (default 1e-4)")
+    p.add_argument("--reg", type=STRENGTH, default=1e-4, help="L2 strength on every weight, >= 0 (default 1e-4)")
     args = p.parse_args(argv)
+    filters = _ints(args.filters)
+    data_tag = source_name(args.data)
+    launch = start(args, f"deep_convnet_{data_tag}")
     prepared = image_data.prepare(args.data, "conv", seed=args.seed)
-    model = deep_conv_net(input_shape=prepared.x_train.shape[1:], filters=_ints(args.filters), hidden=args.hidden,
+    model = deep_conv_net(input_shape=prepared.x_train.shape[1:], filters=filters, hidden=args.hidden,
                           batchnorm=not args.no_batchnorm, dropout=args.dropout, reg=args.reg)
-    data_tag = prepared.data["name"]
-    spec = prepared.data["spec"].split(":")[0]
-    default_target = {"metric": "test_acc", "at_least": TARGETS[spec]} if spec in TARGETS else None
-    return run_experiment(f"deep_convnet_{data_tag}", f"Deep ConvNet {args.filters} ({data_tag})", model, prepared,
-                          config_from_args(args), target=target_from_args(args, default_target), log=log,
-                          **run_kwargs(args))
+    default_target = {"metric": "test_acc", "at_least": TARGETS[data_tag]} if data_tag in TARGETS else None
+    return run_experiment(f"Deep ConvNet {args.filters} ({data_tag})", model, prepared, launch,
+                          target=target_from_args(args, default_target), log=log)
 
 
 if __name__ == "__main__":

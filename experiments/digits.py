@@ -9,8 +9,9 @@ data (Kaggle train.csv, `--data csv:PATH`) is not available offline; the default
 5000 MNIST images (1000 held out) tested on the official 10000 test images.
 """
 from experiments import image_data
-from experiments.runner import (add_common_args, config_from_args, experiment_parser, preselected, run_experiment,
-                                run_kwargs, target_from_args)
+from experiments.options import add_common_args, experiment_parser, preselected, target_from_args
+from experiments.runner import run_experiment, start
+from jaxnets.data import source_name
 from jaxnets.models import digits_mlp
 
 DOCUMENTS = {
@@ -29,15 +30,14 @@ def main(argv=None, log=print):
     p = experiment_parser("digits", __doc__)
     p.add_argument("--document", choices=sorted(DOCUMENTS), default="001",
                    help="which document's run (default 001); sets the defaults of --iterations and --report-every")
-    add_common_args(p, data=image_data.default_spec(), learning_rate=0.1, iterations=doc["iterations"],
+    add_common_args(p, data=image_data.DEFAULT_SPEC, learning_rate=0.1, iterations=doc["iterations"],
                     report_every=doc["report_every"])
     args = p.parse_args(argv)
+    data_tag = source_name(args.data)
+    launch = start(args, f"{args.document}_digits_{data_tag}")
     prepared = image_data.prepare(args.data, "scaled", seed=args.seed)
-    data_tag = prepared.data["name"]
-    return run_experiment(f"{args.document}_digits_{data_tag}", f"{args.document} digits 784-10-10 ({data_tag})",
-                          digits_mlp(), prepared, config_from_args(args), document=doc["reported"],
-                          target=target_from_args(args), log=log,
-                          **run_kwargs(args))
+    return run_experiment(f"{args.document} digits 784-10-10 ({data_tag})", digits_mlp(), prepared, launch,
+                          document=doc["reported"], target=target_from_args(args), log=log)
 
 
 if __name__ == "__main__":

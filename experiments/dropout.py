@@ -15,7 +15,7 @@ import time
 import jax
 import numpy as np
 
-from experiments import image_data, plots, runs
+from experiments import image_data, options, plots, runs
 from jaxnets.models import fc_net
 from jaxnets.training import TrainConfig, train
 
@@ -24,18 +24,20 @@ BATCH = 100
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="jaxnets train dropout", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=image_data.default_spec(), help="MNIST-like data source (default: the built-in sample)")
+    p = options.parser("jaxnets train dropout", __doc__)
+    p.add_argument("--data", default=image_data.DEFAULT_SPEC, help=f"MNIST-like data source (default {image_data.DEFAULT_SPEC!r}: the built-in sample, tested on the official test set)")
     p.add_argument("--rates", default="0,0.75", help="dropout rates to compare, comma-separated (default 0,0.75)")
-    p.add_argument("--epochs", type=int, default=25, help="epochs over the 500 training images (default 25)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation, split, minibatch and dropout seed (default 0)")
+    p.add_argument("--epochs", type=options.COUNT, default=25, help="epochs over the 500 training images (default 25)")
+    p.add_argument("--seed", type=options.SEED, default=0,
+                   help="initialisation, split, minibatch and dropout seed (default 0)")
     p.add_argument("--out", default=None, help="runs folder (default ./runs)")
+    options.add_overwrite(p)
     args = p.parse_args(argv)
     try:
-        rates = [float(r) for r in args.rates.split(",")]
-    except ValueError:
+        rates = [options.PROBABILITY(r) for r in args.rates.split(",")]
+    except argparse.ArgumentTypeError:
         raise ValueError(f"--rates takes comma-separated numbers in [0, 1), got {args.rates!r}") from None
+    folder = runs.RunFolder("dropout", args.out, overwrite=args.overwrite)
     t0 = time.perf_counter()
     prepared = image_data.prepare(args.data, "scaled", seed=args.seed)
     x, y = prepared.x_train[:N_TRAIN], prepared.y_train[:N_TRAIN]
@@ -57,14 +59,14 @@ def main(argv=None, log=print):
         curves[f"rate {rate}: validation"] = h["val_acc"]
         r = results[str(rate)]
         log(f"   dropout {rate}: train {r['final_train_acc']:.3f}, val {r['final_val_acc']:.3f}, gap {r['gap']:.3f}")
-    run_dir = runs.make_run_dir("dropout", args.out)
-    plots.accuracy_curves(run_dir / "accuracy.png", np.asarray(h["report_step"]) / epoch, curves,
-                          title=f"784-500-10 on {N_TRAIN} images: with and without dropout", xlabel="epochs")
     metrics = {"experiment": "dropout: train/validation gap", "data": prepared.data, "n_train": len(x),
                "hidden_dims": [500], "epochs": args.epochs, "batch_size": BATCH, "optimizer": "adam",
                "learning_rate": 5e-4, "results": results, "wall_time_s": time.perf_counter() - t0}
-    runs.write_metrics(run_dir, metrics)
-    log(f"   -> {run_dir}")
+    with folder.writing() as run_dir:
+        plots.accuracy_curves(run_dir / "accuracy.png", np.asarray(h["report_step"]) / epoch, curves,
+                              title=f"784-500-10 on {N_TRAIN} images: with and without dropout", xlabel="epochs")
+        runs.write_metrics(run_dir, metrics)
+    log(f"   -> {folder.final}")
     return metrics
 
 

@@ -5,7 +5,6 @@ filter 1 detects horizontal edges in the blue channel ([[1,2,1],[0,0,0],[-1,-2,-
 The image is matplotlib's bundled sample photo (Grace Hopper), so no download is needed.
 The JAX output is checked against reference_numpy's loop implementation on a crop.
 """
-import argparse
 import time
 
 import jax.numpy as jnp
@@ -13,7 +12,7 @@ import numpy as np
 from matplotlib import cbook
 from matplotlib import image as mpimg
 
-from experiments import plots, runs
+from experiments import options, plots, runs
 from jaxnets.ops import conv_forward
 from reference_numpy import naive
 
@@ -32,8 +31,9 @@ def load_image():
     return np.asarray(img, dtype=np.float64)[..., :3] / 255.0  # (H, W, 3) in [0, 1]
 
 
-def run(out_root=None, log=print):
+def run(out_root=None, log=print, overwrite=False):
     t0 = time.perf_counter()
+    folder = runs.RunFolder("000_filters", out_root, overwrite=overwrite)
     img = load_image()
     x = img.transpose(2, 0, 1)[None]  # NCHW
     w, b = document_filters()
@@ -47,9 +47,6 @@ def run(out_root=None, log=print):
     err_inner = float(np.max(np.abs(loops[:, :, :23, :23] - out[:, :, :23, :23])))
     gray_err = float(np.max(np.abs(out[0, 0] - (0.3 * x[0, 0] + 0.6 * x[0, 1] + 0.1 * x[0, 2]))))
 
-    run_dir = runs.make_run_dir("000_filters", out_root)
-    plots.filter_outputs(run_dir / "filters.png", img, [out[0, 0], np.abs(out[0, 1])],
-                         ["filter 0: grayscale", "filter 1: |horizontal edges| (blue)"])
     metrics = {
         "experiment": "000 example filters",
         "data": "matplotlib sample_data/grace_hopper.jpg",
@@ -58,18 +55,22 @@ def run(out_root=None, log=print):
         "max_abs_diff_grayscale_vs_formula": gray_err,
         "wall_time_s": time.perf_counter() - t0,
     }
-    runs.write_metrics(run_dir, metrics)
+    with folder.writing() as run_dir:
+        plots.filter_outputs(run_dir / "filters.png", img, [out[0, 0], np.abs(out[0, 1])],
+                             ["filter 0: grayscale", "filter 1: |horizontal edges| (blue)"])
+        runs.write_metrics(run_dir, metrics)
+    run_dir = folder.final
     log(f"000 filters: image {x.shape}, |jax - numpy loops| = {err_inner:.2e} "
           f"on a crop, grayscale vs formula {gray_err:.2e} -> {run_dir}/filters.png")
     return run_dir, metrics
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="jaxnets train filters", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = options.parser("jaxnets train filters", __doc__)
     p.add_argument("--out", default=None, help="runs folder (default ./runs)")
+    options.add_overwrite(p)
     args = p.parse_args(argv)
-    return run(args.out, log)[1]
+    return run(args.out, log, args.overwrite)[1]
 
 
 if __name__ == "__main__":

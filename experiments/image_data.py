@@ -1,8 +1,9 @@
 """MNIST-like data for the image experiments, prepared the way each document does it.
 
-Sources are `jaxnets.data.load_dataset` specs. The default is the built-in 5000 real MNIST
-training images, tested on the official 10000 MNIST test images when `../shared/data/mnist`
-(or `$JAXNETS_SHARED_DATA/mnist`) is present, else the built-in sample alone.
+Sources are `jaxnets.data.load_dataset` specs. The default, `sample+mnist-test`, is the
+built-in 5000 real MNIST training images tested on the official 10000 MNIST test images (both
+shipped in the package; `../shared/data/mnist` or `$JAXNETS_SHARED_DATA/mnist` is read instead
+when present).
 
 Held-out split: a source with at least 60000 training images is split as 002 does (first 50000
 train, next 10000 validation); a smaller one (the 5000 sample, Kaggle's 42000-row train.csv)
@@ -11,11 +12,9 @@ below 5000). The test set, when the source has one, is never used for training o
 """
 from __future__ import annotations
 
-import numpy as np
 
 from experiments.runner import Prepared
-from jaxnets.data import (STYLES, DataUnavailableError, fit_pixel_transform, head_split, load_dataset,
-                          shared_data_dir, shuffle_split)
+from jaxnets.data import STYLES, fit_pixel_transform, head_split, load_dataset, shuffle_split
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot"]
@@ -23,13 +22,8 @@ FULL_SIZE = 60000
 SMALL_HOLDOUT = 1000
 
 
-def default_spec():
-    """`sample+mnist-test` when the official test images are reachable, else `sample`."""
-    try:
-        present = (shared_data_dir() / "mnist").is_dir()
-    except DataUnavailableError:
-        present = False
-    return "sample+mnist-test" if present else "sample"
+#: the image experiments' data: the built-in sample, tested on the official test set
+DEFAULT_SPEC = "sample+mnist-test"
 
 
 def _split(ds, seed):
@@ -51,7 +45,8 @@ def prepare(spec, style, seed=0, n_train=None):
     (x_tr, y_tr, x_val, y_val), split = _split(ds, seed)
     if n_train is not None:
         if not 0 < n_train <= x_tr.shape[0]:
-            raise ValueError(f"n_train={n_train} must be between 1 and {x_tr.shape[0]} (training rows of {spec!r})")
+            raise ValueError(f"--n-train {n_train} must be between 1 and {x_tr.shape[0]} (the training rows of "
+                             f"{spec!r})")
         x_tr, y_tr = x_tr[:n_train], y_tr[:n_train]
     transform = fit_pixel_transform(style, x_tr)
     x_te = None if ds.x_test is None else transform(ds.x_test)

@@ -11,13 +11,12 @@ metrics.json (per norm and scale: final training loss, train / validation accura
 plots: the final training loss against the scale, and the final accuracies against the scale.
 The course's claim to test: batch norm makes training far less sensitive to the scale.
 """
-import argparse
 import time
 
 import jax
 import numpy as np
 
-from experiments import image_data, plots, runs
+from experiments import image_data, options, plots, runs
 from jaxnets.models import fc_net
 from jaxnets.training import TrainConfig, train
 
@@ -50,39 +49,40 @@ def sweep(prepared, scales, epochs, seed=0, log=print):
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="jaxnets train normalization", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=image_data.default_spec(), help="MNIST-like data source (default: the built-in sample)")
-    p.add_argument("--scales", type=int, default=9, help="weight scales, log-spaced from 1e-4 to 1 (default 9)")
-    p.add_argument("--epochs", type=int, default=10, help="epochs over the 1000 training images (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="initialisation, split and minibatch seed (default 0)")
+    p = options.parser("jaxnets train normalization", __doc__)
+    p.add_argument("--data", default=image_data.DEFAULT_SPEC, help=f"MNIST-like data source (default {image_data.DEFAULT_SPEC!r}: the built-in sample, tested on the official test set)")
+    p.add_argument("--scales", type=options.integer(2), default=9,
+                   help="weight scales, log-spaced from 1e-4 to 1, at least 2 (default 9)")
+    p.add_argument("--epochs", type=options.COUNT, default=10, help="epochs over the 1000 training images (default 10)")
+    p.add_argument("--seed", type=options.SEED, default=0, help="initialisation, split and minibatch seed (default 0)")
     p.add_argument("--out", default=None, help="runs folder (default ./runs)")
+    options.add_overwrite(p)
     args = p.parse_args(argv)
-    if args.scales < 2 or args.epochs < 1:
-        raise ValueError("--scales needs at least 2 and --epochs at least 1")
+    folder = runs.RunFolder("normalization", args.out, overwrite=args.overwrite)
     t0 = time.perf_counter()
     prepared = image_data.prepare(args.data, "scaled", seed=args.seed)
     scales = np.logspace(-4, 0, args.scales)
     log(f"== normalisation experiment: 5-layer net {HIDDEN}, {len(scales)} weight scales x {list(NORMS)}, "
         f"{args.epochs} epochs on {N_TRAIN} images of {args.data}")
     results = sweep(prepared, scales, args.epochs, args.seed, log)
-    run_dir = runs.make_run_dir("normalization", args.out)
-    plots.against_scale(run_dir / "loss_vs_scale.png", scales,
-                        {k: [r["final_loss"] for r in v] for k, v in results.items()},
-                        "final training loss (mean of last epoch)", "5-layer net: training loss after "
-                        f"{args.epochs} epochs", log_y=True)
-    plots.against_scale(run_dir / "accuracy_vs_scale.png", scales,
-                        {f"{k}: {s}": [r[f"{s}_acc"] for r in v] for k, v in results.items() for s in ("train", "val")},
-                        "final accuracy", f"5-layer net: accuracy after {args.epochs} epochs")
     best = {k: max(r["val_acc"] for r in v) for k, v in results.items()}
     good = {k: sum(r["val_acc"] >= 0.5 for r in v) for k, v in results.items()}
     metrics = {"experiment": "normalisation across weight scales", "data": prepared.data, "hidden_dims": list(HIDDEN),
                "n_train": min(N_TRAIN, len(prepared.x_train)), "epochs": args.epochs, "batch_size": BATCH, "optimizer": "adam", "learning_rate": 1e-3,
                "scales": scales.tolist(), "results": results, "best_val_acc": best,
                "scales_with_val_acc_at_least_0.5": good, "wall_time_s": time.perf_counter() - t0}
-    runs.write_metrics(run_dir, metrics)
+    with folder.writing() as run_dir:
+        plots.against_scale(run_dir / "loss_vs_scale.png", scales,
+                            {k: [r["final_loss"] for r in v] for k, v in results.items()},
+                            "final training loss (mean of last epoch)", "5-layer net: training loss after "
+                            f"{args.epochs} epochs", log_y=True)
+        plots.against_scale(run_dir / "accuracy_vs_scale.png", scales,
+                            {f"{k}: {s}": [r[f"{s}_acc"] for r in v] for k, v in results.items()
+                             for s in ("train", "val")},
+                            "final accuracy", f"5-layer net: accuracy after {args.epochs} epochs")
+        runs.write_metrics(run_dir, metrics)
     log(f"   best validation accuracy {best}; scales (of {len(scales)}) reaching 50% validation accuracy {good} "
-        f"-> {run_dir}")
+        f"-> {folder.final}")
     return metrics
 
 

@@ -9,9 +9,9 @@ samples. Defaults are the document's: W1 = 0.01 randn, W2 = 0.01 rand, learning 
 (an erratum, reproduced by default so the numbers compare); `--train-norms` divides both sets
 by the training norms instead.
 """
-from experiments.runner import (Prepared, add_common_args, config_from_args, experiment_parser, run_experiment,
-                                run_kwargs, target_from_args)
-from jaxnets.data import OCCUPANCY_FEATURES, load_dataset, normalize_features
+from experiments.options import add_common_args, experiment_parser, target_from_args
+from experiments.runner import Prepared, run_experiment, start
+from jaxnets.data import OCCUPANCY_FEATURES, load_dataset, normalize_features, source_name
 from jaxnets.models import occupancy_net
 
 DOCUMENT = {"test_acc": 0.97, "cost_at": {"0": 0.693147, "1000": 0.512973, "5000": 0.226376, "9000": 0.063994}}
@@ -34,9 +34,10 @@ def main(argv=None, log=print):
     add_common_args(p, data="occupancy", learning_rate=1.2, iterations=10000, report_every=1000)
     p.add_argument("--train-norms", action="store_true", help="normalise the test set with the training norms")
     args = p.parse_args(argv)
-    metrics = run_experiment("000_occupancy", "000 occupancy 5-5-1", occupancy_net(),
-                             prepare(args.data, args.train_norms), config_from_args(args),
-                             document=DOCUMENT, target=target_from_args(args, TARGET), log=log, **run_kwargs(args))
+    source_name(args.data)  # a bad --data is refused before anything else
+    launch = start(args, "000_occupancy")
+    metrics = run_experiment("000 occupancy 5-5-1", occupancy_net(), prepare(args.data, args.train_norms), launch,
+                             document=DOCUMENT, target=target_from_args(args, TARGET), log=log)
     loss = metrics["history"]["loss"]
     log("   cost at " + ", ".join(f"{i}: {loss[int(i)]:.6f} (document {c})" for i, c in DOCUMENT["cost_at"].items()
                                   if int(i) < len(loss)))

@@ -1,24 +1,31 @@
 """PNG plots of a run: loss curve, accuracy curves, image grids, learned conv filters."""
 import math
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, imported when the first plot is drawn (it takes
+    about a second, which a command that stops at a bad option should not pay)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
 def loss_curve(path, losses, title="training loss", steps=None):
     losses = np.asarray(losses, dtype=float)
     steps = np.arange(len(losses)) if steps is None else np.asarray(steps)
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = _pyplot().subplots(figsize=(6, 3.6))
     ax.plot(steps, losses, lw=0.8)
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
@@ -31,7 +38,7 @@ def loss_curve(path, losses, title="training loss", steps=None):
 
 def accuracy_curves(path, steps, curves, title="accuracy", xlabel="iteration"):
     """curves: {label: list of accuracies at `steps`}; empty curves are skipped."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = _pyplot().subplots(figsize=(6, 3.6))
     for label, values in curves.items():
         if values is not None and len(values):
             ax.plot(steps[: len(values)], values, marker="o", ms=3, label=label)
@@ -60,7 +67,7 @@ def image_grid(path, images, labels, predictions=None, class_names=None, n=16, t
     gap_x, gap_y = w // 4, h // 2  # room between tiles, above each for its two-line caption
     canvas = np.full((rows * (h + gap_y), cols * (w + gap_x)), np.nan)
     name = (lambda c: class_names[int(c)]) if class_names else (lambda c: str(int(c)))
-    fig, ax = plt.subplots(figsize=(1.6 * cols, 1.8 * rows))
+    fig, ax = _pyplot().subplots(figsize=(1.6 * cols, 1.8 * rows))
     for i in range(k):
         r, c = divmod(i, cols)
         y0, x0 = r * (h + gap_y) + gap_y, c * (w + gap_x)
@@ -71,7 +78,7 @@ def image_grid(path, images, labels, predictions=None, class_names=None, n=16, t
             text += f"\npred {name(predictions[i])}"
             color = "black" if int(predictions[i]) == int(labels[i]) else "red"
         ax.text(x0 + w / 2, y0 - 1, text, ha="center", va="bottom", fontsize=7, color=color)
-    ax.imshow(canvas, cmap=plt.get_cmap("gray").with_extremes(bad="white"), interpolation="nearest")
+    ax.imshow(canvas, cmap=_pyplot().get_cmap("gray").with_extremes(bad="white"), interpolation="nearest")
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
@@ -84,7 +91,7 @@ def conv_filters(path, w, title="learned conv filters (channel 0)"):
     f = w.shape[0]
     cols = min(f, 8)
     rows = int(math.ceil(f / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.3), squeeze=False)
+    fig, axes = _pyplot().subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.3), squeeze=False)
     for k, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if k < f:
@@ -96,7 +103,7 @@ def conv_filters(path, w, title="learned conv filters (channel 0)"):
 
 def filter_outputs(path, image, outputs, titles):
     """An RGB image (H, W, 3) in [0, 1] next to single-channel filter outputs."""
-    fig, axes = plt.subplots(1, 1 + len(outputs), figsize=(3.2 * (1 + len(outputs)), 3.2))
+    fig, axes = _pyplot().subplots(1, 1 + len(outputs), figsize=(3.2 * (1 + len(outputs)), 3.2))
     axes[0].imshow(np.clip(image, 0, 1))
     axes[0].set_title("input")
     for ax, out, t in zip(axes[1:], outputs, titles):
@@ -111,7 +118,7 @@ def against_scale(path, scales, series, ylabel, title, log_y=False):
     """Lines of `series` {label: values at each of `scales`} against a log-scaled x axis
     (the normalisation experiment's weight scales); NaN values (diverged runs) are gaps. A
     label "A: B" takes A's colour and, for B = "val", a dashed line."""
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = _pyplot().subplots(figsize=(6, 3.8))
     colours = {}
     for label, values in series.items():
         group, _, part = label.partition(": ")

@@ -7,14 +7,12 @@ or a Kaggle CSV (`train.csv` with labels, `test.csv` without). The run's own pre
 Prints one line per image (up to `--show`), and the accuracy when labels are known (a Kaggle
 train.csv, or `--labels` with an IDX label file).
 """
-import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from experiments import image_data, runs
+from experiments import image_data, options, runs
 from jaxnets.data import DataError, PixelTransform, read_idx_images, read_idx_labels, read_kaggle_csv
 from jaxnets.models import build_model
 
@@ -29,12 +27,12 @@ def load_run(run_dir):
         if not (run_dir / name).is_file():
             extra = " (predict works with the image experiments' run folders)" if name == "preprocess.npz" else ""
             raise DataError(f"{run_dir}: not a run folder, {name} is missing{extra}")
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = runs.read_metrics(run_dir, needs=("model", "model_config", "data"))
     model = build_model(metrics["model"], metrics["model_config"])
-    with np.load(run_dir / "preprocess.npz") as f:
-        transform = PixelTransform.from_arrays({k: f[k] for k in f.files})
-    class_names = image_data.FASHION_CLASSES if metrics["data"].get("name") == "fashion-mnist" else None
-    return model, *runs.load_params(run_dir), transform, class_names
+    transform = PixelTransform.from_arrays(runs.read_npz(run_dir / "preprocess.npz", "preprocessing"))
+    data = metrics["data"] if isinstance(metrics["data"], dict) else {}
+    class_names = image_data.FASHION_CLASSES if data.get("name") == "fashion-mnist" else None
+    return model, *runs.load_params(run_dir, model), transform, class_names
 
 
 def read_image_file(path):
@@ -73,11 +71,11 @@ def read_inputs(path):
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="jaxnets predict", description=__doc__.splitlines()[0])
+    p = options.Parser(prog="jaxnets predict", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", help="a run folder (runs/<experiment>) with metrics.json, params.npz, preprocess.npz")
     p.add_argument("files", nargs="+", help="images, IDX image files or Kaggle CSVs")
     p.add_argument("--labels", help="IDX label file for a single IDX image file: report accuracy")
-    p.add_argument("--show", type=int, default=20, help="print at most this many predictions (default 20)")
+    p.add_argument("--show", type=options.integer(0), default=20, help="print at most this many predictions (default 20)")
     args = p.parse_args(argv)
     model, params, state, transform, class_names = load_run(args.run_dir)
     images, labels = [], []

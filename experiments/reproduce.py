@@ -2,9 +2,9 @@
 
     jaxnets reproduce [--out runs] [--fashion] [--no-compare-modes] [--update-readme README.md]
 
-Runs on the built-in 5000 MNIST images (tested on the official 10000 test images when
-`../shared/data/mnist` is present) and on the UCI occupancy data when present: the four
-documents' networks, 000's example filters, the deeper ConvNet with batch norm and dropout,
+Runs on the built-in 5000 MNIST images tested on the official 10000 test images, and on the
+UCI occupancy data (both shipped in the package; `../shared/data` or `$JAXNETS_SHARED_DATA` is
+read instead when present): the four documents' networks, 000's example filters, the deeper ConvNet with batch norm and dropout,
 and cs231n's normalisation and dropout experiments. `--fashion` adds the Fashion-MNIST
 60k -> 10k runs (Debian package `dataset-fashion-mnist`). Every run that trains one model
 trains the hand-written gradient (mode fast) and autodiff from the same initialisation unless
@@ -14,14 +14,13 @@ is built from the runs' metrics.json files; `--update-readme` writes it between 
 `<!-- results:start -->` and `<!-- results:end -->` markers of the given file, and the two
 experiments' summaries between the `sweeps` markers.
 """
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from experiments import (convnet, deep_convnet, digits, dropout, filters, image_data, normalization, occupancy, runs,
-                         two_layer)
+from experiments import (convnet, deep_convnet, digits, dropout, filters, image_data, normalization, occupancy, options,
+                         runs, two_layer)
 from jaxnets.data import DataUnavailableError
 
 #: Fashion-MNIST settings (ours; the documents never trained on it) and the issue's targets.
@@ -127,11 +126,12 @@ def results_table(out_root):
 
 
 def main(argv=None, log=print):
-    p = argparse.ArgumentParser(prog="jaxnets reproduce", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = options.parser("jaxnets reproduce", __doc__)
     p.add_argument("--out", default=str(runs.DEFAULT_RUNS_DIR), help="runs folder (default ./runs)")
-    p.add_argument("--data", default=None, help="MNIST-like source for the image runs (default: built-in sample "
-                                                "+ official test set when present)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the runs an earlier reproduce left in --out, each when its new run finishes")
+    p.add_argument("--data", default=None, help="MNIST-like source for the image runs (default "
+                                                f"{image_data.DEFAULT_SPEC!r}: the built-in sample + official test set)")
     p.add_argument("--fashion", action="store_true", help="add the Fashion-MNIST 60k runs (several minutes more)")
     p.add_argument("--no-compare-modes", action="store_true", help="train each run in the default mode (fast) only")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
@@ -145,15 +145,17 @@ def main(argv=None, log=print):
             raise ValueError(f"{summary_path} not found: run `jaxnets reproduce` first")
         note = json.loads(summary_path.read_text())["note"]
         return _finish(args, note, log)
-    spec = args.data or image_data.default_spec()
+    spec = args.data or image_data.DEFAULT_SPEC
+    check_out(Path(args.out), args.overwrite)
     common = ["--out", args.out] + ([] if args.no_compare_modes else ["--compare-modes"])
     common += ["--no-progress"] if args.no_progress else []
+    common += ["--overwrite"] if args.overwrite else []
     t0 = time.perf_counter()
     skipped = []
     for label, run_main, argv_ in plan(args.fashion, spec):
         try:
             if run_main in NO_COMPARE:
-                own = ["--out", args.out]
+                own = ["--out", args.out] + (["--overwrite"] if args.overwrite else [])
             elif label in ONE_MODE:
                 own = [a for a in common if a != "--compare-modes"]
             else:
@@ -166,8 +168,21 @@ def main(argv=None, log=print):
             f"in {time.perf_counter() - t0:.0f} s (image data `{spec}`); from the runs' metrics.json files.")
     if skipped:
         note += " Skipped for missing data: " + "; ".join(skipped)
+    summary_path.parent.mkdir(parents=True, exist_ok=True)  # every run may have been skipped
     summary_path.write_text(json.dumps({"note": note, "skipped": skipped, "argv": argv}, indent=1))
     return _finish(args, note, log)
+
+
+def check_out(out, overwrite):
+    """Before any run: --out must be a usable folder, and one holding earlier runs (finished
+    or interrupted) needs --overwrite, so no run of the plan is refused halfway through."""
+    runs.writable_folder(out, "--out")
+    earlier = sorted({p.parent.name for p in out.glob("*/metrics.json")} |
+                     {p.name for p in out.glob(f"*{runs.PARTIAL}") if runs.has_files(p)})
+    if earlier and not overwrite:
+        shown = ", ".join(earlier[:3]) + (", ..." if len(earlier) > 3 else "")
+        raise ValueError(f"{out} already holds {len(earlier)} runs ({shown}); pass --overwrite to replace each "
+                         "when its new run finishes, or choose another --out")
 
 
 def sweeps_summary(out_root):

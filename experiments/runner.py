@@ -1,8 +1,10 @@
 """Train one document experiment and write its run folder.
 
-Every experiment script (`occupancy`, `digits`, `two_layer`, `convnet`) prepares its data as a
-`Prepared` record, picks a model and a `TrainConfig` with the document's hyperparameters, and
-calls `run_experiment`, which:
+Every experiment script (`occupancy`, `digits`, `two_layer`, `convnet`, `deep_convnet`)
+parses its options (`experiments.options`), checks them with `start` before reading any data
+(training settings, output location, resume checkpoint, platform), prepares its data as a
+`Prepared` record, picks a model with the document's hyperparameters, and calls
+`run_experiment`, which:
 
 1. initialises the parameters from `seed` and trains with `jaxnets.training.train`;
 2. with `compare_modes`, trains again from the same initial parameters with autodiff (or
@@ -12,11 +14,14 @@ calls `run_experiment`, which:
 4. writes `metrics.json`, `params.npz` (and `state.npz` for a model with batch norm),
    `loss.png`, `accuracy.png`, `predictions.png` (a grid of test images titled with label and
    prediction, red when wrong), `misclassified.png` (test images the model gets wrong) and,
-   for a model with convolution filters, `filters.png` into `<out>/<name>/`.
+   for a model with convolution filters, `filters.png` into `<out>/<name>.partial/`, and moves
+   that folder to `<out>/<name>/` when everything is written (`runs.RunFolder`).
 """
 from __future__ import annotations
 
-import argparse
+import json
+import os
+import signal
 import time
 from typing import NamedTuple, Optional
 
@@ -24,9 +29,12 @@ import jax
 import numpy as np
 
 from experiments import plots, runs
+from experiments.options import config_from_args
 from jaxnets import training
 from jaxnets.data import PixelTransform
-from jaxnets.training import TRAIN_MODES, TrainConfig, accuracy, optimizers, sample_batch_indices, train, train_data_parallel
+from jaxnets.training import (Interrupted, TrainConfig, accuracy, sample_batch_indices, train,
+                              train_data_parallel)
+from jaxnets.training.checkpoint import check_resumable, checkpoint_files, load_checkpoint
 
 
 class Prepared(NamedTuple):
@@ -88,60 +96,164 @@ def _accuracies(model, result, p: Prepared):
                                                                 state=result.model_state)}
 
 
-def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, *, seed=0,
-                   out_root=None, compare_modes=False, progress=True, document=None, target=None,
-                   tag=None, checkpoint_every=None, resume=None, data_parallel=False, log=print):
-    """Train `model` on `prepared` per `config`; write and return the metrics (see module doc).
+class Launch(NamedTuple):
+    """A run as its options describe it, checked by `start` before any data is read."""
+
+    config: TrainConfig
+    folder: Optional[runs.RunFolder]  # None on a process that does not write (data-parallel, id > 0)
+    seed: int = 0
+    compare_modes: bool = False
+    progress: bool = True
+    checkpoint_every: Optional[int] = None
+    resume: Optional[str] = None
+    data_parallel: bool = False
+    tag: Optional[str] = None
+
+
+def start(args, name):
+    """Check everything the options of `jaxnets train` say before any data is read or any file
+    written: the training settings, --compare-modes with --resume, the output location (the run
+    folder `<--out>/<name>[_<--tag>]`, see `runs.RunFolder`); join the multi-process job the
+    options or environment describe (JAX's first call); then the JAX platform and the --resume
+    checkpoint (readable, not past --iterations). Returns the `Launch` for `run_experiment`."""
+    config = config_from_args(args)
+    if args.compare_modes and args.resume:
+        raise ValueError("--compare-modes trains both modes from the start; it does not go with --resume")
+    folder = runs.RunFolder(f"{name}_{args.tag}" if args.tag else name, args.out, overwrite=args.overwrite,
+                            resume=args.resume)
+    data_parallel = start_distributed(args)  # before any other JAX call, reading a checkpoint included
+    check_platform()
+    if args.resume:
+        step = load_checkpoint(args.resume).step
+        if step > config.iterations:
+            raise ValueError(f"--resume {args.resume} is at step {step}, past --iterations {config.iterations} "
+                             "(iterations count every update, the checkpoint's included): it would go backwards")
+    if data_parallel and config.mode == "fast":  # the fast layouts are written for one device
+        config = config.replace(mode="manual")
+    return Launch(config, folder if jax.process_index() == 0 else None, args.seed, args.compare_modes,
+                  not args.no_progress, args.checkpoint_every, args.resume, data_parallel, args.tag)
+
+
+def check_platform():
+    """ValueError (one line) when JAX cannot start the platform `$JAX_PLATFORMS` asks for."""
+    try:
+        jax.devices()
+    except RuntimeError as err:
+        raise ValueError(f"JAX cannot start a platform $JAX_PLATFORMS={os.environ.get('JAX_PLATFORMS', '')!r} "
+                         f"names: {err}") from None
+
+
+def start_distributed(args):
+    """Join the multi-process job the flags or environment describe (before any other JAX
+    call); True when training is data-parallel."""
+    joined = training.initialize_distributed(args.coordinator, args.num_processes, args.process_id,
+                                             timeout_s=args.distributed_timeout)
+    return joined or args.data_parallel
+
+
+def run_experiment(title, model, prepared: Prepared, launch: Launch, *, document=None, target=None, log=print):
+    """Train `model` on `prepared` as `launch` says; write and return the metrics (see module doc).
 
     document: the document's reported numbers ({"test_acc": 0.97, ...}) for the table.
     target: {"metric": "test_acc", "at_least": 0.97} or None.
-    tag: appended to the run folder's name and the title (to keep variants apart).
-    checkpoint_every: also write `<run folder>/checkpoint.{npz,json}` every so many updates
-        (it is always written at the end when given).
-    resume: a checkpoint stem to continue from (same model and hyperparameters; see
-        `jaxnets.training.train`), e.g. the run folder's own `checkpoint`.
-    data_parallel: train with `jaxnets.training.train_data_parallel` over every device of
-        every process (after `start_distributed`); each process trains on its own rows, only
-        process 0 writes the run folder and checkpoints.
+    The run is written into `launch.folder` (aside, then moved into place when it finishes);
+    training always checkpoints there, so Ctrl-C or SIGTERM leaves a checkpoint of the last
+    chunk to --resume from (kept in the finished folder only with --checkpoint-every). With
+    `launch.data_parallel` training uses `jaxnets.training.train_data_parallel` over every
+    device of every process; only process 0 writes.
     """
     t0 = time.perf_counter()
-    if tag:
-        name, title = f"{name}_{tag}", f"{title} [{tag}]"
-    writer = jax.process_index() == 0
-    if not writer:
+    config, folder = launch.config, launch.folder
+    if launch.tag:
+        title = f"{title} [{launch.tag}]"
+    if folder is None:
         log = lambda *a: None  # noqa: E731 - process 0 speaks for the job
-    run_dir = runs.make_run_dir(name, out_root) if writer else None
     if config.mode == "fast" and model.fast_gradient is None:
         # "fast" is manual itself for such a model: record the gradient that actually ran
         config = config.replace(mode="manual")
+    if launch.resume:  # before anything is written
+        check_resumable(load_checkpoint(launch.resume), model, config, source=launch.resume)
     log(f"== {title}: {model.name} {model.config} on {prepared.data.get('spec')} "
         f"({describe_sizes(prepared)}), {config.iterations} iterations, mode {config.mode}")
-    params0 = model.init(jax.random.key(seed))
+    params0 = model.init(jax.random.key(launch.seed))
+    if jax.config.jax_enable_x64:
+        log(f"   JAX_ENABLE_X64 is on: the initial parameters are drawn in float64 and rounded to {config.dtype}, "
+            "so they differ from a run without it")
     data = (prepared.x_train, prepared.y_train, prepared.x_val, prepared.y_val)
-    ckpt = run_dir / runs.CHECKPOINT_STEM if checkpoint_every and writer else None
-    if compare_modes and resume:
-        raise ValueError("--compare-modes trains both modes from the start; it does not go with --resume")
     decode = None
     t = prepared.transform
     if t is not None and t.exact_on_device:  # uint8 on the device, decoded inside each step
         data = (t.layout(prepared.images[0]), prepared.y_train, t.layout(prepared.images[1]), prepared.y_val)
         decode = t.decoder(np.dtype(config.dtype))
-    fit_fn, rows = (train_data_parallel, training.local_shard(data)) if data_parallel else (train, data)
+    fit_fn, rows = (train_data_parallel, training.local_shard(data)) if launch.data_parallel else (train, data)
+    phase = "training"
+    try:
+        run_dir = folder.open() if folder else None
 
-    def fit(cfg, primary=True):
-        if not primary:  # the comparison run keeps no checkpoint
-            return fit_fn(model, params0, rows, cfg, progress=progress, decode=decode)
-        return fit_fn(model, params0, rows, cfg, progress=progress, checkpoint_path=ckpt,
-                      checkpoint_every=checkpoint_every, resume=resume, decode=decode)
+        def fit(cfg, primary=True):
+            if not primary:  # the comparison run keeps no checkpoint
+                return fit_fn(model, params0, rows, cfg, progress=launch.progress, decode=decode)
+            return fit_fn(model, params0, rows, cfg, progress=launch.progress,
+                          checkpoint_path=folder.checkpoint if folder else None,
+                          checkpoint_every=launch.checkpoint_every, resume=launch.resume, decode=decode)
 
-    result = fit(config)
+        result = fit(config)
+        phase = "the --compare-modes run"
+        metrics = _metrics(title, model, prepared, config, launch, result, params0, document, target, fit, log)
+        phase = "writing the run folder"
+        if folder is None:
+            return metrics
+        runs.save_params(run_dir, result.params, result.model_state)
+        if prepared.transform is not None:
+            np.savez(run_dir / "preprocess.npz", **prepared.transform.to_arrays())
+        _plots(run_dir, title, model, result, prepared)
+        metrics["wall_time_s"] = time.perf_counter() - t0
+        runs.write_metrics(run_dir, metrics)
+        final = folder.finish(keep_checkpoint=launch.checkpoint_every is not None)
+    except KeyboardInterrupt as err:
+        raise _interrupted(err, folder, config.iterations, phase) from None
+    except BaseException:
+        if folder is not None:
+            folder.discard()
+        raise
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics["final"].items() if v is not None and k != "loss")
+    log(f"   {shown}; {metrics['wall_time_s']:.1f} s -> {final}")
+    if result.diverged:
+        log(f"   WARNING: {result.diverged}")
+    return metrics
+
+
+def _interrupted(err, folder, total, phase):
+    """The one-line account of a Ctrl-C / SIGTERM: where it stopped, what was saved, how to go on."""
+    signum = getattr(err, "signum", signal.SIGINT)
+    if folder is None:
+        return Interrupted(signum, message=f"interrupted by {signal.Signals(signum).name}")
+    folder.discard()
+    json_path = checkpoint_files(folder.checkpoint)[1]
+    saved = json_path.is_file()
+    step = json.loads(json_path.read_text()).get("step") if saved else None
+    text = f"interrupted by {signal.Signals(signum).name}"
+    text += f" during {phase}" if phase != "training" else ""
+    text += f" at step {step} of {total}" if step is not None else ""
+    if saved:
+        text += f"; checkpoint saved: continue with --resume {folder.checkpoint}"
+        text += " (without --compare-modes)" if phase == "the --compare-modes run" else ""
+    else:
+        text += "; nothing was saved"
+    if runs.has_files(folder.final):
+        text += f"; {folder.final} is untouched"
+    return Interrupted(signum, step, total, folder.checkpoint if saved else None, message=text)
+
+
+def _metrics(title, model, prepared, config, launch, result, params0, document, target, fit, log):
+    """Final accuracies, the --compare-modes twin (trained here) and everything metrics.json holds."""
     final = _accuracies(model, result, prepared)
     final["loss"] = result.history["loss"][-1] if result.history["loss"] else None
     if config.batch_size and result.steps_done:
         final["last_batch_train_acc"] = last_batch_accuracy(model, result, prepared, config)
 
     comparison = None
-    if compare_modes:
+    if launch.compare_modes:
         other = _other_mode(config.mode)
         log(f"   --compare-modes: training again with mode {other} from the same initial parameters")
         # Only its final accuracies are kept, so it reports once, at the end: reports are
@@ -164,14 +276,19 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
 
     metric = target["metric"] if target else None
     met = None if not target or final.get(metric) is None else final[metric] >= target["at_least"]
-    metrics = {
+    return {
         "experiment": title,
-        "name": name,
+        "name": launch.folder.final.name if launch.folder else None,
         "model": model.name,
         "model_config": model.config,
         "grad_mode": config.mode,
         "train_config": config.to_dict(),
-        "seed": seed,
+        # what the run really computed in: the trained parameters' dtype, and the dtype the
+        # initial parameters were drawn in (float64 when JAX_ENABLE_X64 is on)
+        "dtype": {"params": str(next(iter(result.params.values())).dtype),
+                  "initial_draws": str(next(iter(params0.values())).dtype),
+                  "jax_enable_x64": bool(jax.config.jax_enable_x64)},
+        "seed": launch.seed,
         "data": {**prepared.data, **describe_sizes(prepared)},
         "history": result.history,
         "steps_done": result.steps_done,
@@ -180,24 +297,11 @@ def run_experiment(name, title, model, prepared: Prepared, config: TrainConfig, 
         "document": document or {},
         "target": None if not target else {**target, "met": met},
         "compare_modes": comparison,
-        "data_parallel": None if not data_parallel else {
+        "data_parallel": None if not launch.data_parallel else {
             "devices": jax.device_count(), "processes": jax.process_count()},
         "train_time_s": result.wall_time_s,
-        "wall_time_s": None,  # filled below, after the plots
+        "wall_time_s": None,  # filled in after the plots
     }
-    if not writer:
-        return metrics
-    runs.save_params(run_dir, result.params, result.model_state)
-    if prepared.transform is not None:
-        np.savez(run_dir / "preprocess.npz", **prepared.transform.to_arrays())
-    _plots(run_dir, title, model, result, prepared)
-    metrics["wall_time_s"] = time.perf_counter() - t0
-    runs.write_metrics(run_dir, metrics)
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if v is not None and k != "loss")
-    log(f"   {shown}; {metrics['wall_time_s']:.1f} s -> {run_dir}")
-    if result.diverged:
-        log(f"   WARNING: {result.diverged}")
-    return metrics
 
 
 def _plots(run_dir, title, model, result, p: Prepared):
@@ -229,97 +333,3 @@ def predictions(model, result, x, batch=2000):
                            for i in range(0, len(x), batch)])
 
 
-def experiment_parser(name, doc):
-    """The parser of `jaxnets train NAME`, described by the script's docstring."""
-    return argparse.ArgumentParser(prog=f"jaxnets train {name}", description=doc,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-
-
-def preselected(argv, flag, choices, default):
-    """The value `flag` has in argv, read before the full parser exists (its defaults depend
-    on it); parsed without -h, so `--help` still reaches the full parser and lists everything."""
-    pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    pre.add_argument(flag, choices=choices, default=default)
-    try:
-        known, _ = pre.parse_known_args(argv)
-    except argparse.ArgumentError:  # the full parser reports it, under the right name
-        return default
-    return getattr(known, flag.lstrip("-").replace("-", "_"))
-
-
-def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None, decay=1.0,
-                    report_every=None, optimizer=optimizers.DEFAULT_OPTIMIZER):
-    """The options every experiment script has, with the document's values as defaults."""
-    parser.add_argument("--data", default=data, help=f"data source spec (default {data!r})")
-    parser.add_argument("--mode", default="fast", choices=TRAIN_MODES,
-                        help="gradient mode (default fast: the hand-written backward laid out for speed, "
-                             "equal to manual at the equivalence suite's float64 tolerance, or manual itself "
-                             "for a model without a fast layout; see README Performance)")
-    parser.add_argument("--learning-rate", type=float, default=learning_rate, help=f"default {learning_rate}")
-    parser.add_argument("--iterations", type=int, default=iterations, help=f"default {iterations}")
-    parser.add_argument("--batch-size", type=int, default=batch_size,
-                        help="minibatch size, sampled with replacement" + (f" (default {batch_size})" if batch_size else " (default: full batch)"))
-    parser.add_argument("--decay", type=float, default=decay, help=f"learning-rate decay per epoch (default {decay})")
-    opt = parser.add_argument_group("optimizer (jaxnets.training.optimizers; unset: the optimizer's own default)")
-    opt.add_argument("--optimizer", default=optimizer, choices=list(optimizers.OPTIMIZERS),
-                     help="; ".join(f"{k}: {v.summary}" for k, v in optimizers.OPTIMIZERS.items())
-                     + f" (default {optimizer})")
-    for name, what in (("momentum", "momentum's mu"), ("decay-rate", "RMSProp's moving-average decay"),
-                       ("beta1", "Adam's first-moment decay"), ("beta2", "Adam's second-moment decay"),
-                       ("eps", "RMSProp's and Adam's epsilon")):
-        opt.add_argument(f"--{name}", type=float, default=None, help=what)
-    parser.add_argument("--report-every", type=int, default=report_every, help="updates between accuracy reports")
-    parser.add_argument("--seed", type=int, default=0, help="initialisation, split and minibatch seed (default 0)")
-    parser.add_argument("--out", default=None, help="runs folder (default ./runs)")
-    parser.add_argument("--compare-modes", action="store_true",
-                        help="also train with autodiff (manual when --mode autodiff) from the same init and report the "
-                             "largest parameter difference")
-    parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
-    parser.add_argument("--checkpoint-every", type=int, default=None,
-                        help="write <run folder>/checkpoint.{npz,json} every N updates and at the end")
-    parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
-                        help="continue from a checkpoint stem, e.g. runs/<run>/checkpoint")
-    dp = parser.add_argument_group("data-parallel training (README: Scaling out)")
-    dp.add_argument("--data-parallel", action="store_true",
-                    help="shard every batch over all devices (implied by the three options below)")
-    dp.add_argument("--coordinator", metavar="HOST:PORT", help=f"process 0's address (${training.ENV_COORDINATOR})")
-    dp.add_argument("--num-processes", type=int, help=f"processes in the job (${training.ENV_NUM_PROCESSES})")
-    dp.add_argument("--process-id", type=int, help=f"this process, 0..N-1 (${training.ENV_PROCESS_ID})")
-    dp.add_argument("--distributed-timeout", type=float, default=60.0,
-                    help="seconds to wait for the coordinator and the other processes (default 60)")
-    parser.add_argument("--tag", default=None, help="suffix for the run folder name and title")
-    parser.add_argument("--target", type=float, default=None,
-                        help="test accuracy to meet, recorded as met/missed in metrics.json")
-    return parser
-
-
-def target_from_args(args, default=None):
-    """`--target` as a test-accuracy target, else the experiment's own default (or None)."""
-    return {"metric": "test_acc", "at_least": args.target} if args.target is not None else default
-
-
-OPTIMIZER_ARGS = ("momentum", "decay_rate", "beta1", "beta2", "eps")
-
-
-def config_from_args(args):
-    given = {k: getattr(args, k) for k in OPTIMIZER_ARGS if getattr(args, k) is not None}
-    return TrainConfig(mode=args.mode, learning_rate=args.learning_rate, decay=args.decay,
-                       iterations=args.iterations, batch_size=args.batch_size,
-                       report_every=args.report_every, seed=args.seed, optimizer=args.optimizer,
-                       optimizer_args=given)
-
-
-def start_distributed(args):
-    """Join the multi-process job the flags or environment describe (before any other JAX
-    call); True when training is data-parallel."""
-    joined = training.initialize_distributed(args.coordinator, args.num_processes, args.process_id,
-                                             timeout_s=args.distributed_timeout)
-    return joined or args.data_parallel
-
-
-def run_kwargs(args):
-    """run_experiment's keyword arguments from the common options; joins a multi-process job
-    first when one is configured (see `start_distributed`)."""
-    return {"data_parallel": start_distributed(args), "seed": args.seed, "out_root": args.out,
-            "compare_modes": args.compare_modes, "progress": not args.no_progress, "tag": args.tag,
-            "checkpoint_every": args.checkpoint_every, "resume": args.resume}

@@ -9,8 +9,9 @@ validation 0.9758, test 0.9771 on full MNIST). `overfit`: the first 1000 trainin
 hidden 50, 1000 iterations, batch 50, lr 1e-3, decay 0.99, reg 0.5 (002: train accuracy 1.0).
 """
 from experiments import image_data
-from experiments.runner import (add_common_args, config_from_args, experiment_parser, preselected, run_experiment,
-                                run_kwargs, target_from_args)
+from experiments.options import COUNT, STRENGTH, add_common_args, experiment_parser, preselected, target_from_args
+from experiments.runner import run_experiment, start
+from jaxnets.data import source_name
 from jaxnets.models import two_layer_net
 
 RUNS = {
@@ -29,19 +30,18 @@ def main(argv=None, log=print):
     p = experiment_parser("two_layer", __doc__)
     p.add_argument("--run", choices=sorted(RUNS), default="full",
                    help="which of 002's runs (default full); sets the defaults of the options below")
-    add_common_args(p, data=image_data.default_spec(), learning_rate=1e-3, iterations=r["iterations"],
+    add_common_args(p, data=image_data.DEFAULT_SPEC, learning_rate=1e-3, iterations=r["iterations"],
                     batch_size=r["batch_size"], decay=0.99)
-    p.add_argument("--hidden", type=int, default=r["hidden"], help=f"hidden units (default {r['hidden']})")
-    p.add_argument("--reg", type=float, default=r["reg"], help=f"L2 strength (default {r['reg']})")
-    p.add_argument("--n-train", type=int, default=r["n_train"], help="use only the first N training rows")
+    p.add_argument("--hidden", type=COUNT, default=r["hidden"], help=f"hidden units (default {r['hidden']})")
+    p.add_argument("--reg", type=STRENGTH, default=r["reg"], help=f"L2 strength, >= 0 (default {r['reg']})")
+    p.add_argument("--n-train", type=COUNT, default=r["n_train"], help="use only the first N training rows")
     args = p.parse_args(argv)
+    data_tag = source_name(args.data)
+    launch = start(args, "002_two_layer" + ("" if run == "full" else f"_{run}") + f"_{data_tag}")
     prepared = image_data.prepare(args.data, "mean_subtracted", seed=args.seed, n_train=args.n_train)
     model = two_layer_net(input_size=prepared.x_train.shape[1], hidden_size=args.hidden, reg=args.reg)
-    name = "002_two_layer" + ("" if run == "full" else f"_{run}")
-    data_tag = prepared.data["name"]
-    return run_experiment(f"{name}_{data_tag}", f"002 TwoLayerNet {run} ({data_tag})", model, prepared,
-                          config_from_args(args), document=r["document"], target=target_from_args(args, r["target"]), log=log,
-                          **run_kwargs(args))
+    return run_experiment(f"002 TwoLayerNet {run} ({data_tag})", model, prepared, launch, document=r["document"],
+                          target=target_from_args(args, r["target"]), log=log)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 from matplotlib import image as mpimg
 from PIL import Image
 
-from experiments import cli, deep_convnet, digits, dropout, image_data, normalization, predict, reproduce, runs, two_layer
+from experiments import cli, deep_convnet, digits, dropout, normalization, predict, reproduce, runs, two_layer
 from jaxnets.data import DataError, load_sample, write_idx
 
 
@@ -104,8 +104,9 @@ def test_overfit_run_limits_the_training_rows(tiny_idx, tmp_path):
                               "--iterations", "5", "--out", str(tmp_path), "--no-progress"], log=lambda *a: None)
     assert metrics["data"]["n_train"] == 100 and metrics["target"]["metric"] == "train_acc"
     assert 0 <= metrics["final"]["last_batch_train_acc"] <= 1
-    with pytest.raises(ValueError, match="n_train=500"):
-        two_layer.main(["--run", "overfit", "--data", f"idx:{tiny_idx}", "--n-train", "500", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="--n-train 500 must be between 1 and 240"):
+        two_layer.main(["--run", "overfit", "--data", f"idx:{tiny_idx}", "--n-train", "500", "--out", str(tmp_path),
+                        "--overwrite"])
 
 
 def test_cli_reports_bad_input_in_one_line_with_status_2(tmp_path, capsys):
@@ -156,7 +157,8 @@ def test_help_defaults_follow_the_chosen_document(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["train", "digits", "--document"])
     assert e.value.code == 2
-    assert capsys.readouterr().err.startswith("usage: jaxnets train digits")
+    err = capsys.readouterr().err
+    assert err.startswith("jaxnets train digits: error: argument --document: expected one argument") and err.count("\n") == 1
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(tiny_idx, tmp_path):
@@ -166,7 +168,8 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_idx, tmp_path):
     digits.main(common + ["--iterations", "7", "--checkpoint-every", "5"], **quiet)
     ckpt = tmp_path / "001_digits_idx" / "checkpoint"
     assert ckpt.with_suffix(".npz").is_file()
-    resumed = digits.main(common + ["--iterations", "12", "--resume", str(ckpt), "--checkpoint-every", "5"], **quiet)
+    resumed = digits.main(common + ["--iterations", "12", "--resume", str(ckpt), "--checkpoint-every", "5",
+                                    "--overwrite"], **quiet)  # continuing a finished run replaces it
     assert resumed["history"]["loss"] == whole["history"]["loss"]
     a, _ = runs.load_params(tmp_path / "001_digits_idx_whole")
     b, _ = runs.load_params(tmp_path / "001_digits_idx")
@@ -195,5 +198,8 @@ def test_normalization_and_dropout_experiments_write_their_plots(tiny_idx, tmp_p
     assert (tmp_path / "normalization" / "accuracy_vs_scale.png").is_file()
     d = dropout.main(["--data", f"idx:{tiny_idx}", "--epochs", "2", "--out", str(tmp_path)], **quiet)
     assert set(d["results"]) == {"0.0", "0.75"} and (tmp_path / "dropout" / "accuracy.png").is_file()
+    summary = reproduce.sweeps_summary(tmp_path)  # reproduce's lines for the README
+    assert summary.startswith("- **Normalisation** (`normalization/`: 5-layer net [100, 100, 100, 100], 240 training")
+    assert "- **Dropout** (`dropout/`: 784-500-10, 240 training images, 2 epochs): rate 0.0: train" in summary
     with pytest.raises(ValueError, match="--rates"):
         dropout.main(["--data", f"idx:{tiny_idx}", "--rates", "half", "--out", str(tmp_path)], **quiet)

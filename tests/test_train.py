@@ -204,6 +204,70 @@ def test_resume_reaches_the_same_params_as_an_uninterrupted_run(tmp_path, kind):
 BN_MODEL = fc_net((8, 6), input_size=20, num_classes=3, norm="batchnorm", dropout=0.3, weight_scale=0.3)
 
 
+def test_ctrl_c_stops_after_a_chunk_saves_it_and_the_run_resumes_exactly(tmp_path, monkeypatch):
+    """A real SIGINT during training: the chunk in flight finishes, its checkpoint is written
+    (no --checkpoint-every needed) and `Interrupted` (a KeyboardInterrupt) is raised; resuming
+    ends at the uninterrupted run's parameters and history."""
+    import importlib
+    import signal
+
+    from jaxnets.training import Interrupted
+
+    train_mod = importlib.import_module("jaxnets.training.train")  # the module, not the function
+
+    monkeypatch.setattr(train_mod, "MAX_CHUNK", 4)  # chunks of 4 steps
+    config = TrainConfig(**MINI, iterations=20)
+    whole = run(config)
+    asked = []
+    real = train_mod.run_chunks
+
+    def run_chunks(*args):  # Ctrl-C as the third chunk is about to start
+        stop = args[-1]
+
+        def stop_after_two():
+            asked.append(1)
+            if len(asked) == 3:
+                signal.raise_signal(signal.SIGINT)
+            return stop()
+
+        return real(*args[:-1], stop_after_two)
+
+    monkeypatch.setattr(train_mod, "run_chunks", run_chunks)
+    terminal = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (not ignored)
+    try:
+        with pytest.raises(Interrupted) as info:
+            run(config, checkpoint_path=tmp_path / "ck")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    finally:
+        signal.signal(signal.SIGINT, terminal)
+    monkeypatch.setattr(train_mod, "run_chunks", real)
+    stopped = info.value
+    assert isinstance(stopped, KeyboardInterrupt) and stopped.signum == signal.SIGINT
+    assert stopped.step in (8, 12) and stopped.total == 20 and stopped.checkpoint == tmp_path / "ck"
+    assert f"interrupted by SIGINT at step {stopped.step} of 20; checkpoint saved" in str(stopped)
+    assert ckpt.load_checkpoint(tmp_path / "ck").step == stopped.step
+    resumed = run(config, params=None, resume=tmp_path / "ck")
+    assert_same_params(resumed.params, whole.params)
+    assert resumed.history == whole.history
+
+
+def test_an_ignored_signal_stays_ignored_during_training():
+    """A shell starts background jobs with SIGINT ignored; training must not take it back."""
+    import signal
+
+    from jaxnets.training.interrupt import stop_requests
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with stop_requests() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # SIGTERM is handled
+            signal.raise_signal(signal.SIGINT)
+            assert not stop()
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_batchnorm_dropout_model_trains_carries_its_state_and_resumes_exactly(tmp_path):
     """Running statistics threaded through the steps (and the checkpoint), dropout masks drawn
     from (seed, step), a hand-written optimizer: an interrupted run ends where an

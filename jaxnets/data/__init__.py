@@ -16,14 +16,15 @@ from .preprocess import (add_channel, flatten, head_split, mean_image, normalize
                          scale_pixels, shuffle_split, subtract_mean_image,
                          subtract_mean_image_uint8)
 from .sources import (FASHION_MNIST_DIR, SOURCES, Dataset, load_dataset, load_idx_dir,
-                      load_mnist_test, load_occupancy, load_sample, shared_data_dir)
+                      load_mnist_test, load_occupancy, load_sample, shared_data_dir, source_name,
+                      default_data_dir)
 from .tfds import load_tfds
 from .validate import check_arrays
 
 __all__ = [
     "DataError", "DataUnavailableError", "Dataset", "SOURCES", "FASHION_MNIST_DIR",
     "OCCUPANCY_FEATURES", "load_dataset", "load_sample", "load_idx_dir", "load_mnist_test",
-    "load_occupancy", "load_tfds", "shared_data_dir", "read_idx", "read_idx_images",
+    "load_occupancy", "load_tfds", "shared_data_dir", "default_data_dir", "source_name", "read_idx", "read_idx_images",
     "read_idx_labels", "read_idx_pair", "write_idx", "read_kaggle_csv", "read_occupancy",
     "scale_pixels", "mean_image", "subtract_mean_image", "subtract_mean_image_uint8", "flatten",
     "add_channel", "normalize_features", "shuffle_split", "head_split", "check_arrays",

@@ -13,7 +13,9 @@ Any malformed content raises `DataError` naming the file, and where it applies t
 from __future__ import annotations
 
 import csv
+import gzip
 import math
+import zlib
 import warnings
 from pathlib import Path
 
@@ -34,6 +36,18 @@ def _check_file(path: Path) -> None:
         raise DataError(f"{path}: file not found")
     if not path.is_file():
         raise DataError(f"{path}: not a regular file")
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _open_text(path: Path):
+    """The file as UTF-8 text, gunzipped when its content starts with the gzip magic."""
+    with open(path, "rb") as f:
+        gz = f.read(2) == _GZIP_MAGIC
+    if gz:
+        return gzip.open(path, "rt", newline="", encoding="utf-8-sig")
+    return open(path, newline="", encoding="utf-8-sig")
 
 
 def _first_line(path: Path) -> str:
@@ -158,15 +172,18 @@ def read_kaggle_csv(path, require_labels: bool = False, num_classes: int = 10):
 def read_occupancy(path):
     """Features (N, 5) float64 (Temperature, Humidity, Light, CO2, HumidityRatio) and labels (N,) int32 0/1.
 
-    The `date` column and the leading row id are dropped, as in document 000.
+    The `date` column and the leading row id are dropped, as in document 000. The file may be
+    gzip-compressed (recognised by its content).
     """
     path = Path(path)
     _check_file(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with _open_text(path) as f:
             rows = list(csv.reader(f))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text CSV file (cannot decode as UTF-8)") from None
+    except (EOFError, OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: corrupt or truncated gzip stream ({type(e).__name__}: {e})") from None
     except csv.Error as e:
         raise DataError(f"{path}: malformed CSV ({e})") from None
     if not rows:

@@ -3,14 +3,17 @@
 | spec | what |
 | --- | --- |
 | `sample` (default) | the built-in 5000 real MNIST training images (500 per digit), no test set |
-| `sample+mnist-test[:DIR]` | train on the built-in 5000, test on the official 10000 MNIST test images (IDX in DIR, default `<shared data>/mnist`) |
+| `sample+mnist-test[:DIR]` | train on the built-in 5000, test on the official 10000 MNIST test images (IDX in DIR, default `<shared data>/mnist`, else the built-in copy) |
 | `mnist` | full MNIST 60000 + 10000 through tensorflow-datasets (optional extra) |
 | `fashion-mnist[:DIR]` | Fashion-MNIST IDX files, default the Debian package's `/usr/share/datasets/fashion-mnist` |
 | `idx:DIR` | MNIST-format IDX files in DIR: `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`, optional `t10k-*` |
 | `csv:PATH` | a Kaggle digit-recognizer `train.csv` |
-| `occupancy[:DIR]` | UCI occupancy `datatraining.txt` / `datatest.txt`, default `<shared data>/occupancy` |
+| `occupancy[:DIR]` | UCI occupancy `datatraining.txt[.gz]` / `datatest.txt[.gz]`, default `<shared data>/occupancy`, else the built-in copy |
 
-The shared data directory is `$JAXNETS_SHARED_DATA` when set, else `<repo root>/../shared/data`.
+The shared data directory is `$JAXNETS_SHARED_DATA` when set (it must exist), else
+`<repo root>/../shared/data` when present. Where it is absent or lacks `mnist/` or `occupancy/`,
+the copies shipped in the package are read (`bundled/`, see `bundled/ATTRIBUTION.md`): the
+same files, so the same numbers.
 Images stay uint8 (N, 28, 28) and labels int32 until preprocessing (see `preprocess`).
 """
 from __future__ import annotations
@@ -26,6 +29,8 @@ from .errors import DataError, DataUnavailableError
 from .idx import read_idx_pair
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "mnist_5k.npz"
+BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
+DEFAULT_SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_HINT = "install it with `apt-get update && apt-get install -y dataset-fashion-mnist`"
 SHARED_DATA_ENV = "JAXNETS_SHARED_DATA"
@@ -52,7 +57,7 @@ class Dataset(NamedTuple):
 def shared_data_dir() -> Path:
     """`$JAXNETS_SHARED_DATA`, else `<repo root>/../shared/data`; DataUnavailableError when absent."""
     env = os.environ.get(SHARED_DATA_ENV)
-    path = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    path = Path(env) if env else DEFAULT_SHARED_DIR
     if not path.is_dir():
         how = f"${SHARED_DATA_ENV}={env}" if env else f"the default {path} (${SHARED_DATA_ENV} unset)"
         raise DataUnavailableError(
@@ -60,6 +65,23 @@ def shared_data_dir() -> Path:
             f"holding mnist/ and occupancy/, or pass an explicit DIR to the source"
         )
     return path
+
+
+def default_data_dir(sub: str) -> Path:
+    """`<shared data>/<sub>` (`mnist` or `occupancy`) when the shared folder holds it, else the
+    built-in copy `bundled/<sub>`. `$JAXNETS_SHARED_DATA` naming a missing folder is an error
+    (an explicit setting is never ignored); the default `../shared/data` may be absent."""
+    try:
+        shared = shared_data_dir() / sub
+    except DataUnavailableError:
+        if os.environ.get(SHARED_DATA_ENV):
+            raise
+        return BUNDLED_DIR / sub
+    return shared if shared.is_dir() else BUNDLED_DIR / sub
+
+
+def _where(d: Path) -> str:
+    return " (the copy shipped with jaxnets)" if d.parent == BUNDLED_DIR else ""
 
 
 def _dir(path, what: str, hint: str = "") -> Path:
@@ -113,36 +135,54 @@ def load_idx_dir(directory, name: str = "idx", require_test: bool = False, hint:
 
 def load_mnist_test(directory=None) -> tuple[np.ndarray, np.ndarray, str]:
     """The official 10000 MNIST test images and labels (t10k IDX files), and a description."""
-    d = _dir(directory, "MNIST test") if directory else _dir(shared_data_dir() / "mnist", "MNIST test")
+    d = _dir(directory or default_data_dir("mnist"), "MNIST test")
     xp, yp = _find(d, "t10k-images-idx3-ubyte"), _find(d, "t10k-labels-idx1-ubyte")
     x, y = read_idx_pair(xp, yp)
-    return x, y.astype(np.int32), f"{xp}, {yp}"
+    return x, y.astype(np.int32), f"{xp}, {yp}{_where(d)}"
 
 
 def load_occupancy(directory=None) -> Dataset:
     """UCI occupancy: train `datatraining.txt` (8143 rows), test `datatest.txt` (2665 rows)."""
-    d = _dir(directory, "occupancy") if directory else _dir(shared_data_dir() / "occupancy", "occupancy")
-    tr, te = d / "datatraining.txt", d / "datatest.txt"
+    d = _dir(directory or default_data_dir("occupancy"), "occupancy")
+    tr, te = _find(d, "datatraining.txt"), _find(d, "datatest.txt")
     x_train, y_train = read_occupancy(tr)
     x_test, y_test = read_occupancy(te)
     return Dataset(x_train, y_train, x_test, y_test, "occupancy",
-                   f"UCI Occupancy Detection (Candanedo & Feldheim 2016): {tr}, {te}", 2)
+                   f"UCI Occupancy Detection (Candanedo & Feldheim 2016): {tr}, {te}{_where(d)}", 2)
+
+
+#: source name -> whether it takes ":ARG" (None: never, False: optionally, True: always)
+_ARGS = {"sample": None, "sample+mnist-test": False, "mnist": None, "fashion-mnist": False, "idx": True,
+         "csv": True, "occupancy": False}
+_NEEDS = {"idx": "a directory: 'idx:DIR'", "csv": "a file: 'csv:PATH' (a Kaggle train.csv)"}
+
+
+def source_name(spec: str) -> str:
+    """The `Dataset.name` that `load_dataset(spec)` gives, without reading anything (run
+    folders are named by it, and checked before any data is loaded); DataError for a spec
+    `load_dataset` would refuse by its form."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError(f"empty data source name; valid sources: {', '.join(SOURCES)}")
+    name, sep, arg = spec.strip().partition(":")
+    if name not in _ARGS or (sep and _ARGS[name] is None):
+        raise DataError(f"unknown data source {spec!r}; valid sources: {', '.join(SOURCES)}")
+    if _ARGS[name] and not arg:
+        raise DataError(f"source {name!r} needs {_NEEDS[name]}")
+    return name
 
 
 def load_dataset(spec: str = "sample") -> Dataset:
     """Resolve a source spec (see the module docstring; `SOURCES` lists them) into a `Dataset`."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise DataError(f"empty data source name; valid sources: {', '.join(SOURCES)}")
-    name, sep, arg = spec.strip().partition(":")
-    arg = arg or None
-    if name == "sample" and not sep:
+    name = source_name(spec)
+    arg = spec.strip().partition(":")[2] or None
+    if name == "sample":
         return load_sample()
     if name == "sample+mnist-test":
         s = load_sample()
         x_test, y_test, where = load_mnist_test(arg)
         return s._replace(x_test=x_test, y_test=y_test, name="sample+mnist-test",
                           source=f"{s.source}; official MNIST test set (10000): {where}")
-    if name == "mnist" and not sep:
+    if name == "mnist":
         from .tfds import load_tfds
         x_train, y_train, x_test, y_test = load_tfds("mnist")
         return Dataset(x_train, y_train, x_test, y_test, "mnist", "tensorflow-datasets 'mnist'", 10)
@@ -150,14 +190,8 @@ def load_dataset(spec: str = "sample") -> Dataset:
         return load_idx_dir(arg or FASHION_MNIST_DIR, "fashion-mnist", require_test=True,
                             hint=FASHION_MNIST_HINT)
     if name == "idx":
-        if not arg:
-            raise DataError("source 'idx' needs a directory: 'idx:DIR'")
         return load_idx_dir(arg, "idx")
     if name == "csv":
-        if not arg:
-            raise DataError("source 'csv' needs a file: 'csv:PATH' (a Kaggle train.csv)")
         x, y = read_kaggle_csv(arg, require_labels=True)
         return Dataset(x, y, None, None, "csv", f"Kaggle digit-recognizer CSV: {Path(arg)}", 10)
-    if name == "occupancy":
-        return load_occupancy(arg)
-    raise DataError(f"unknown data source {spec!r}; valid sources: {', '.join(SOURCES)}")
+    return load_occupancy(arg)

@@ -75,10 +75,15 @@ def build_model(name, config):
     """The model `name` of MODELS from a stored (JSON) config, e.g. a run's or a checkpoint's."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    if not isinstance(config, dict):
+        raise ValueError(f"model {name!r}: its config must be a dict of the factory's arguments, got {config!r}")
     config = dict(config)
-    if "input_shape" in config:  # JSON stores the tuple as a list
+    if isinstance(config.get("input_shape"), list):  # JSON stores the tuple as a list
         config["input_shape"] = tuple(config["input_shape"])
-    return MODELS[name](**config)
+    try:
+        return MODELS[name](**config)
+    except TypeError as err:  # an argument the factory does not take (an edited or foreign config)
+        raise ValueError(f"model {name!r}: config {config} does not fit its factory ({err})") from None
 
 
 def argmax_predict(scores_fn):

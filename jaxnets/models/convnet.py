@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxnets.models import checks
 from jaxnets.models.base import Model, add_l2_penalty, argmax_predict, decoded, register_model
 from jaxnets.ops import (
     AUTODIFF,
@@ -64,7 +65,12 @@ def conv_net(input_shape=(1, 28, 28), num_filters=8, filter_size=3, stride=1, pa
     The documents give no initialisation for the CNN; weight_scale=None uses He's
     sqrt(2 / fan_in) per layer, a number uses cs231n's weight_scale * randn. Biases start at 0.
     """
-    c, h, w = input_shape
+    c, h, w = checks.image_shape("conv_net", input_shape)
+    for name, value, low in (("num_filters", num_filters, 1), ("filter_size", filter_size, 1), ("stride", stride, 1),
+                             ("pad", pad, 0), ("pool", pool, 1), ("num_classes", num_classes, 2)):
+        checks.count("conv_net", name, value, low)
+    checks.strength("conv_net", "weight_scale", weight_scale, positive=True, optional=True)
+    checks.strength("conv_net", "reg", reg)
     hc = (h + 2 * pad - filter_size) // stride + 1
     wc = (w + 2 * pad - filter_size) // stride + 1
     hp, wp = (hc - pool) // pool + 1, (wc - pool) // pool + 1

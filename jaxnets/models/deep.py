@@ -11,10 +11,12 @@ batch norm they carry state (running means and variances, momentum `momentum`), 
 inference; with dropout their training loss takes a key.
 """
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
 
+from jaxnets.models import checks
 from jaxnets.models import stages as S
 from jaxnets.models.base import Model, register_model
 from jaxnets.models.stages import Stage
@@ -56,12 +58,17 @@ def _model(name, config, stages, init, input_shape, num_classes, reg, momentum, 
     )
 
 
-def _check(name, norm, dropout, momentum):
+def _check(name, norm, dropout, momentum, input_size, num_classes, reg, weight_scale):
+    if input_size is not None:
+        checks.count(name, "input_size", input_size)
+    checks.count(name, "num_classes", num_classes, 2)
+    checks.strength(name, "reg", reg)
+    checks.strength(name, "weight_scale", weight_scale, positive=True, optional=True)
     if norm not in NORMS:
         raise ValueError(f"{name}: norm must be one of {NORMS}, got {norm!r}")
-    if not 0 <= dropout < 1:
+    if not (isinstance(dropout, numbers.Real) and 0 <= dropout < 1):
         raise ValueError(f"{name}: dropout (the probability of dropping) must be in [0, 1), got {dropout}")
-    if not 0 <= momentum < 1:
+    if not (isinstance(momentum, numbers.Real) and 0 <= momentum < 1):
         raise ValueError(f"{name}: momentum must be in [0, 1), got {momentum}")
 
 
@@ -75,8 +82,10 @@ def fc_net(hidden_dims=(100, 100), input_size=784, num_classes=10, norm=None, dr
     no bias: it would have no effect); dropout = the probability of dropping each hidden unit
     in training (0: no dropout).
     """
-    hidden_dims = tuple(int(h) for h in hidden_dims)
-    _check("fc_net", norm, dropout, momentum)
+    hidden_dims = checks.counts("fc_net", "hidden_dims", hidden_dims, allow_empty=True)
+    _check("fc_net", norm, dropout, momentum, input_size, num_classes, reg, weight_scale)
+    if weight_scale is None:
+        raise ValueError("fc_net: weight_scale must be a finite number > 0, got None")
     dims = (input_size, *hidden_dims, num_classes)
     config = {"hidden_dims": list(hidden_dims), "input_size": input_size, "num_classes": num_classes,
               "norm": norm, "dropout": dropout, "reg": reg, "weight_scale": weight_scale, "momentum": momentum}
@@ -115,8 +124,12 @@ def deep_conv_net(input_shape=(1, 28, 28), filters=(32, 64), filter_size=3, hidd
     units. weight_scale None: He initialisation, sqrt(2 / fan_in) randn per layer (the
     documents give none for CNNs); a number: weight_scale * randn. Biases 0 (none before a
     batch norm), gammas 1."""
-    filters = tuple(int(f) for f in filters)
-    _check("deep_conv_net", "batchnorm" if batchnorm else None, dropout, momentum)
+    filters = checks.counts("deep_conv_net", "filters", filters)
+    _check("deep_conv_net", "batchnorm" if batchnorm else None, dropout, momentum, None, num_classes, reg,
+           weight_scale)
+    checks.count("deep_conv_net", "hidden", hidden)
+    checks.count("deep_conv_net", "filter_size", filter_size)
+    input_shape = checks.image_shape("deep_conv_net", input_shape)
     if filter_size % 2 != 1:
         raise ValueError(f"deep_conv_net: filter_size must be odd (same padding), got {filter_size}")
     c, h, w = input_shape

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxnets.models import checks
 from jaxnets.models.base import Model, add_l2_penalty, argmax_predict, decoded, register_model
 from jaxnets.ops import (
     AUTODIFF,
@@ -115,6 +116,8 @@ def _mlp(name, config, init, reg, input_size, num_classes):
 @register_model("digits")
 def digits_mlp(hidden=10, input_size=784, num_classes=10):
     """001/003: every parameter uniform in [-0.5, 0.5) (`np.random.rand(...) - 0.5`)."""
+    for name, value, low in (("hidden", hidden, 1), ("input_size", input_size, 1), ("num_classes", num_classes, 2)):
+        checks.count("digits_mlp", name, value, low)
     config = {"hidden": hidden, "input_size": input_size, "num_classes": num_classes}
 
     def init(key):
@@ -133,6 +136,11 @@ def digits_mlp(hidden=10, input_size=784, num_classes=10):
 @register_model("two_layer")
 def two_layer_net(input_size=784, hidden_size=50, num_classes=10, std=1e-4, reg=0.0):
     """002's TwoLayerNet: W = std * randn, b = 0; loss adds 0.5 * reg * (|W1|^2 + |W2|^2)."""
+    for name, value, low in (("input_size", input_size, 1), ("hidden_size", hidden_size, 1),
+                             ("num_classes", num_classes, 2)):
+        checks.count("two_layer_net", name, value, low)
+    checks.strength("two_layer_net", "std", std, positive=True)
+    checks.strength("two_layer_net", "reg", reg)
     config = {
         "input_size": input_size, "hidden_size": hidden_size, "num_classes": num_classes,
         "std": std, "reg": reg,

@@ -5,6 +5,7 @@ Row layout: x (N, 5) features, y (N,) 0/1 floats; W1 (5, H), b1 (H,), W2 (H, 1),
 import jax
 import jax.numpy as jnp
 
+from jaxnets.models import checks
 from jaxnets.models.base import Model, register_model
 from jaxnets.ops import (
     AUTODIFF,
@@ -19,6 +20,8 @@ from jaxnets.ops import (
 @register_model("occupancy")
 def occupancy_net(hidden=5, n_features=5):
     """000: W1 = randn * 0.01, b1 = 0, W2 = rand * 0.01 (uniform [0, 1)), b2 = 0."""
+    checks.count("occupancy_net", "hidden", hidden)
+    checks.count("occupancy_net", "n_features", n_features)
     config = {"hidden": hidden, "n_features": n_features}
 
     def init(key):

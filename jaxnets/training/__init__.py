@@ -14,6 +14,7 @@ from jaxnets.training.distributed import (DATA_AXIS, ENV_COORDINATOR, ENV_NUM_PR
                                           CoordinatorUnreachableError, data_mesh, initialize_distributed,
                                           local_shard, process_rows)
 from jaxnets.training.steps import RUNNING, TrainState, chunk_fn, initial_state, sample_batch_indices
+from jaxnets.training.interrupt import Interrupted
 from jaxnets.training.train import TrainResult, train, train_data_parallel
 
 __all__ = [
@@ -23,5 +24,5 @@ __all__ = [
     "sample_batch_indices", "chunk_fn", "TrainState", "initial_state", "RUNNING", "checkpoint", "optimizers",
     "DATA_AXIS", "ENV_COORDINATOR", "ENV_NUM_PROCESSES", "ENV_PROCESS_ID",
     "CoordinatorUnreachableError", "initialize_distributed", "data_mesh", "process_rows",
-    "local_shard",
+    "local_shard", "Interrupted",
 ]

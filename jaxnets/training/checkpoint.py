@@ -17,7 +17,9 @@ both and must agree on load.
 from __future__ import annotations
 
 import json
+import numbers
 import os
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnets.models import build_model
+from jaxnets.models import MODELS, build_model
+from jaxnets.models.checks import check_arrays_fit, expected_arrays
 
 FORMAT = "jaxnets-checkpoint/3"
 #: older formats this version reads: /2 had no model state (it is empty)
@@ -33,8 +36,12 @@ READABLE = (FORMAT, "jaxnets-checkpoint/2")
 
 __all__ = [
     "Checkpoint", "save_checkpoint", "load_checkpoint", "restore_opt_state",
-    "model_from_checkpoint", "checkpoint_files", "jsonable",
+    "model_from_checkpoint", "checkpoint_files", "jsonable", "check_resumable",
 ]
+
+#: the metadata a checkpoint.json must hold, and the JSON type of each
+REQUIRED = {"step": "an integer", "model": "an object", "train_config": "an object", "history": "an object",
+            "params": "an object", "opt_state": "an object", "extra": "an object"}
 
 
 class Checkpoint(NamedTuple):
@@ -138,22 +145,77 @@ def save_checkpoint(path, *, params, opt_state, step, model_name, model_config, 
     return json_path
 
 
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _read_meta(json_path: Path) -> dict:
+    """checkpoint.json's metadata, checked for the keys and types `load_checkpoint` reads."""
+    try:
+        text = json_path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{json_path}: unreadable ({type(err).__name__}: {err})") from None
+    if not text.strip():
+        raise ValueError(f"{json_path}: empty file, not checkpoint metadata")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{json_path} is not valid JSON: {err}") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{json_path}: checkpoint metadata is a JSON object, this file holds a JSON "
+                         f"{type(meta).__name__}")
+    if meta.get("format") not in READABLE:
+        raise ValueError(f"{json_path}: unknown checkpoint format {meta.get('format')!r}, expected {FORMAT!r}")
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise ValueError(f"{json_path}: checkpoint metadata lacks {', '.join(missing)}")
+    for key, kind in REQUIRED.items():
+        ok = _whole(meta[key]) and meta[key] >= 0 if key == "step" else isinstance(meta[key], dict)
+        if not ok:
+            raise ValueError(f"{json_path}: {key} must be {kind}{' >= 0' if key == 'step' else ''}, got "
+                             f"{meta[key]!r} ({type(meta[key]).__name__})")
+    model = meta["model"]
+    if not isinstance(model.get("name"), str) or not isinstance(model.get("config"), dict):
+        raise ValueError(f"{json_path}: model must be {{\"name\": ..., \"config\": {{...}}}}, got {model!r}")
+    for what in ("params", "model_state", "opt_state"):
+        for name, spec in meta.get(what, {}).items():
+            ok = (isinstance(spec, dict) and isinstance(spec.get("shape"), list)
+                  and all(_whole(d) and d >= 0 for d in spec["shape"]) and isinstance(spec.get("dtype"), str)
+                  and (what == "opt_state" or isinstance(spec.get("key"), str)))
+            if not ok:
+                raise ValueError(f"{json_path}: {what} entry {name!r} must give shape, dtype"
+                                 f"{'' if what == 'opt_state' else ' and key'}, got {spec!r}")
+    return meta
+
+
+def _read_arrays(npz_path: Path) -> dict:
+    try:
+        with np.load(npz_path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{npz_path}: unreadable checkpoint arrays, truncated or not a .npz file "
+                         f"({type(err).__name__}: {err})") from None
+
+
+def _check_fit(model, params, model_state, source):
+    want_params, want_state = expected_arrays(model)
+    check_arrays_fit(model, params, want_params, "parameters", source)
+    check_arrays_fit(model, model_state, want_state, "model state", source)
+
+
 def load_checkpoint(path) -> Checkpoint:
-    """Read checkpoint stem `path`; a missing, foreign or inconsistent checkpoint raises
-    ValueError naming the problem."""
+    """Read checkpoint stem `path`; a missing, foreign, corrupted or inconsistent checkpoint
+    raises ValueError naming the file and the problem, among them parameters whose names or
+    shapes do not fit the (registered) model the metadata names."""
     npz_path, json_path = checkpoint_files(path)
     if not json_path.is_file() or not npz_path.is_file():
         raise ValueError(f"no checkpoint at {path} (need {json_path.name} and {npz_path.name})")
-    try:
-        meta = json.loads(json_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{json_path} is not valid JSON: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") not in READABLE:
-        raise ValueError(f"{json_path}: unknown checkpoint format {meta.get('format')!r}, expected {FORMAT!r}")
-    with np.load(npz_path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-
-    step = int(arrays.get("step", -1))
+    meta = _read_meta(json_path)
+    arrays = _read_arrays(npz_path)
+    step = arrays.get("step")
+    if step is None or step.shape != () or not np.issubdtype(step.dtype, np.integer):
+        raise ValueError(f"{npz_path}: no integer 'step' array (not a jaxnets checkpoint?)")
+    step = int(step)
     if step != meta["step"]:
         raise ValueError(f"{path}: arrays are from step {step}, metadata from step {meta['step']}")
 
@@ -163,15 +225,48 @@ def load_checkpoint(path) -> Checkpoint:
             raise ValueError(f"{npz_path}: {what} {key!r} missing or not {spec}")
         return value
 
-    params = {name: jnp.asarray(take(spec["key"], spec, "parameter")) for name, spec in meta["params"].items()}
-    model_state = {name: jnp.asarray(take(spec["key"], spec, "model state leaf"))
+    params = {name: take(spec["key"], spec, "parameter") for name, spec in meta["params"].items()}
+    model_state = {name: take(spec["key"], spec, "model state leaf")
                    for name, spec in meta.get("model_state", {}).items()}
     opt_state = {key: take(key, spec, "optimiser state leaf") for key, spec in meta["opt_state"].items()}
+    if meta["model"]["name"] in MODELS:  # a registered model: its config gives the shapes
+        _check_fit(build_model(meta["model"]["name"], meta["model"]["config"]), params, model_state, npz_path)
     return Checkpoint(
-        params=params, opt_state=opt_state, model_state=model_state, step=step,
+        params={k: jnp.asarray(v) for k, v in params.items()}, opt_state=opt_state,
+        model_state={k: jnp.asarray(v) for k, v in model_state.items()}, step=step,
         model_name=meta["model"]["name"], model_config=meta["model"]["config"],
         train_config=meta["train_config"], history=meta["history"], extra=meta["extra"],
     )
+
+
+def check_resumable(checkpoint: Checkpoint, model, config, n_train=None, source="checkpoint") -> None:
+    """ValueError unless `config` can continue `checkpoint` with `model`: the same model and
+    config, parameters (and state) of the shapes it gives, the same step-defining training fields (all but iterations and report_every),
+    not past `config.iterations` (a resumed run trains up to that many steps in total), and
+    (when given) the same number of training rows. `source` names the checkpoint."""
+    if checkpoint.model_name != model.name or checkpoint.model_config != jsonable(model.config):
+        raise ValueError(
+            f"cannot resume from {source}: it is for model {checkpoint.model_name!r} {checkpoint.model_config}, "
+            f"not {model.name!r} {jsonable(model.config)}"
+        )
+    _check_fit(model, checkpoint.params, checkpoint.model_state, source)
+    saved = checkpoint.train_config
+    defaults = {"optimizer": "sgd", "optimizer_args": {}}  # checkpoints from before optimizers
+    for field in ("mode", "learning_rate", "decay", "batch_size", "seed", "dtype", "optimizer", "optimizer_args"):
+        if saved.get(field, defaults.get(field)) != getattr(config, field):
+            raise ValueError(
+                f"cannot resume from {source}: it has {field}={saved.get(field)!r}, this run "
+                f"{getattr(config, field)!r} (a resumed run must repeat the same steps)"
+            )
+    if checkpoint.step > config.iterations:
+        raise ValueError(
+            f"cannot resume from {source}: it is at step {checkpoint.step}, past the {config.iterations} "
+            f"iterations asked for (iterations count every step, the checkpoint's included); it would go backwards"
+        )
+    if n_train is not None and checkpoint.extra.get("n_train") != n_train:
+        raise ValueError(
+            f"cannot resume from {source}: it was trained on {checkpoint.extra.get('n_train')} rows, the data has {n_train}"
+        )
 
 
 def restore_opt_state(checkpoint: Checkpoint, template):

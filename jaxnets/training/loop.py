@@ -50,14 +50,15 @@ CHUNK_SECONDS = 2.0
 
 
 def run_chunks(run_chunk, state, inputs, step, total, report, chunk, record, bar, history,
-               checkpoint_every=None, save=None):
+               checkpoint_every=None, save=None, stop_requested=None):
     """Run fused chunks of steps up to `total` (`report` = (every, total, evaluation data),
     evaluated on the device), stopping at every checkpoint step; record the losses and the
     reports, checkpoint (`save(params, opt_state, model_state, step)`). A chunk runs at most
     `chunk` steps, and once the pace is known only as many as take CHUNK_SECONDS, so progress
-    keeps coming. Returns (state, step, status, loss of the failed step or None)."""
+    keeps coming. `stop_requested() -> bool`, asked before every chunk, ends the loop early (a signal;
+    see `interrupt`). Returns (state, step, status, loss of the failed step or None)."""
     status, bad_loss, pace = RUNNING, None, None
-    while step < total and status == RUNNING:
+    while step < total and status == RUNNING and not (stop_requested is not None and stop_requested()):
         stop = min(total, step + chunk)
         if pace is not None:
             stop = min(stop, step + max(1, int(CHUNK_SECONDS / pace)))

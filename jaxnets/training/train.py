@@ -38,6 +38,7 @@ from jaxnets.data import check_arrays
 from jaxnets.training import checkpoint as ckpt
 from jaxnets.training.config import MAX_CHUNK, TrainConfig, make_optimizer, schedule_for
 from jaxnets.training.distributed import data_mesh
+from jaxnets.training.interrupt import Interrupted, stop_requests
 from jaxnets.training.loop import drop_reports_after, new_history, reporter, roll_back, run_chunks
 from jaxnets.training.placement import DataParallel, SingleDevice
 from jaxnets.training.progress import Progress
@@ -114,26 +115,6 @@ def _prepared_sets(model, data, dtype, allow_empty_validation, pixels=False):
     return out[0], (out[1] if len(out) > 1 else None)
 
 
-def _check_resume(checkpoint, model, config, n_train):
-    if checkpoint.model_name != model.name or checkpoint.model_config != ckpt.jsonable(model.config):
-        raise ValueError(
-            f"checkpoint is for model {checkpoint.model_name!r} {checkpoint.model_config}, "
-            f"not {model.name!r} {ckpt.jsonable(model.config)}"
-        )
-    saved = checkpoint.train_config
-    defaults = {"optimizer": "sgd", "optimizer_args": {}}  # checkpoints from before optimizers
-    for field in ("mode", "learning_rate", "decay", "batch_size", "seed", "dtype", "optimizer", "optimizer_args"):
-        if saved.get(field, defaults.get(field)) != getattr(config, field):
-            raise ValueError(
-                f"cannot resume: checkpoint has {field}={saved.get(field)!r}, config has "
-                f"{getattr(config, field)!r} (a resumed run must repeat the same steps)"
-            )
-    if checkpoint.extra.get("n_train") != n_train:
-        raise ValueError(
-            f"cannot resume: checkpoint was trained on {checkpoint.extra.get('n_train')} rows, data has {n_train}"
-        )
-
-
 _EVALUATORS: dict = {}
 
 
@@ -203,6 +184,11 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
         memory traffic) and are decoded inside every step and every accuracy count. Keep the
         same decode object for repeated runs: compiled steps are cached per decode function.
 
+    Ctrl-C or SIGTERM (in the main thread): training stops after the current chunk, the
+    checkpoint is written at that step (when `checkpoint_path` is given) and
+    `jaxnets.training.Interrupted` (a KeyboardInterrupt) is raised; resuming from that
+    checkpoint ends where an uninterrupted run would. A second Ctrl-C stops at once.
+
     Divergence: when a step's loss is NaN/inf, training stops (no exception) and the result
     carries `diverged` (a message, also printed to stderr) and the last good parameters —
     those before the update that produced the non-finite loss, whose own loss was finite —
@@ -248,7 +234,7 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
 
     model_state = {} if model.init_state is None else {k: jnp.asarray(v, dtype) for k, v in model.init_state().items()}
     if checkpoint is not None:
-        _check_resume(checkpoint, model, config, n_train)
+        ckpt.check_resumable(checkpoint, model, config, n_train, source=resume)
         opt_state = ckpt.restore_opt_state(checkpoint, optimizer.init(params))
         model_state = _restored_model_state(checkpoint, model_state)
         step = checkpoint.step
@@ -277,29 +263,36 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
             extra={"n_train": n_train, "diverged": diverged, "devices": place.devices},
         )
 
-    state = place.state(params, opt_state, model_state, step)
-    # A checkpoint may hold reports past its step (taken after a later-rolled-back step).
-    drop_reports_after(history, step)
-    if not history["report_step"] or history["report_step"][-1] != step:
-        report(step, state.params, state.model_state)
+    # Ctrl-C / SIGTERM from here on: finish the chunk, save it, raise Interrupted (interrupt.py)
+    with stop_requests() as stop:
+        state = place.state(params, opt_state, model_state, step)
+        # A checkpoint may hold reports past its step (taken after a later-rolled-back step).
+        drop_reports_after(history, step)
+        # A fresh run reports at step 0; a resumed one only where an uninterrupted run would
+        # (the loop's report steps and the last), so their histories are the same.
+        if not history["report_step"] or (step >= total and history["report_step"][-1] != step):
+            report(step, state.params, state.model_state)
 
-    run_chunk = (chunk_fn(place.model(model), config, n_train, MAX_CHUNK, decode=decode, evaluate=evaluate)
-                 if step < total else None)
-    state, step, status, bad_loss = run_chunks(
-        run_chunk, state, (x_tr, y_tr, place.key(config.seed)), step, total, (report_every, total, eval_data),
-        MAX_CHUNK, record, bar, history, checkpoint_every, save)
+        run_chunk = (chunk_fn(place.model(model), config, n_train, MAX_CHUNK, decode=decode, evaluate=evaluate)
+                     if step < total else None)
+        state, step, status, bad_loss = run_chunks(
+            run_chunk, state, (x_tr, y_tr, place.key(config.seed)), step, total, (report_every, total, eval_data),
+            MAX_CHUNK, record, bar, history, checkpoint_every, save, stop)
 
-    params, opt_state, model_state = state.params, state.opt_state, state.model_state
-    diverged = None
-    if status != RUNNING:
-        params, opt_state, model_state, step, diverged = roll_back(state, status, step, run_start, bad_loss,
-                                                                   history, config)
-        if not history["report_step"] or history["report_step"][-1] != step:
-            report(step, params, model_state)
-    bar.close()
-    if diverged and place.writer:
-        print(diverged, file=sys.stderr, flush=True)
-    save(params, opt_state, model_state, step, diverged)
+        params, opt_state, model_state = state.params, state.opt_state, state.model_state
+        diverged = None
+        if status != RUNNING:
+            params, opt_state, model_state, step, diverged = roll_back(state, status, step, run_start, bad_loss,
+                                                                       history, config)
+            if not history["report_step"] or history["report_step"][-1] != step:
+                report(step, params, model_state)
+        bar.close()
+        if diverged and place.writer:
+            print(diverged, file=sys.stderr, flush=True)
+        save(params, opt_state, model_state, step, diverged)
+    if stop.signum is not None:
+        saved = checkpoint_path if checkpoint_path is not None and place.writer else None
+        raise Interrupted(stop.signum, step, total, saved)
     params, opt_state, model_state = place.local(params), place.local(opt_state), place.local(model_state)
     return TrainResult(params, history, step, diverged, time.perf_counter() - start_time, opt_state, model_state)
 
