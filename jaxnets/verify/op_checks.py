@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.grads import MODES
-from jaxnets.ops.layout import layout_key
 from jaxnets.ops.vjp import loss_vjp, manual_vjp
 from jaxnets.verify.compare import CheckResult, cast_floats, compare_arrays, compare_sources, record_errors
 from jaxnets.verify.finite_diff import fd_coords, fd_layer, fd_scalar
@@ -160,13 +159,13 @@ def _default_impl(spec):
 
 def jitted_op_gradient_fn(name, mode, static=(), impl=None, wiring=None):
     """jax.jit(op_gradient_fn(...)), one per (op, mode, geometry ints, implementation, wiring)
-    and ops layout (`jaxnets.ops.layout`, read when the function is traced): a pool geometry
+    (a `jaxnets.ops.Layout`, for conv, is one of the static values): a pool geometry
     compiles once and every further example with its shapes is a cache hit."""
-    return _jitted(name, mode, tuple(static), impl, wiring, layout_key())
+    return _jitted(name, mode, tuple(static), impl, wiring)
 
 
 @lru_cache(maxsize=None)
-def _jitted(name, mode, static, impl, wiring, layout):
+def _jitted(name, mode, static, impl, wiring):
     return jax.jit(op_gradient_fn(name, mode, static, impl, wiring))
 
 
@@ -202,7 +201,7 @@ def jax_op_modes(name, arrays, extras, dout=None, impl=None, wiring=None):
     return results
 
 
-def compare_op(case, impl=None, dtype=np.float64, fd=None, wiring=None):
+def compare_op(case, impl=None, dtype=np.float64, fd=None, wiring=None, layout=None):
     """Compare the five gradients of `case` (an OpCase); returns a CheckResult.
 
     dtype float64: the four analytic gradients pairwise within TOL_ANALYTIC_F64 and each
@@ -210,6 +209,8 @@ def compare_op(case, impl=None, dtype=np.float64, fd=None, wiring=None):
     dtype float32: the JAX modes run in float32, NumPy in float64 on the same values; all
     pairs within TOL_ANALYTIC_F32; no finite differences (see `float32_meaningful`).
     A loss's gradients are of cotangent * loss (cotangent = case.dout, random per case).
+    layout: None, or the `jaxnets.ops.Layout` a layout-dependent op (conv) is given in the
+    JAX modes, after its static values.
     """
     require_x64(dtype)
     dtype = np.dtype(dtype)
@@ -235,7 +236,8 @@ def compare_op(case, impl=None, dtype=np.float64, fd=None, wiring=None):
         np_grads = (np_dout * np_grad,)
         names = ("loss",) + spec.params
 
-    sources = jax_op_modes(case.op, arrays, extras, dout, impl, wiring)
+    jax_extras = tuple(extras) + ((layout,) if layout is not None else ())
+    sources = jax_op_modes(case.op, arrays, jax_extras, dout, impl, wiring)
     record_errors(result, sources, tol)
     sources["numpy"] = (np.asarray(np_out), tuple(np.asarray(g) for g in np_grads))
     compare_sources(result, names, sources, tol, ANALYTIC)

@@ -11,7 +11,7 @@
   compared with jax.vjp of the forward under that cotangent (the composition's chain rule);
 - finite differences of the forward (`fd_values`), for `finite_diff.probe`.
 
-JAX functions are jitted once per (pair, keyword values, ops layout) and reused across calls,
+JAX functions are jitted once per (pair, keyword values) and reused across calls,
 so checking many backwards of one forward (the mutant catalogue) compiles the forward's
 autodiff and finite differences once.
 """
@@ -21,7 +21,6 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from jaxnets.ops.layout import layout_key
 from jaxnets.verify.finite_diff import PROBE_OFFSETS, output_bounds
 
 #: finite-difference requests per jitted call (padded), so one shape compiles once
@@ -46,7 +45,7 @@ def _freeze(v):
 def _memo(key, build):
     """build() cached under key (None: not cached); a small LRU."""
     try:
-        key = _freeze(key) + (layout_key(),)
+        key = _freeze(key)
     except TypeError:
         return build()
     if key in _MEMO:
