@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from jaxnets import ops
-from jaxnets.grads import MODES, training_gradient
+from jaxnets.grads import MODES, gradient
 from jaxnets.models import MODELS
 from jaxnets.verify.compare import CheckResult, cast_floats, compare_arrays, compare_sources, record_errors
 from jaxnets.verify.finite_diff import fd_coords, fd_scalar
@@ -124,7 +124,7 @@ def _jax_model(name, key):
 @lru_cache(maxsize=None)
 def _model_fn(name, key, mode):
     """jit of `(params, state, x, y, key) -> (loss, grads, new state)` in `mode`."""
-    return jax.jit(training_gradient(_jax_model(name, key), mode))
+    return jax.jit(gradient(_jax_model(name, key), mode))
 
 
 def dropout_key(case_seed):
@@ -159,8 +159,7 @@ def kink_distance(model, params, x, y, key=None):
         found.append(window_gap(np.asarray(a), pool_height, pool_width, stride))
         return ops.AUTODIFF.max_pool(a, pool_height, pool_width, stride)
 
-    kw = {"key": key} if model.stochastic else {}
-    model.loss(params, x, y, layers=ops.AUTODIFF._replace(relu=relu, max_pool=max_pool), **kw)
+    model.loss(params, model.init_state(), x, y, key, ops.AUTODIFF._replace(relu=relu, max_pool=max_pool))
     return min(found, default=math.inf)
 
 
@@ -175,7 +174,7 @@ def _cap_scores(name, config, params, x, model, key):
     scores spreads more than SCORE_SPREAD_MAX."""
     np_model = _np_model(name, _config_key(config))
     last = max(int(k[1:]) for k in params if k.startswith("W"))
-    if model.init_state is not None or model.stochastic:  # batch statistics and dropout, as trained
+    if model.stateful or model.stochastic:  # batch statistics and dropout, as trained
         scores = np_model.scores(params, x, train=True, **_noise(model, key, x.shape[0]))
     else:
         scores = np_model.scores(params, x)
@@ -267,7 +266,7 @@ def compare_model(case, dtype=np.float64, fd=None):
 
     model = _jax_model(case.name, key)
     modes = jax_modes(model)
-    state = {} if model.init_state is None else {k: np.asarray(v, dtype) for k, v in model.init_state().items()}
+    state = {k: np.asarray(v, dtype) for k, v in model.init_state().items()}
     state_keys = sorted(state)
     rkey = dropout_key(case.seed)
     sources = {}
