@@ -4,9 +4,9 @@ import pytest
 from experiments.bench import report
 
 
-def _row(w, impl, kind, seconds, mode=None, unit="ms/iter"):
+def _row(w, impl, kind, seconds, mode=None, unit="ms/iter", note=""):
     return {"workload": w, "impl": impl, "kind": kind, "mode": mode, "seconds": seconds,
-            "value": seconds * 1e3, "unit": unit}
+            "value": seconds * 1e3, "unit": unit, "note": note}
 
 
 def _result(torch=True):
@@ -19,6 +19,9 @@ def _result(torch=True):
         _row("A", "fused autodiff", "fused", 0.025, "autodiff"),
         _row("E", "batch norm (4, 4): jaxnets hand-written pair", "layer", 1e-3, "manual", "ms/call"),
         _row("E", "batch norm (4, 4): jaxnets autodiff", "layer-autodiff", 2e-3, "autodiff", "ms/call"),
+        _row("E", "dropout (4, 4): jaxnets hand-written pair", "layer", 1.1e-3, "manual", "ms/call",
+             report.SAME_PROGRAM),
+        _row("E", "dropout (4, 4): jaxnets autodiff", "layer-autodiff", 1e-3, "autodiff", "ms/call"),
     ]
     if torch:
         rows += [_row("A", "PyTorch", "torch", 0.09),
@@ -41,11 +44,17 @@ def test_verdicts_against_each_target():
     assert s["A"]["best_jaxnets"] == "fused autodiff"
     assert pct["measured"] == pytest.approx(80.0) and pct["met"]
     torch = t["A: times PyTorch CPU's speed"]
-    assert torch["measured"] == pytest.approx(3.6) and torch["met"]
+    assert torch["measured"] == pytest.approx(3.6) and torch["met"] and torch["goal"] == ">= 2x"
     layer = t["E: batch norm (4, 4), hand-written pair / PyTorch"]
     assert layer["measured"] == pytest.approx(2.0) and not layer["met"] and layer["missed_by"] == pytest.approx(2.0)
-    ratio = t["manual / autodiff (worst model)"]
+    assert t["E: batch norm (4, 4), hand-written pair / autodiff"]["met"]
+    # one compiled program: met whatever the noise says, and the verdict says why
+    same = t["E: dropout (4, 4), hand-written pair / autodiff"]
+    assert same["measured"] == pytest.approx(1.1) and same["met"] and same["best"] == report.SAME_PROGRAM
+    # the worst of both paths: the fused loop here (1.2), not the jit path (0.8)
+    ratio = t["manual / autodiff (worst model and path)"]
     assert ratio["measured"] == pytest.approx(1.2) and ratio["missed_by"] == pytest.approx(1.2)
+    assert "fused loop" in ratio["best"]
     table = report.format_table({**result, "summary": s})
     assert "| E: batch norm (4, 4), hand-written pair / PyTorch | <= 1 | 2x |" in table
     assert "missed by 2.00x" in table
