@@ -145,17 +145,24 @@ def machine():
     import numpy as np
 
     cpu = platform.processor() or platform.machine()
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
+    cpu = fields.get("model name", cpu)
+    flags = set(fields.get("flags", "").split())
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    cpu_id = ", ".join(p for p in (f"family {fields['cpu family']} model {fields['model']}"
+                                   if "cpu family" in fields and "model" in fields else None, vector) if p)
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu, "cores": os.cpu_count(), "backend": jax.default_backend(),
+        "cpu": cpu, "cpu_id": cpu_id, "cores": os.cpu_count(), "backend": jax.default_backend(),
         "device": str(jax.devices()[0].device_kind), "jax": jax.__version__, "numpy": np.__version__,
         "python": platform.python_version(), "matmul_precision": "float32",
         "openblas_env": {k: os.environ.get(k) for k in OPENBLAS_VARS},
