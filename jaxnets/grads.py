@@ -11,84 +11,70 @@
 The first three are the modes the documents' derivations are checked with (MODES); all four
 are covered by the equivalence suite (`jaxnets.verify`).
 
-Models with batch norm carry state (running statistics): their loss also returns the batch
-statistics, and `training_gradient` turns them into the new state. Models with dropout
-(`Model.stochastic`) take a PRNG key for their masks; every mode draws the same masks from it.
-"""
-import contextlib
-from functools import partial
+Every mode has the model's one signature, `(params, state, x, y, key) -> (loss, grads,
+new_state)`: the state (batch norm's running statistics, {} without) goes in and its update
+comes out; the key draws dropout masks, the same in every mode.
 
+The forms the ops take are an argument too (`layout`, a `jaxnets.ops.Layout`; None: the
+default backend's). Mode "autodiff" differentiates the forward in the layout's
+`for_jax_rules()` forms (`mode_layout`): on the CPU every conv in im2col form, whose JAX
+derivative runs fast there, where the other modes run the convolution primitive from 8
+channels on (README "Performance").
+"""
 import jax
 
 from jaxnets.ops import AUTODIFF, CUSTOM_VJP
-from jaxnets.ops.layout import differentiated_by_jax
+from jaxnets.ops.layout import default_layout
 
 MODES = ("manual", "autodiff", "custom_vjp")
 TRAIN_MODES = MODES + ("fast",)
 
 
-def _with_stats(model, mode):
-    """`(params, x, y, key) -> (loss, grads, batch statistics)` for any model ({} without
-    batch norm)."""
-    stateful = model.init_state is not None
-    if mode == "fast":  # a model without a fast layout (the callers take the fast one)
-        mode = "manual"
-    kw = (lambda key: {"key": key}) if model.stochastic else (lambda key: {})
-    if mode == "manual":
-        def manual(params, x, y, key):
-            out = model.loss_and_grads(params, x, y, **kw(key))
-            return out if stateful else (*out, {})
-
-        return manual
-    if mode not in ("autodiff", "custom_vjp"):
+def mode_layout(mode, layout=None):
+    """The layout whose forward program `mode` runs: `layout` (None: the default backend's),
+    or for "autodiff" its `for_jax_rules()` forms — what JAX's own rules differentiate."""
+    if mode not in TRAIN_MODES:
         raise ValueError(f"unknown gradient mode {mode!r}; choose one of {', '.join(TRAIN_MODES)}")
-    layers = AUTODIFF if mode == "autodiff" else CUSTOM_VJP
-
-    def differentiated(params, x, y, key):
-        f = partial(model.loss, x=x, y=y, layers=layers, **kw(key))
-        # autodiff: JAX's rules differentiate the forward, so its ops take the forms whose
-        # JAX derivative runs fast (`layout.conv_algorithm`); custom_vjp runs the hand-written ones
-        with differentiated_by_jax() if mode == "autodiff" else contextlib.nullcontext():
-            if stateful:
-                (value, stats), grads = jax.value_and_grad(f, has_aux=True)(params)
-                return value, grads, stats
-            value, grads = jax.value_and_grad(f)(params)
-            return value, grads, {}
-
-    return differentiated
+    layout = default_layout(layout)
+    return layout.for_jax_rules() if mode == "autodiff" else layout
 
 
-def value_and_grad(model, mode, decode=None):
-    """A jit-able `(params, x, y, key=None) -> (loss, grads)` for `model` in gradient `mode`.
+def gradient(model, mode, decode=None, layout=None):
+    """A jit-able `(params, state, x, y, key=None) -> (loss, grads, new_state)` for `model` in
+    gradient `mode`, in `layout`'s forms (`mode_layout`).
 
     decode: None, or a function from stored inputs to model inputs (e.g. uint8 pixels to
     preprocessed floats, `jaxnets.data.PixelTransform.decoder`) applied inside the gradient,
     so x can stay in its stored form on the device ("fast" decodes chunk by chunk).
-    key: the dropout key of a stochastic model (ignored by the others).
     """
+    layout = mode_layout(mode, layout)
     if mode == "fast" and model.fast_gradient is not None:
-        fast = model.fast_gradient(decode)
-        return lambda params, x, y, key=None: fast(params, x, y)
-    fn = _with_stats(model, mode)
+        return model.fast_gradient.make(decode, layout)
+    prepare = (lambda x: x) if decode is None else decode
+    if mode in ("manual", "fast"):  # fast: a model without a fast layout
+        def manual(params, state, x, y, key=None):
+            return model.loss_and_grads(params, state, prepare(x), y, key, layout)
+
+        return manual
+    layers = (AUTODIFF if mode == "autodiff" else CUSTOM_VJP)._replace(layout=layout)
+
+    def differentiated(params, state, x, y, key=None):
+        x = prepare(x)
+        (value, new_state), grads = jax.value_and_grad(
+            lambda p: model.loss(p, state, x, y, key, layers), has_aux=True)(params)
+        return value, grads, new_state
+
+    return differentiated
+
+
+def value_and_grad(model, mode, decode=None, layout=None):
+    """`(params, x, y, key=None) -> (loss, grads)`: `gradient` from the model's initial state,
+    without the new state (a model with batch norm normalises with the batch's statistics in
+    training, so its loss and gradient do not depend on the running ones)."""
+    fn = gradient(model, mode, decode, layout)
 
     def value_and_grad_fn(params, x, y, key=None):
-        value, grads, _ = fn(params, x if decode is None else decode(x), y, key)
+        value, grads, _ = fn(params, model.init_state(), x, y, key)
         return value, grads
 
     return value_and_grad_fn
-
-
-def training_gradient(model, mode, decode=None):
-    """`(params, state, x, y, key) -> (loss, grads, new_state)`: one training step's gradient
-    in `mode`, the model's new running statistics (`state` unchanged, {} for a model without
-    batch norm), with dropout masks from `key`; see `value_and_grad` for `decode`."""
-    if mode == "fast" and model.fast_gradient is not None:
-        fast = model.fast_gradient(decode)
-        return lambda params, state, x, y, key: (*fast(params, x, y), state)
-    fn = _with_stats(model, mode)
-
-    def step(params, state, x, y, key):
-        value, grads, stats = fn(params, x if decode is None else decode(x), y, key)
-        return value, grads, (model.update_state(state, stats) if model.init_state is not None else state)
-
-    return step

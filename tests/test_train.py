@@ -111,8 +111,8 @@ def test_history_records_the_rate_of_each_report():
 
 def test_full_batch_step_is_gradient_descent_on_all_rows():
     one = run(TrainConfig(**FULL).replace(iterations=1))
-    loss, grads = MODEL.loss_and_grads(jax.tree.map(lambda a: a.astype(jnp.float32), PARAMS),
-                                       jnp.asarray(DATA[0]), jnp.asarray(DATA[1]))
+    loss, grads, _ = MODEL.loss_and_grads(jax.tree.map(lambda a: a.astype(jnp.float32), PARAMS), {},
+                                          jnp.asarray(DATA[0]), jnp.asarray(DATA[1]))
     assert math.isclose(one.history["loss"][0], float(loss), rel_tol=1e-6)
     for name, g in grads.items():
         np.testing.assert_allclose(one.params[name], PARAMS[name] - 0.5 * g, rtol=1e-5, atol=1e-7)
@@ -136,7 +136,7 @@ def test_each_step_is_sgd_on_its_own_batch_with_the_002_rate():
     assert int(after.opt_state[-1].count) == k + 1  # optax's schedule counter travels along
     idx = sample_batch_indices(jax.random.key(seed), k, 96, 16)
     xb, yb = jnp.asarray(DATA[0])[idx], jnp.asarray(DATA[1])[idx]
-    loss, grads = MODEL.loss_and_grads(before.params, xb, yb)
+    loss, grads, _ = MODEL.loss_and_grads(before.params, {}, xb, yb)
     assert math.isclose(after.history["loss"][k], float(loss), rel_tol=1e-6)
     rate = 0.5 * 0.9 ** math.ceil(k / iterations_per_epoch(96, 16))
     for name, g in grads.items():
@@ -326,23 +326,33 @@ def test_periodic_checkpoints_are_written_at_their_steps(tmp_path, monkeypatch):
 
 # A model whose loss (w - 10)^2 + log(6 - w) becomes NaN once gradient descent from w = 0
 # pushes w past 6: a planted divergence at a step computable by hand.
-def _barrier_loss(params, x, y, layers=None):
+def _barrier_loss(params, x, y):
     w = params["w"][0]
     return (w - 10.0) ** 2 + jnp.log(6.0 - w) + 0.0 * jnp.sum(params["b"]) + 0.0 * jnp.mean(x)
 
 
-def _barrier_scores(params, x, layers=None):
+def _barrier_scores(params, x, layers=None, state=None):
     return jnp.zeros((x.shape[0], 2), x.dtype) + params["b"] + 0.0 * params["w"]
 
 
-BARRIER = Model(
-    name="barrier", config={},
-    init=lambda key: {"w": jnp.zeros(1), "b": jnp.zeros(2)},
-    scores=_barrier_scores, loss=_barrier_loss,
-    loss_and_grads=jax.value_and_grad(_barrier_loss),
-    predict=lambda params, x, state=None: jnp.argmax(_barrier_scores(params, x), axis=1),
-    input_shape=(20,), num_classes=2,
-)
+def _hand_built(name, loss):
+    """A Model written by hand around `loss(params, x, y)`, in the one Model signature."""
+
+    def loss_and_grads(params, state, x, y, key=None, layout=None):
+        return (*jax.value_and_grad(loss)(params, x, y), state)
+
+    return Model(
+        name=name, config={},
+        init=lambda key: {"w": jnp.zeros(1), "b": jnp.zeros(2)},
+        scores=_barrier_scores,
+        loss=lambda params, state, x, y, key=None, layers=None: (loss(params, x, y), state),
+        loss_and_grads=loss_and_grads,
+        predict=lambda params, x, state=None: jnp.argmax(_barrier_scores(params, x), axis=1),
+        input_shape=(20,), num_classes=2,
+    )
+
+
+BARRIER = _hand_built("barrier", _barrier_loss)
 
 
 def test_divergence_stops_and_keeps_the_last_good_params(tmp_path, capsys):
@@ -364,14 +374,14 @@ def test_divergence_stops_and_keeps_the_last_good_params(tmp_path, capsys):
     assert result.diverged in capsys.readouterr().err  # printed even with progress=False
 
 
-def _kink_loss(params, x, y, layers=None):
+def _kink_loss(params, x, y):
     """Finite everywhere, but its gradient is NaN (0 * inf) once w > 6."""
     w = params["w"][0]
     return (w - 10.0) ** 2 + jnp.sqrt(jnp.maximum(6.0 - w, 0.0)) + 0.0 * jnp.sum(params["b"]) + 0.0 * jnp.mean(x)
 
 
 def test_non_finite_gradient_with_finite_loss_keeps_the_current_params():
-    model = BARRIER._replace(name="kink", loss=_kink_loss, loss_and_grads=jax.value_and_grad(_kink_loss))
+    model = _hand_built("kink", _kink_loss)
     w, ws = 0.0, [0.0]
     while w < 6.0:
         w -= 0.1 * (2 * (w - 10.0) - 0.5 / math.sqrt(6.0 - w))
@@ -396,7 +406,7 @@ def test_huge_learning_rate_diverges_with_finite_params_kept():
     assert shorter.diverged is None
     assert_same_params(shorter.params, result.params)
     # ... and their own loss is finite.
-    assert math.isfinite(float(MODEL.loss(result.params, jnp.asarray(DATA[0]), jnp.asarray(DATA[1]))))
+    assert math.isfinite(float(MODEL.loss(result.params, {}, jnp.asarray(DATA[0]), jnp.asarray(DATA[1]))[0]))
 
 
 def test_minibatches_are_sampled_with_replacement():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import random
 import statistics
 import time
 
@@ -29,17 +30,32 @@ def median_time(fn, repeats, warmup=1, setup=None, inner=1):
     return interleaved({"": (fn, setup, inner)}, repeats, warmup)[""]
 
 
-def interleaved(cands, repeats, warmup=1):
+#: idle seconds before each timed sample: the previous candidate's worker threads (PyTorch's
+#: OpenMP pool, XLA's Eigen pool) spin-wait for a while after their work, and without a pause
+#: they took CPU from whichever candidate came next (two identical XLA programs measured
+#: 1.3-1.9x apart by position alone, on 2 busy cores)
+SETTLE_S = 0.003
+
+
+def interleaved(cands, repeats, warmup=1, settle=SETTLE_S):
     """Time several candidates round-robin (one sample of each per round), so that a change
     in the machine's load hits all of them alike; returns {name: (median, samples)}.
-    cands: {name: (fn, setup, inner)} as for median_time."""
+    cands: {name: (fn, setup, inner)} as for median_time. Each round takes the candidates
+    in a fresh (seeded) random order, so none always follows the same other one, and each
+    sample starts after `settle` idle seconds."""
     for fn, setup, inner in cands.values():
         for _ in range(warmup):
             block(fn(setup() if setup else None))
+    order = random.Random(0)
+    names = list(cands)
     samples = {name: [] for name in cands}
     for _ in range(repeats):
-        for name, (fn, setup, inner) in cands.items():
+        order.shuffle(names)
+        for name in names:
+            fn, setup, inner = cands[name]
             arg = setup() if setup else None
+            if settle:
+                time.sleep(settle)
             t0 = time.perf_counter()
             for _ in range(inner):
                 out = fn(arg)
@@ -73,14 +89,14 @@ class Group:
     def __init__(self):
         self.cands, self.meta = {}, {}
 
-    def add(self, name, kind, fn, setup=None, inner=1, per=1, mode=None):
+    def add(self, name, kind, fn, setup=None, inner=1, per=1, mode=None, note=""):
         self.cands[name] = (fn, setup, inner)
-        self.meta[name] = (kind, per, mode)
+        self.meta[name] = (kind, per, mode, note)
 
     def run(self, rows, rounds):
         for name, (t, samples) in interleaved(self.cands, rounds).items():
-            kind, per, mode = self.meta[name]
-            rows.add(name, kind, t, samples, per=per, mode=mode)
+            kind, per, mode, note = self.meta[name]
+            rows.add(name, kind, t, samples, per=per, mode=mode, note=note)
 
 
 def measure_limits(m_rows, quick=False):
@@ -129,17 +145,24 @@ def machine():
     import numpy as np
 
     cpu = platform.processor() or platform.machine()
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
+    cpu = fields.get("model name", cpu)
+    flags = set(fields.get("flags", "").split())
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    cpu_id = ", ".join(p for p in (f"family {fields['cpu family']} model {fields['model']}"
+                                   if "cpu family" in fields and "model" in fields else None, vector) if p)
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu, "cores": os.cpu_count(), "backend": jax.default_backend(),
+        "cpu": cpu, "cpu_id": cpu_id, "cores": os.cpu_count(), "backend": jax.default_backend(),
         "device": str(jax.devices()[0].device_kind), "jax": jax.__version__, "numpy": np.__version__,
         "python": platform.python_version(), "matmul_precision": "float32",
         "openblas_env": {k: os.environ.get(k) for k in OPENBLAS_VARS},

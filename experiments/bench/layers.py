@@ -1,9 +1,14 @@
 """Workload E: cs231n's normalisation and dropout layers, forward + backward at cs231n-sized
-inputs, the hand-written pair and autodiff against PyTorch's own layers (float32 ms per call).
+inputs and a transformer's layer norm (batch 32 x 64 tokens x width 128, as 2048 rows), the
+hand-written pair and autodiff against PyTorch's own layers (float32 ms per call).
 
 Each layer's candidates are timed round-robin in one group, so a change in the machine's load
-hits all of them alike.
+hits all of them alike. Where the hand-written pair and autodiff compile to the same XLA
+program (dropout: its backward is JAX's derivative of x * mask), the rows say so: their
+difference is then the measurement's noise.
 """
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,13 +16,16 @@ import numpy as np
 from experiments.bench.harness import Group, Rows
 from jaxnets import ops
 
-#: (name, input shape, jaxnets pair); cs231n-sized inputs
+#: (name, input shape, jaxnets pair); cs231n-sized inputs, and a transformer block's layer
+#: norm over the width of 32 sequences of 64 tokens (the (N, D) pair on their 2048 rows)
 LAYER_CASES = (
     ("batch norm", (128, 512), "batchnorm"),
     ("layer norm", (128, 512), "layernorm"),
+    ("layer norm, 32 x 64 tokens", (2048, 128), "layernorm"),
     ("spatial batch norm", (64, 32, 28, 28), "spatial_batchnorm"),
     ("dropout 0.5", (128, 512), "dropout"),
 )
+SAME_PROGRAM = "the same compiled program as autodiff"
 
 
 def _jax_layer(kind):
@@ -45,6 +53,17 @@ def _jax_layer(kind):
     return jax.jit(pair), jax.jit(auto)
 
 
+def same_program(f, g, args):
+    """Whether jitted f and g compile to the same XLA program for `args` (names and source
+    locations aside)."""
+    def text(fn):
+        t = fn.lower(*args).compile().as_text()
+        t = re.sub(r", metadata=\{[^}]*\}", "", t[t.index("ENTRY"):])
+        return re.sub(r"\n(FileNames|FunctionNames|FileLocations|StackFrames)\n[\s\S]*?(?=\n\n|$)", "", t)
+
+    return text(f) == text(g)
+
+
 def _torch_layer(torch, kind, shape):
     f = torch.nn.functional
     if kind == "batchnorm" or kind == "spatial_batchnorm":
@@ -67,8 +86,9 @@ def layer_rows(cfg, torch=None):
         pair, auto = _jax_layer(kind)
         args = tuple(jnp.asarray(a) for a in (x, g, b, d))
         group = Group()
+        note = SAME_PROGRAM if same_program(pair, auto, args) else ""
         group.add(f"{name} {shape}: jaxnets hand-written pair", "layer", lambda _, f=pair: f(*args),
-                  inner=cfg["inner"], mode="manual")
+                  inner=cfg["inner"], mode="manual", note=note)
         group.add(f"{name} {shape}: jaxnets autodiff", "layer-autodiff", lambda _, f=auto: f(*args),
                   inner=cfg["inner"], mode="autodiff")
         if torch is not None:

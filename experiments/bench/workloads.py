@@ -47,7 +47,8 @@ TITLES = {"A": "A: digits 784-10-10, full-batch GD, m = 41000",
           "B": "B: TwoLayerNet 784-200-10, SGD batch 200 (with replacement)",
           "C": "C: ConvNet 8x3x3 pad 1 - ReLU - pool 2 - affine 10, N = 64, forward + backward",
           "D": "D: occupancy 5-5-1, full batch 8143 rows (manual/autodiff ratio only)",
-          "E": "E: normalisation and dropout layers, forward + backward, vs PyTorch"}
+          "E": "E: normalisation and dropout layers (and a transformer's layer norm), forward + backward, "
+               "vs autodiff and PyTorch"}
 
 
 @dataclass

@@ -11,7 +11,7 @@ Every malformed input raises `DataError` (a ValueError) naming the file and the 
 from .csvfiles import OCCUPANCY_FEATURES, read_kaggle_csv, read_occupancy
 from .errors import DataError, DataUnavailableError
 from .idx import read_idx, read_idx_images, read_idx_labels, read_idx_pair, write_idx
-from .pixels import STYLES, PixelTransform, fit_pixel_transform
+from .pixels import STYLES, PixelDecoder, PixelTransform, fit_pixel_transform
 from .preprocess import (add_channel, flatten, head_split, mean_image, normalize_features,
                          scale_pixels, shuffle_split, subtract_mean_image,
                          subtract_mean_image_uint8)
@@ -28,5 +28,5 @@ __all__ = [
     "read_idx_labels", "read_idx_pair", "write_idx", "read_kaggle_csv", "read_occupancy",
     "scale_pixels", "mean_image", "subtract_mean_image", "subtract_mean_image_uint8", "flatten",
     "add_channel", "normalize_features", "shuffle_split", "head_split", "check_arrays",
-    "STYLES", "PixelTransform", "fit_pixel_transform",
+    "STYLES", "PixelTransform", "PixelDecoder", "fit_pixel_transform",
 ]

@@ -13,6 +13,8 @@ Styles (the documents' preprocessing):
 """
 from __future__ import annotations
 
+import dataclasses
+
 from typing import NamedTuple
 
 import numpy as np
@@ -68,16 +70,11 @@ class PixelTransform(NamedTuple):
 
     def decoder(self, dtype=np.float32):
         """The same transform as a function of already laid-out stored pixels (`layout`'s
-        output), for use inside jitted code: `x.astype(dtype) * scale - mean`."""
-        import jax.numpy as jnp
-
-        scale = jnp.asarray(self.scale, dtype)
-        mean = jnp.asarray(self.laid_out_mean(), dtype)
-
-        def decode(x):
-            return x.astype(dtype) * scale - mean
-
-        return decode
+        output), for use inside jitted code: `x.astype(dtype) * scale - mean` (a
+        `PixelDecoder`: equal transforms give equal decoders, so programs compiled for one
+        serve the other)."""
+        mean = np.ascontiguousarray(self.laid_out_mean(), np.float32)
+        return PixelDecoder(np.dtype(dtype).name, float(np.float32(self.scale)), mean.tobytes(), mean.shape)
 
     def to_arrays(self):
         """The dict of arrays saved as a run's `preprocess.npz`."""
@@ -93,6 +90,23 @@ class PixelTransform(NamedTuple):
             return cls(style, np.float32(arrays["scale"]), np.asarray(arrays["mean"], np.float32), shape)
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(f"not a pixel transform ({e}); expected style, scale, mean, image_shape") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class PixelDecoder:
+    """`x.astype(dtype) * scale - mean` inside jitted code (`PixelTransform.decoder`): a
+    hashable value (the float32 mean held as bytes), so a decoder can key compiled programs."""
+
+    dtype: str
+    scale: float
+    mean: bytes
+    mean_shape: tuple
+
+    def __call__(self, x):
+        import jax.numpy as jnp
+
+        mean = np.frombuffer(self.mean, np.float32).reshape(self.mean_shape)
+        return x.astype(self.dtype) * jnp.asarray(self.scale, self.dtype) - jnp.asarray(mean, self.dtype)
 
 
 def fit_pixel_transform(style, train_images) -> PixelTransform:

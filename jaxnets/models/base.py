@@ -1,4 +1,5 @@
 """The `Model` record every network is described by, and the helpers the models share."""
+import dataclasses
 from typing import Callable, NamedTuple, Optional
 
 import jax.numpy as jnp
@@ -6,34 +7,74 @@ import jax.numpy as jnp
 from jaxnets.ops import l2_penalty
 
 
-class Model(NamedTuple):
+def no_state():
+    """The state of a model without any: {}."""
+    return {}
+
+
+class FastGradient(NamedTuple):
+    """A model's hand-written gradient laid out for speed.
+
+    make(decode, layout) -> `(params, state, x, y, key) -> (loss, grads, new_state)`, the
+    signature of `Model.loss_and_grads`, equal to it up to float rounding on decode(x)
+    (decode None: x as given; layout: the `jaxnets.ops.Layout` whose forms to take).
+    threads_state: whether it computes the new state and uses the key like `loss_and_grads`
+    does; one that does not (`stateless_fast`) is refused for a model with state or dropout,
+    when the Model is built.
+    """
+
+    make: Callable
+    threads_state: bool
+
+
+def stateless_fast(make):
+    """A FastGradient from `make(decode, layout) -> (params, x, y) -> (loss, grads)`, for a
+    model without state or dropout: the state ({}) is returned as given, the key unused."""
+
+    def full(decode=None, layout=None):
+        fn = make(decode, layout)
+
+        def gradient(params, state, x, y, key=None):
+            return (*fn(params, x, y), state)
+
+        return gradient
+
+    return FastGradient(full, threads_state=False)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
     """A network as plain functions over a params dict (a pytree), plus the facts callers
     need about it, so that nothing outside `jaxnets.models` switches on a model's name.
 
+    Every model's loss and gradient have ONE signature: the state (batch norm's running
+    statistics; {} for a model without) is always passed and the new state returned, and a
+    PRNG key (dropout's masks) is always accepted (None is fine for a model without dropout).
+
     init(key) -> params
+    loss(params, state, x, y, key=None, layers=AUTODIFF) -> (loss, new_state): the scalar
+        mean loss (+ L2 penalty when reg > 0) in training mode, with `layers`' differentiable
+        functions (autodiff or custom_vjp mode); new_state: the running statistics updated
+        with this batch's (never mutating `state`)
+    loss_and_grads(params, state, x, y, key=None, layout=None) -> (loss, grads, new_state):
+        the MANUAL mode, backward pairs in reverse, in `layout`'s forms (None: the default
+        backend's)
+    fast_gradient: a `FastGradient` (the same gradient laid out for speed, e.g. the one-pass
+        MLP gradient, the fused conv-ReLU-pool ConvNet), or None
     scores(params, x, layers=AUTODIFF, state=None) -> logits ((N, C); a binary model gives
         (N,)), in inference mode (batch norm with the running statistics in `state`)
-    loss(params, x, y, layers=AUTODIFF[, key]) -> scalar mean loss (+ L2 penalty when
-        reg > 0) in training mode; a model with state returns (loss, batch statistics)
-    loss_and_grads(params, x, y[, key]) -> (loss, grads): the MANUAL mode, backward pairs in
-        reverse; a model with state returns (loss, grads, batch statistics)
     predict(params, x, state=None) -> (N,) integer labels
+    init_state() -> the state a new model starts from ({} without batch norm)
+    noise: `noise(key, n)` -> the uniform draws the dropout layers take from `key` for a batch
+        of n (what the NumPy twin is given); None for a model without dropout
     input_shape: the shape of one example (x is (N, *input_shape))
     num_classes: labels are integers 0..num_classes-1 (a binary model: 2)
     binary: one logit per example, targets are 0/1 floats (y is (N,) either way)
     conv_filters: the parameter holding the first convolution's filters (F, C, HH, WW), for
         pictures of them; None for models without one
-    fast_gradient: `fast_gradient(decode)` -> `(params, x, y) -> (loss, grads)` equal to
-        `loss_and_grads(params, decode(x), y)` up to float rounding, the same hand-written
-        gradient laid out for speed (decode None: x is used as given); None when the model
-        has no faster layout than `loss_and_grads`
-    init_state: `init_state()` -> the state a model with batch norm carries (running means and
-        variances, a dict of arrays); None for a model without state
-    update_state: `update_state(state, batch statistics)` -> the new state (running averages),
-        never mutating; None without state
-    stochastic: the training loss takes `key=` (dropout masks); every mode draws the same
-    noise: `noise(key, n)` -> the uniform draws the dropout layers take from `key` for a batch
-        of n (what the NumPy twin is given); None for a model without dropout
+
+    A Model is immutable and, like a function, compares by identity: compiled programs are
+    cached per Model object (`jaxnets.programs`), so build a model once and reuse it.
     """
 
     name: str
@@ -47,17 +88,36 @@ class Model(NamedTuple):
     num_classes: int
     binary: bool = False
     conv_filters: Optional[str] = None
-    fast_gradient: Optional[Callable] = None
-    init_state: Optional[Callable] = None
-    update_state: Optional[Callable] = None
-    stochastic: bool = False
+    fast_gradient: Optional[FastGradient] = None
+    init_state: Callable = no_state
     noise: Optional[Callable] = None
+
+    def __post_init__(self):
+        fast = self.fast_gradient
+        if fast is not None and not isinstance(fast, FastGradient):
+            raise ValueError(f"model {self.name!r}: fast_gradient must be a FastGradient, got {fast!r}")
+        if fast is not None and not fast.threads_state and (self.stateful or self.stochastic):
+            raise ValueError(
+                f"model {self.name!r} has {'state' if self.stateful else 'dropout'}, but its fast gradient "
+                "ignores state and key (stateless_fast); give it one that threads them, or none")
+
+    @property
+    def stateful(self):
+        """Whether the model carries state (batch norm's running statistics)."""
+        return self.init_state is not no_state
+
+    @property
+    def stochastic(self):
+        """Whether the training loss draws from its key (dropout)."""
+        return self.noise is not None
+
+    def replace(self, **changes):
+        """A new Model with `changes` (checked like any other)."""
+        return dataclasses.replace(self, **changes)
 
 
 #: name -> factory of every model (`register_model`); the name is also the Model's `name`.
 MODELS = {}
-
-
 def register_model(name):
     """Decorator: list the factory under `name` in MODELS (how checkpoints, `predict` and the
     verification suite find a model from its stored name and config)."""

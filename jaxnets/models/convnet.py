@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxnets.models import checks
-from jaxnets.models.base import Model, add_l2_penalty, argmax_predict, decoded, register_model
+from jaxnets.models.base import Model, add_l2_penalty, argmax_predict, decoded, register_model, stateless_fast
 from jaxnets.ops import (
     AUTODIFF,
     affine_backward,
@@ -30,14 +30,15 @@ from jaxnets.ops import (
 
 
 def fused_gradient(pad, pool, reg):
-    """`fast_gradient` of a stride-1 ConvNet: `decode -> (params, x, y) -> (loss, grads)`.
+    """A stride-1 ConvNet's fast gradient: `(decode, layout) -> (params, x, y) -> (loss, grads)`
+    (made a `FastGradient` by `stateless_fast`; the fused layer has one form on every backend).
 
     x: (N, C, H, W) stored inputs, y: (N,) int labels. The pooled activations stay
     examples-last, P (F*Hp*Wp, N), so the affine layer is 002's affine pair transposed:
     scores = P^T W2 + b2, dW2 = P dscores, dP = W2 dscores^T.
     """
 
-    def make(decode=None):
+    def make(decode=None, layout=None):
         def value_and_grad_fn(params, x, y):
             x = decoded(decode, x, params["W1"].dtype)
             p1, c1 = conv_relu_pool_forward_examples_last(x, params["W1"], params["b1"], pad, pool)
@@ -96,18 +97,18 @@ def conv_net(input_shape=(1, 28, 28), num_filters=8, filter_size=3, stride=1, pa
         }
 
     def scores(params, x, layers=AUTODIFF, state=None):
-        a = layers.relu(layers.conv(x, params["W1"], params["b1"], stride, pad))
+        a = layers.relu(layers.conv(x, params["W1"], params["b1"], stride, pad, layers.layout))
         a = layers.max_pool(a, pool, pool, pool)
         return layers.affine(a, params["W2"], params["b2"])
 
-    def loss(params, x, y, layers=AUTODIFF):
+    def loss(params, state, x, y, key=None, layers=AUTODIFF):
         value = layers.softmax_loss(scores(params, x, layers), y)
         if reg:
             value = value + layers.l2_penalty(params["W1"], reg) + layers.l2_penalty(params["W2"], reg)
-        return value
+        return value, state
 
-    def loss_and_grads(params, x, y):
-        z1, c1 = conv_forward(x, params["W1"], params["b1"], stride, pad)
+    def loss_and_grads(params, state, x, y, key=None, layout=None):
+        z1, c1 = conv_forward(x, params["W1"], params["b1"], stride, pad, layout)
         a1, c2 = relu_forward(z1)
         p1, c3 = max_pool_forward(a1, pool, pool, pool)
         z2, c4 = affine_forward(p1, params["W2"], params["b2"])
@@ -116,8 +117,8 @@ def conv_net(input_shape=(1, 28, 28), num_filters=8, filter_size=3, stride=1, pa
         da1 = max_pool_backward(dp1, c3)
         dz1 = relu_backward(da1, c2)
         _, dW1, db1 = conv_backward(dz1, c1)
-        return add_l2_penalty(value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, params, reg)
+        return (*add_l2_penalty(value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, params, reg), state)
 
     return Model("conv", config, init, scores, loss, loss_and_grads, argmax_predict(scores),
                  input_shape=tuple(input_shape), num_classes=num_classes, conv_filters="W1",
-                 fast_gradient=fused_gradient(pad, pool, reg) if stride == 1 else None)
+                 fast_gradient=stateless_fast(fused_gradient(pad, pool, reg)) if stride == 1 else None)

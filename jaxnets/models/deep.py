@@ -7,8 +7,8 @@ norm and dropout, and a deeper ConvNet with spatial batch norm and dropout.
                    - affine - [batch norm] - ReLU - [dropout] - affine - softmax
 
 Both add 002's L2 penalty 0.5 reg |W|^2 on every weight (not biases, gammas, betas). With
-batch norm they carry state (running means and variances, momentum `momentum`), used in
-inference; with dropout their training loss takes a key.
+batch norm they carry state (running means and variances, momentum `momentum`), updated by
+every training loss and used in inference; with dropout their training loss needs a key.
 """
 import math
 import numbers
@@ -33,28 +33,31 @@ def _model(name, config, stages, init, input_shape, num_classes, reg, momentum, 
     def scores(params, x, layers=AUTODIFF, state=None):
         return S.forward(stages, params, x, layers, train=False, state=state)[0]
 
-    def loss(params, x, y, layers=AUTODIFF, key=None):
-        if stochastic and key is None:
-            raise ValueError(f"{name}: the training loss draws dropout masks and needs key=")
-        out, stats = S.forward(stages, params, x, layers, train=True, key=key)
-        value = S.l2_value(layers.softmax_loss(out, y), params, reg, layers)
-        return (value, stats) if stateful else value
+    def new_state(state, stats):
+        return S.update_state(state, stats, momentum) if stateful else state
 
-    def loss_and_grads(params, x, y, key=None):
+    def needs_key(key):
         if stochastic and key is None:
-            raise ValueError(f"{name}: the training loss draws dropout masks and needs key=")
-        value, grads, stats = S.manual_loss_and_grads(stages, params, x, y, reg, key)
-        return (value, grads, stats) if stateful else (value, grads)
+            raise ValueError(f"{name}: the training loss draws dropout masks and needs a key")
+
+    def loss(params, state, x, y, key=None, layers=AUTODIFF):
+        needs_key(key)
+        out, stats = S.forward(stages, params, x, layers, train=True, key=key)
+        return S.l2_value(layers.softmax_loss(out, y), params, reg, layers), new_state(state, stats)
+
+    def loss_and_grads(params, state, x, y, key=None, layout=None):
+        needs_key(key)
+        value, grads, stats = S.manual_loss_and_grads(stages, params, x, y, reg, key, layout)
+        return value, grads, new_state(state, stats)
 
     def noise(key, n):
         return S.noise(stages, key, {j: (n, *shape) for j, shape in dropout_shapes.items()})
 
+    extra = {"init_state": lambda: S.init_state(stages, widths)} if stateful else {}
     return Model(
         name, config, init, scores, loss, loss_and_grads, S.predict_fn(stages),
         input_shape=tuple(input_shape), num_classes=num_classes, conv_filters=conv_filters,
-        init_state=(lambda: S.init_state(stages, widths)) if stateful else None,
-        update_state=(lambda state, stats: S.update_state(state, stats, momentum)) if stateful else None,
-        stochastic=stochastic, noise=noise if stochastic else None,
+        noise=noise if stochastic else None, **extra,
     )
 
 

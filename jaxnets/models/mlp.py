@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxnets.models import checks
-from jaxnets.models.base import Model, add_l2_penalty, argmax_predict, decoded, register_model
+from jaxnets.models.base import Model, add_l2_penalty, argmax_predict, decoded, register_model, stateless_fast
 from jaxnets.ops import (
     AUTODIFF,
     affine_backward,
@@ -23,7 +23,7 @@ from jaxnets.ops import (
     relu_forward,
     softmax_loss,
 )
-from jaxnets.ops.layout import cpu_layout
+from jaxnets.ops.layout import default_layout
 
 
 #: rows per chunk of the one-pass gradient on CPU (measured best of 500-13667 for m = 41000,
@@ -36,16 +36,20 @@ def _add(a, b):
 
 
 def one_pass_gradient(reg, chunk=None):
-    """`fast_gradient` of the two-layer MLPs: `decode -> (params, x, y) -> (loss, grads)`.
+    """The two-layer MLPs' fast gradient: `(decode, layout) -> (params, x, y) -> (loss, grads)`
+    (made a `FastGradient` by `stateless_fast`).
 
     x: (N, D) stored inputs, decoded chunk by chunk; y: (N,) int labels. chunk: rows per
-    chunk; None = CPU_CHUNK on CPU and all rows at once elsewhere (GPUs and TPUs stream X
-    fast enough that chunking only adds loop steps). The last chunk may be shorter.
+    chunk; None = CPU_CHUNK in the CPU layout and all rows at once in the others (GPUs and
+    TPUs stream X fast enough that chunking only adds loop steps). The last chunk may be
+    shorter.
     Per chunk of n_c rows, the mean loss and its gradient are weighted by n_c / N, so the sum
     over chunks is 001's (1/m) sum over all m rows.
     """
 
-    def make(decode=None):
+    def make(decode=None, layout=None):
+        cpu = default_layout(layout).cpu
+
         def chunk_terms(params, xc, yc, n_total):
             xc = decoded(decode, xc.reshape(xc.shape[0], -1), params["W1"].dtype)
             weight = xc.shape[0] / n_total
@@ -64,7 +68,7 @@ def one_pass_gradient(reg, chunk=None):
             n = x.shape[0]
             if y.shape != (n,):
                 raise ValueError(f"one-pass MLP gradient: y must have shape ({n},), got {y.shape}")
-            size = chunk if chunk is not None else (CPU_CHUNK if cpu_layout() else n)
+            size = chunk if chunk is not None else (CPU_CHUNK if cpu else n)
             size = max(1, min(int(size), n))
             n_full = n // size
             total = jax.eval_shape(lambda: chunk_terms(params, x[:size], y[:size], n))
@@ -93,13 +97,13 @@ def _mlp(name, config, init, reg, input_size, num_classes):
         hidden = layers.relu(layers.affine(x, params["W1"], params["b1"]))
         return layers.affine(hidden, params["W2"], params["b2"])
 
-    def loss(params, x, y, layers=AUTODIFF):
+    def loss(params, state, x, y, key=None, layers=AUTODIFF):
         value = layers.softmax_loss(scores(params, x, layers), y)
         if reg:
             value = value + layers.l2_penalty(params["W1"], reg) + layers.l2_penalty(params["W2"], reg)
-        return value
+        return value, state
 
-    def loss_and_grads(params, x, y):
+    def loss_and_grads(params, state, x, y, key=None, layout=None):
         z1, c1 = affine_forward(x, params["W1"], params["b1"])
         a1, c2 = relu_forward(z1)
         z2, c3 = affine_forward(a1, params["W2"], params["b2"])
@@ -107,10 +111,11 @@ def _mlp(name, config, init, reg, input_size, num_classes):
         da1, dW2, db2 = affine_backward(dz2, c3)
         dz1 = relu_backward(da1, c2)
         _, dW1, db1 = affine_backward(dz1, c1)
-        return add_l2_penalty(value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, params, reg)
+        return (*add_l2_penalty(value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, params, reg), state)
 
     return Model(name, config, init, scores, loss, loss_and_grads, argmax_predict(scores),
-                 input_shape=(input_size,), num_classes=num_classes, fast_gradient=one_pass_gradient(reg))
+                 input_shape=(input_size,), num_classes=num_classes,
+                 fast_gradient=stateless_fast(one_pass_gradient(reg)))
 
 
 @register_model("digits")

@@ -37,10 +37,10 @@ def occupancy_net(hidden=5, n_features=5):
         a1 = layers.tanh(layers.affine(x, params["W1"], params["b1"]))
         return layers.affine(a1, params["W2"], params["b2"])[:, 0]
 
-    def loss(params, x, y, layers=AUTODIFF):
-        return layers.bce_with_logits(scores(params, x, layers), y)
+    def loss(params, state, x, y, key=None, layers=AUTODIFF):
+        return layers.bce_with_logits(scores(params, x, layers), y), state
 
-    def loss_and_grads(params, x, y):
+    def loss_and_grads(params, state, x, y, key=None, layout=None):
         z1, c1 = affine_forward(x, params["W1"], params["b1"])
         a1, c2 = tanh_forward(z1)
         z2, c3 = affine_forward(a1, params["W2"], params["b2"])
@@ -48,7 +48,7 @@ def occupancy_net(hidden=5, n_features=5):
         da1, dW2, db2 = affine_backward(dz2[:, None], c3)
         dz1 = tanh_backward(da1, c2)
         _, dW1, db1 = affine_backward(dz1, c1)
-        return loss_value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+        return loss_value, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}, state
 
     def predict(params, x, state=None):
         return (scores(params, x) > 0).astype(jnp.int32)

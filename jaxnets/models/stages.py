@@ -8,6 +8,8 @@ dropout), run three ways from the same list, so a deep net is written once:
   backward in reverse (the "manual" mode);
 - both return the batch statistics of every batch-norm stage, from which the model's running
   averages are updated (`update_state`), functionally.
+Conv stages take the layout they are given (`layers.layout` in `forward`, `layout` in
+`manual_loss_and_grads`).
 
 Parameters follow cs231n's FullyConnectedNet / ConvNet names: W1, b1, ... per affine or conv
 stage, gamma1, beta1 for the norm after stage 1, and the state running_mean1, running_var1. A
@@ -20,6 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnets.models.base import add_l2_penalty
 from jaxnets.ops import (AUTODIFF, affine_backward, affine_forward, batch_moments, batchnorm_backward,
@@ -47,12 +50,13 @@ STATEFUL = ("batchnorm", "spatial_batchnorm")
 
 def init_state(stages, widths):
     """Running mean 0 and variance 1 per feature of every batch-norm stage (cs231n's start);
-    `widths[index]` is the number of features (or channels) of stage `index`."""
+    `widths[index]` is the number of features (or channels) of stage `index`. NumPy float32
+    arrays (made on the host: nothing is compiled per width)."""
     state = {}
     for s in stages:
         if s.kind in STATEFUL:
-            state[f"running_mean{s.index}"] = jnp.zeros(widths[s.index])
-            state[f"running_var{s.index}"] = jnp.ones(widths[s.index])
+            state[f"running_mean{s.index}"] = np.zeros(widths[s.index], np.float32)
+            state[f"running_var{s.index}"] = np.ones(widths[s.index], np.float32)
     return state
 
 
@@ -82,7 +86,7 @@ def forward(stages, params, x, layers=AUTODIFF, *, train=True, state=None, key=N
         if s.kind == "affine":
             h = layers.affine(h, params[f"W{i}"], _bias(params, i, params[f"W{i}"]))
         elif s.kind == "conv":
-            h = layers.conv(h, params[f"W{i}"], _bias(params, i, params[f"W{i}"]), 1, int(s.arg))
+            h = layers.conv(h, params[f"W{i}"], _bias(params, i, params[f"W{i}"]), 1, int(s.arg), layers.layout)
         elif s.kind == "relu":
             h = layers.relu(h)
         elif s.kind == "max_pool":
@@ -114,10 +118,10 @@ _PAIRS = {
 }
 
 
-def _pair_forward(s, params, h, key):
+def _pair_forward(s, params, h, key, layout):
     i = s.index
     if s.kind in ("affine", "conv"):
-        static = (1, int(s.arg)) if s.kind == "conv" else ()
+        static = (1, int(s.arg), layout) if s.kind == "conv" else ()
         return _PAIRS[s.kind][0](h, params[f"W{i}"], _bias(params, i, params[f"W{i}"]), *static)
     if s.kind in NORMS:
         return _PAIRS[s.kind][0](h, params[f"gamma{i}"], params[f"beta{i}"], eps=EPS)
@@ -128,13 +132,13 @@ def _pair_forward(s, params, h, key):
     return relu_forward(h)
 
 
-def manual_loss_and_grads(stages, params, x, y, reg, key=None):
+def manual_loss_and_grads(stages, params, x, y, reg, key=None, layout=None):
     """(loss, grads, batch statistics): the hand-written forward pairs, softmax loss, and
     every backward in reverse (cs231n FullyConnectedNet.loss / ConvNet.loss), plus 002's L2
-    on every W."""
+    on every W; conv stages in `layout`'s forms."""
     h, caches, stats = x, [], {}
     for s in stages:
-        h, cache = _pair_forward(s, params, h, key)
+        h, cache = _pair_forward(s, params, h, key, layout)
         caches.append(cache)
         if s.kind in STATEFUL:
             _stats(stats, s.index, cache.mean, cache.var)

@@ -5,8 +5,12 @@ hand-written backward). Names follow the documents (000 and 002/cs231n).
 Every module below lists its pairs in `__all__` and its differentiable functions in
 `LAYERS = {name: (pair, custom_vjp function)}`; the `Layers` record and the two sets are built
 from those, so a new layer is added in its own module only (a new module: one import here).
+
+A `Layers` record also carries the `Layout` its layout-dependent layers take (`layers.conv(x,
+w, b, stride, pad, layers.layout)`); AUTODIFF and CUSTOM_VJP carry None, the default
+backend's. `jaxnets.grads` makes the records of each gradient mode with an explicit layout.
 """
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 from jaxnets.ops import (activations, attention, conv, conv_relu_pool, dense, dropout, gru, losses, norm, pool, rnn,
                          sequence)
@@ -20,6 +24,7 @@ from jaxnets.ops.gru import *  # noqa: F403
 from jaxnets.ops.losses import *  # noqa: F403
 from jaxnets.ops.norm import *  # noqa: F403
 from jaxnets.ops.pool import *  # noqa: F403
+from jaxnets.ops.layout import Layout, default_layout
 from jaxnets.ops.rnn import *  # noqa: F403
 from jaxnets.ops.sequence import *  # noqa: F403
 
@@ -50,12 +55,14 @@ def _value(pair, n_out=1):
 
 _ENTRIES = _entries()
 
-#: The differentiable functions a model's loss is written with, one field per
-#: layer (`layers.affine(x, w, b)`, `layers.softmax_loss(scores, y)`, ...).
-Layers = NamedTuple("Layers", [(name, Callable) for name in _ENTRIES])
-AUTODIFF = Layers(*(_value(pair, getattr(fn, "n_out", 1)) for pair, fn in _ENTRIES.values()))
-CUSTOM_VJP = Layers(*(fn for _, fn in _ENTRIES.values()))
+#: The differentiable functions a model's loss is written with, one field per layer
+#: (`layers.affine(x, w, b)`, `layers.softmax_loss(scores, y)`, ...; a layer with several
+#: outputs returns them as a tuple), and the layout the layout-dependent ones are given
+#: (`layers.layout`; None: the default backend's).
+Layers = NamedTuple("Layers", [(name, Callable) for name in _ENTRIES] + [("layout", Optional[Layout])])
+AUTODIFF = Layers(*(_value(pair, getattr(fn, "n_out", 1)) for pair, fn in _ENTRIES.values()), None)
+CUSTOM_VJP = Layers(*(fn for _, fn in _ENTRIES.values()), None)
 
-__all__ = ["AUTODIFF", "CUSTOM_VJP", "Layers", "MODULES"] + [
+__all__ = ["AUTODIFF", "CUSTOM_VJP", "Layers", "MODULES", "Layout", "default_layout"] + [
     name for module in MODULES for name in module.__all__
 ]

@@ -8,8 +8,8 @@ them with the filters reshaped to (F, C*HH*WW) — document 000's `conv_single_s
 vectorised over examples, positions and filters; the filter gradient is the same contraction
 transposed, and dx sends every tap's share back to the positions it read.
 
-From CONV_PRIMITIVE_MIN_CHANNELS input channels on (`jaxnets.ops.layout.conv_algorithm`), the
-same three formulas run on XLA's convolution primitive instead: the forward as a strided
+From CONV_PRIMITIVE_MIN_CHANNELS input channels on (`Layout.conv_algorithm`: the `layout`
+argument, `jaxnets.ops.layout`), the same three formulas run on XLA's convolution primitive instead: the forward as a strided
 cross-correlation, dw as the correlation of the padded input with dout dilated by the stride,
 dx as the "full" correlation of the dilated dout with the flipped filters (000's derivation,
 written as convolutions; the hand-written backward still, not jax.grad). Much faster with
@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from jax import lax
 
-from jaxnets.ops.layout import conv_algorithm, cpu_layout
+from jaxnets.ops.layout import default_layout
 from jaxnets.ops.vjp import manual_vjp
 from jaxnets.ops.windows import output_size, tap, untap
 
@@ -37,15 +37,20 @@ def zero_pad(x, pad):
     return jnp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
-@partial(jax.tree_util.register_dataclass, data_fields=["x", "w"], meta_fields=["stride", "pad"])
+@partial(jax.tree_util.register_dataclass, data_fields=["x", "w"],
+         meta_fields=["stride", "pad", "algorithm", "cpu"])
 @dataclass(frozen=True)
 class ConvCache:
-    """What conv_backward needs: the unpadded input, the filters and the static geometry."""
+    """What conv_backward needs: the unpadded input, the filters, the static geometry, and
+    the forms the forward took (its algorithm, CPU products or not), which the backward
+    takes too."""
 
     x: jax.Array
     w: jax.Array
     stride: int
     pad: int
+    algorithm: str = "im2col"
+    cpu: bool = True
 
 
 def _geometry(x, w, b, stride, pad):
@@ -62,18 +67,23 @@ def _geometry(x, w, b, stride, pad):
     return ho, wo
 
 
-def conv_forward(x, w, b, stride=1, pad=0):
-    """Return `(out, cache)`: out[n, f] = sum_{c,i,j} xpad[n, c, s*h + i, s*w + j] w[f, c, i, j] + b[f]."""
+def conv_forward(x, w, b, stride=1, pad=0, layout=None):
+    """Return `(out, cache)`: out[n, f] = sum_{c,i,j} xpad[n, c, s*h + i, s*w + j] w[f, c, i, j] + b[f].
+
+    layout: the `jaxnets.ops.Layout` whose forms to take (None: the default backend's)."""
     ho, wo = _geometry(x, w, b, stride, pad)
-    if conv_algorithm(x.shape[1]) == "primitive":
+    layout = default_layout(layout)
+    algorithm = layout.conv_algorithm(x.shape[1])
+    cache = ConvCache(x, w, stride, pad, algorithm, layout.cpu)
+    if algorithm == "primitive":
         out = _nhwc_conv(x.transpose(0, 2, 3, 1), w.transpose(2, 3, 1, 0), ((pad, pad), (pad, pad)),
                          window_strides=(stride, stride))
-        return out.transpose(0, 3, 1, 2) + b[None, :, None, None], ConvCache(x, w, stride, pad)
+        return out.transpose(0, 3, 1, 2) + b[None, :, None, None], cache
     xp = zero_pad(x, pad)
     f = w.shape[0]
     patches = _patches(xp, w.shape, stride, ho, wo)
     wk = w.reshape(f, -1)
-    if cpu_layout():
+    if layout.cpu:
         # One batched (F, K) @ (K, P) product per example. As HH*WW per-tap products of
         # contraction size C, XLA:CPU rewrites the convolution into elementwise code and
         # recomputes it inside every fusion that reads it (ReLU, pool and their backwards):
@@ -82,11 +92,12 @@ def conv_forward(x, w, b, stride=1, pad=0):
     else:
         out = jnp.einsum("fk,nkp->nfp", wk, patches)
     out = out.reshape(x.shape[0], f, ho, wo) + b[None, :, None, None]
-    return out, ConvCache(x, w, stride, pad)
+    return out, cache
 
 
 def conv_backward(dout, cache):
-    """Return `(dx, dw, db)` for conv_forward; dout: (N, F, Ho, Wo).
+    """Return `(dx, dw, db)` for conv_forward; dout: (N, F, Ho, Wo); in the forms the
+    forward took (`cache.algorithm`, `cache.cpu`).
 
     000: dW_c += a_slice * dZ[h, w, c] summed over positions and examples
          ->  dw[:, :, i, j] = sum_{n,h,w} dout[n, :, h, w] xpad_tap(i,j)[n, :, h, w]
@@ -101,9 +112,9 @@ def conv_backward(dout, cache):
     hh, ww = w.shape[2], w.shape[3]
     xp = zero_pad(x, pad)
     hp, wp = h + 2 * pad, wd + 2 * pad
-    if conv_algorithm(c) == "primitive":
+    if cache.algorithm == "primitive":
         return _backward_primitive(dout, xp, w, stride, pad, x.shape)
-    dw = _filter_gradient(dout, xp, w.shape, stride)
+    dw = _filter_gradient(dout, xp, w.shape, stride, cache.cpu)
     dxp = jnp.zeros(xp.shape, dout.dtype)
     for i in range(hh):
         for j in range(ww):
@@ -154,20 +165,20 @@ def _patches(xp, w_shape, stride, ho, wo):
     ).reshape(n, c * hh * ww, ho * wo)
 
 
-def _filter_gradient(dout, xp, w_shape, stride):
+def _filter_gradient(dout, xp, w_shape, stride, cpu):
     """dw[f, c, i, j] = sum_{n,h,w} dout[n, f, h, w] tap(i, j)[n, c, h, w], for all taps at once.
 
     The taps are stacked into patches (N, C*HH*WW, Ho*Wo) (im2col), so dw is one contraction
     over (n, positions) instead of HH*WW skinny ones. On CPU it runs as a batch of per-example
     (F, P) @ (P, K) products summed over n, which XLA's CPU dot handles ~2x faster than a
     single contraction over the (n, positions) pair; other backends take the contraction
-    (`jaxnets.ops.layout` picks the backend, and can force either branch).
+    (`cpu`: the forward's `Layout.cpu`).
     """
     f, c, hh, ww = w_shape
     n, ho, wo = dout.shape[0], dout.shape[2], dout.shape[3]
     patches = _patches(xp, w_shape, stride, ho, wo)
     d = dout.reshape(n, f, ho * wo)
-    if cpu_layout():
+    if cpu:
         dw = jnp.einsum("nfp,nkp->nfk", d, patches).sum(axis=0)
     else:
         dw = jnp.einsum("nfp,nkp->fk", d, patches)
@@ -176,6 +187,12 @@ def _filter_gradient(dout, xp, w_shape, stride):
 
 __all__ = ["zero_pad", "conv_forward", "conv_backward", "ConvCache"]
 
-conv = manual_vjp(conv_forward, conv_backward, nondiff_argnums=(3, 4))
+_conv = manual_vjp(conv_forward, conv_backward, nondiff_argnums=(3, 4, 5))
+
+
+def conv(x, w, b, stride=1, pad=0, layout=None):
+    """conv_forward's output, with conv_backward as its jax.custom_vjp derivative."""
+    return _conv(x, w, b, stride, pad, layout)
+
 
 LAYERS = {"conv": (conv_forward, conv)}

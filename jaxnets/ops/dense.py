@@ -5,7 +5,6 @@ x: (N, d1, ..., dk) is flattened to (N, D) with D = d1*...*dk; w: (D, M); b: (M,
 import jax.numpy as jnp
 from jax import lax
 
-from jaxnets.ops.layout import cpu_layout
 from jaxnets.ops.vjp import manual_vjp
 
 
@@ -47,15 +46,16 @@ WIDE_INPUT = 64
 def weight_gradient(x2, dout):
     """`x2.T @ dout` (D, M) for x2 (N, D) and dout (N, M), summed over the N rows.
 
-    On CPU, XLA computes this product in (D, M) output layout up to 2-3x slower than the
-    same product as (M, D) (a 784 x 10 dW1 from 41000 rows: ~37 ms vs ~19 ms; 002's 784 x 200
-    from 200 rows: a few % of a training step), and folds a plain transpose straight back into
-    the slow form; the optimization barrier keeps the (M, D) product, and the transpose of
-    the result costs little. Narrow inputs (D < WIDE_INPUT, e.g. 000's 5 features) gain
-    nothing and would pay an extra transpose; they, and other backends, get the plain product
-    (`jaxnets.ops.layout` picks the backend, and can force either branch).
+    XLA:CPU computes this product in (D, M) output layout up to 2-3x slower than the same
+    product as (M, D) (a 784 x 10 dW1 from 41000 rows: ~37 ms vs ~19 ms; 002's 784 x 200 from
+    200 rows: a few % of a training step), and folds a plain transpose straight back into the
+    slow form; the optimization barrier keeps the (M, D) product, and the transpose of the
+    result costs little (D*M values against the product's N*D*M multiply-adds). One form on
+    every backend: GPU and TPU matrix units take either orientation at the same speed, so the
+    transpose is all the barrier costs there. Narrow inputs (D < WIDE_INPUT, e.g. 000's 5
+    features) gain nothing and would pay the transpose; they take the plain product.
     """
-    if not cpu_layout() or x2.shape[1] < WIDE_INPUT:
+    if x2.shape[1] < WIDE_INPUT:
         return x2.T @ dout
     return lax.optimization_barrier(lax.dot_general(dout, x2, (((0,), (0,)), ((), ())))).T
 

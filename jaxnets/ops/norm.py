@@ -16,7 +16,16 @@ equivalence suite plants both).
 Batch norm in training mode normalises with the batch's statistics and returns them in the
 cache; inference uses running averages (`batchnorm_inference`), which the caller carries
 functionally: `running = running_average(running, batch_stat, momentum)` (never mutated).
+
+Every sum in the backwards is a matrix-vector product (`_sum`: with ones, or with gamma
+where layer norm sums dout * gamma * xhat over the features): XLA:CPU runs a reduction as a
+YNNPACK fusion that cannot absorb the broadcasts around it, so temporaries such as `gamma`
+broadcast to the input's shape were written out in full before each sum, and layer norm's dx
+ran as one YNNPACK graph of ~50 us at 128 x 512; as products the sums are BLAS matrix-vector
+calls and the elementwise work fuses into XLA's loops (README "Performance"). The forwards
+keep plain reductions (see `_moments`).
 """
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -47,9 +56,41 @@ class NormCache:
     var: jax.Array
 
 
+def _dot(a, b):
+    # full float32 (or float64) products on every backend: these are sums, not model maths
+    # (TPUs and recent GPUs would otherwise take bfloat16 / TF32 passes by default)
+    return jnp.dot(a, b, precision=jax.lax.Precision.HIGHEST)
+
+
+def _sum(a, axes):
+    """sum(a) over `axes`, kept as size-1 axes, as matrix-vector products with ones (see the
+    module docstring): the trailing summed axes as a @ ones, the leading ones as ones @ a.
+    `axes` must be a leading block, a trailing block, or both (every group here is)."""
+    axes = sorted(ax % a.ndim for ax in axes)
+    lead = 0
+    while lead in axes:
+        lead += 1
+    trail = a.ndim
+    while trail - 1 in axes and trail - 1 >= lead:
+        trail -= 1
+    if set(axes) != set(range(lead)) | set(range(trail, a.ndim)):
+        raise ValueError(f"_sum: axes {axes} of a {a.ndim}-d array are not a leading and/or trailing block")
+    kept = a.shape[lead:trail]
+    if trail < a.ndim:
+        k = math.prod(a.shape[trail:])
+        a = _dot(a.reshape(-1, k), jnp.ones((k,), a.dtype)).reshape(a.shape[:trail])
+    if lead:
+        k = math.prod(a.shape[:lead])
+        a = _dot(jnp.ones((k,), a.dtype), a.reshape(k, -1))
+    return a.reshape((1,) * lead + kept + (1,) * (len(axes) - lead))
+
+
 def _moments(x, axes):
     """(mean, biased variance) over `axes`, kept as size-1 axes: the one place the statistics
-    are computed, for normalising and for the running averages (`batch_moments`)."""
+    are computed, for normalising and for the running averages (`batch_moments`). Plain
+    reductions, unlike the backwards' sums: this forward is also what mode autodiff
+    differentiates, and JAX's transpose of a product with ones is an outer product, ~6x
+    slower than its transpose of a sum (a broadcast) in layer norm's autodiff backward."""
     mean = jnp.mean(x, axis=axes, keepdims=True)
     return mean, jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)  # biased: 1/M
 
@@ -63,11 +104,9 @@ def _normalise(x, axes, eps):
 
 def _dx(dxhat, xhat, inv_std, axes):
     """dx = (1/M) inv_std (M dxhat - sum(dxhat) - xhat sum(dxhat xhat)), sums over `axes`."""
-    m = 1
-    for a in axes:
-        m *= dxhat.shape[a]
-    total = jnp.sum(dxhat, axis=axes, keepdims=True)
-    along = jnp.sum(dxhat * xhat, axis=axes, keepdims=True)
+    m = math.prod(dxhat.shape[a] for a in axes)
+    total = _sum(dxhat, axes)
+    along = _sum(dxhat * xhat, axes)
     return (inv_std / m) * (m * dxhat - total - xhat * along)
 
 
@@ -80,11 +119,9 @@ def _batch_backward(dout, cache, axes, per_feature):
     (cs231n assignment 2's `batchnorm_backward_alt`): two reductions instead of four, one pass
     over the data fewer (spatial batch norm at 64 x 32 x 28 x 28: 4.3 -> 1.5 ms forward +
     backward on a 2-core CPU). Not for layer or group norm, whose dx sums run over other axes."""
-    m = 1
-    for a in axes:
-        m *= dout.shape[a]
-    dbeta = jnp.sum(dout, axis=axes, keepdims=True)
-    dgamma = jnp.sum(dout * cache.xhat, axis=axes, keepdims=True)
+    m = math.prod(dout.shape[a] for a in axes)
+    dbeta = _sum(dout, axes)
+    dgamma = _sum(dout * cache.xhat, axes)
     dx = (per_feature(cache.gamma) * cache.inv_std / m) * (m * dout - dbeta - cache.xhat * dgamma)
     return dx, dgamma.reshape(-1), dbeta.reshape(-1)
 
@@ -191,8 +228,12 @@ def layernorm_backward(dout, cache):
     row: dx = (1/D) / sqrt(var + eps) (D dxhat - sum_d dxhat - xhat sum_d(dxhat xhat)) with
     dxhat = dout * gamma; dgamma and dbeta still sum over the rows.
     """
-    dx = _dx(dout * cache.gamma, cache.xhat, cache.inv_std, (1,))
-    return dx, jnp.sum(dout * cache.xhat, axis=0), jnp.sum(dout, axis=0)
+    # _dx with its second row sum as a product with gamma: sum_d dxhat xhat = (dout xhat) @ gamma
+    d = dout.shape[1]
+    dxhat = dout * cache.gamma
+    along = dout * cache.xhat
+    dx = (cache.inv_std / d) * (d * dxhat - _sum(dxhat, (1,)) - cache.xhat * _dot(along, cache.gamma)[:, None])
+    return dx, _sum(along, (0,))[0], _sum(dout, (0,))[0]
 
 
 # ----------------------------------------------------------------------------- group norm
@@ -226,7 +267,7 @@ def spatial_groupnorm_backward(dout, cache):
     groups = cache.inv_std.shape[1]
     dxhat = _grouped(dout * _channels(cache.gamma), groups)
     dx = _dx(dxhat, _grouped(cache.xhat, groups), cache.inv_std, (2, 3, 4)).reshape(dout.shape)
-    return dx, jnp.sum(dout * cache.xhat, axis=_SPATIAL), jnp.sum(dout, axis=_SPATIAL)
+    return dx, _sum(dout * cache.xhat, _SPATIAL).reshape(-1), _sum(dout, _SPATIAL).reshape(-1)
 
 
 # ----------------------------------------------------------------------------- custom_vjp wiring

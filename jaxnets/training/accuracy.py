@@ -3,6 +3,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnets.programs import program_cache
+
 #: rows per forward pass in `accuracy`
 ACCURACY_BATCH = 2000
 
@@ -27,7 +29,9 @@ def count_correct(predict, params, state, x, y, batch):
     return total
 
 
-_count_correct = jax.jit(count_correct, static_argnums=(0, 5))
+@program_cache
+def _count_program(model, batch):
+    return jax.jit(lambda params, state, x, y: count_correct(model.predict, params, state, x, y, batch))
 
 
 def number_correct(model, params, x, y, batch=ACCURACY_BATCH, state=None):
@@ -41,7 +45,7 @@ def number_correct(model, params, x, y, batch=ACCURACY_BATCH, state=None):
         raise ValueError("accuracy: empty data")
     if batch < 1:
         raise ValueError(f"accuracy: batch must be >= 1, got {batch}")
-    return int(_count_correct(model.predict, params, state, x, y, min(int(batch), x.shape[0])))
+    return int(_count_program(model, min(int(batch), x.shape[0]))(params, state, x, y))
 
 
 def accuracy(model, params, x, y, batch=ACCURACY_BATCH, state=None):

@@ -7,8 +7,8 @@ the host loop, reports, rollback, checkpoints) is the same code.
 - `SingleDevice`: every array on the default device.
 - `DataParallel(mesh)`: data-parallel over a 1-D "data" mesh (`distributed.data_mesh`). The N
   training rows are sharded along "data" (device k holds rows [k*N/D, (k+1)*N/D)), parameters
-  and optimiser state are replicated, and the model's loss pins each batch to the "data" axis
-  with `with_sharding_constraint`. Every step draws its minibatch exactly as on one device
+  and optimiser state are replicated, and every step pins its batch to the "data" axis
+  (`batch_sharding`, with `with_sharding_constraint`). Every step draws its minibatch exactly as on one device
   (over the global row numbers), so D devices see the same global batches as one. The loss is
   the mean over the GLOBAL batch: under `jit` the arrays are global, so the model's 1/N and
   the manual backward's batch sums (`x.T @ dout`, `sum(dout, axis=0)`) are partitioned by XLA
@@ -16,15 +16,16 @@ the host loop, reports, rollback, checkpoints) is the same code.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxnets.ops import AUTODIFF
 from jaxnets.training.accuracy import ACCURACY_BATCH, count_correct
 from jaxnets.training.checkpoint import jsonable
 from jaxnets.training.distributed import DATA_AXIS, check_mesh, process_block, process_rows
@@ -36,6 +37,7 @@ class SingleDevice:
 
     writer = True  # this process writes progress, checkpoints and files
     devices = 1
+    batch_sharding = None  # where each step's batch lives: nothing to pin
 
     def global_sizes(self, model, config, params, n_train, n_val, feature_shape):
         return n_train, n_val
@@ -52,52 +54,42 @@ class SingleDevice:
     def key(self, seed):
         return jax.random.key(seed)
 
-    def model(self, model):
-        return model
-
     def counter(self, model, decode=None):
         """Traceable `(params, model_state, x, y) -> number of rows predicted right` (int32);
         x as stored, decoded by `decode` (None: as given)."""
-        return _single_counter(model, decode)
+        return Counter(model, decode)
 
     def local(self, tree):
         return tree
 
 
-_CACHE_SIZE = 32  # entries hold the model: keep the caches bounded
-_SHARDED: dict = {}
-_COUNTERS: dict = {}
+@dataclasses.dataclass(frozen=True)
+class Counter:
+    """`(params, model_state, x, y) -> int32 number of rows with predict == y`, traceable; x as
+    stored, decoded by `decode` (None: as given). With a mesh, a shard_map: each device counts
+    its rows (padding rows carry the label -1, never predicted), then one psum over "data".
+    A hashable value, so compiled programs that count are cached by it."""
 
+    model: Any
+    decode: Any = None
+    mesh: Any = None
 
-def _remember(cache, key, model, value):
-    if len(cache) >= _CACHE_SIZE:
-        cache.pop(next(iter(cache)))
-    cache[key] = (model, value)
-    return value
-
-
-def _cached(cache, model, mesh):
-    hit = cache.get((id(model), mesh))
-    return hit[1] if hit is not None and hit[0] is model else None
-
-
-def _decoding(predict, decode):
-    """predict on stored inputs: decode each batch first."""
-    if decode is None:
-        return predict
-    return lambda params, x, state=None: predict(params, decode(x), state)
-
-
-def _single_counter(model, decode):
-    hit = _cached(_COUNTERS, model, (None, decode))
-    if hit is None:
-        predict = _decoding(model.predict, decode)
+    def __call__(self, params, model_state, x, y):
+        predict = self.model.predict
+        if self.decode is not None:
+            predict = lambda params, x, state=None, p=predict: p(params, self.decode(x), state)  # noqa: E731
 
         def count(params, model_state, x, y):
             return count_correct(predict, params, model_state, x, y, min(ACCURACY_BATCH, x.shape[0]))
 
-        hit = _remember(_COUNTERS, (id(model), (None, decode)), model, count)
-    return hit
+        if self.mesh is None:
+            return count(params, model_state, x, y)
+
+        def local_count(params, model_state, x, y):
+            return jax.lax.psum(count(params, model_state, x, y), DATA_AXIS)
+
+        return jax.shard_map(local_count, mesh=self.mesh, in_specs=(P(), P(), P(DATA_AXIS), P(DATA_AXIS)),
+                             out_specs=P())(params, model_state, x, y)
 
 
 class DataParallel:
@@ -107,6 +99,9 @@ class DataParallel:
         self.mesh = check_mesh(mesh)
         self.devices = mesh.size
         self.writer = jax.process_index() == 0
+        # Batch norm's statistics are means over the pinned (global) batch: XLA all-reduces
+        # them, so D devices normalise exactly as one device does.
+        self.batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
 
     def global_sizes(self, model, config, params, n_train, n_val, feature_shape):
         """(n_train, n_val) over all processes, after checking that every process runs the
@@ -169,44 +164,10 @@ class DataParallel:
         key = jax.random.key(seed)  # typed keys cannot be device_put across processes:
         return jax.random.wrap_key_data(self.replicate(jax.random.key_data(key)), impl=jax.random.key_impl(key))
 
-    def model(self, model):
-        """`model` whose loss pins x and y to the "data" axis (the batch split); cached so that
-        the training chunk's compile cache (keyed by the model object) is reused across runs."""
-        hit = _cached(_SHARDED, model, self.mesh)
-        if hit is not None:
-            return hit
-        batch = NamedSharding(self.mesh, P(DATA_AXIS))
-
-        def pin(x, y):
-            return (jax.lax.with_sharding_constraint(x, batch), jax.lax.with_sharding_constraint(y, batch))
-
-        # Batch norm's statistics are means over the pinned (global) batch: XLA all-reduces them,
-        # so D devices normalise exactly as one device does.
-        def loss(params, x, y, layers=AUTODIFF, **kw):
-            return model.loss(params, *pin(x, y), layers=layers, **kw)
-
-        def loss_and_grads(params, x, y, **kw):
-            return model.loss_and_grads(params, *pin(x, y), **kw)
-
-        # No fast gradient: its layouts are written for one device (see train()).
-        sharded = model._replace(loss=loss, loss_and_grads=loss_and_grads, fast_gradient=None)
-        return _remember(_SHARDED, (id(model), self.mesh), model, sharded)
-
     def counter(self, model, decode=None):
-        """Traceable shard_map: each device counts its rows with predict == y (padding rows carry
-        the label -1, never predicted), then one psum over "data"."""
-        fn = _cached(_COUNTERS, model, (self.mesh, decode))
-        if fn is None:
-            predict = _decoding(model.predict, decode)
-
-            def local_count(params, model_state, x, y):
-                n = count_correct(predict, params, model_state, x, y, min(ACCURACY_BATCH, x.shape[0]))
-                return jax.lax.psum(n, DATA_AXIS)
-
-            fn = jax.shard_map(local_count, mesh=self.mesh, in_specs=(P(), P(), P(DATA_AXIS), P(DATA_AXIS)),
-                               out_specs=P())
-            _remember(_COUNTERS, (id(model), (self.mesh, decode)), model, fn)
-        return fn
+        """Traceable shard_map: each device counts its rows with predict == y, then one psum
+        over "data" (`Counter`)."""
+        return Counter(model, decode, self.mesh)
 
     def local(self, tree):
         """Replicated global arrays -> ordinary arrays on this process's default device."""

@@ -16,6 +16,10 @@ dropout draws step t's masks from `dropout_key(key, t)`, a function of (seed, t)
 A model with batch norm carries state (running statistics): the carry holds it beside the
 parameters, each step's gradient returns the updated state, and a divergence rolls it back
 with the parameters.
+
+Compiled chunks are cached by value (`jaxnets.programs`): the model, the step-defining fields
+of the config (`StepConfig`), the sizes, the decoder, the evaluation, the batch sharding and
+the layout are the key; a bounded number stay alive.
 """
 from __future__ import annotations
 
@@ -23,9 +27,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from jaxnets.grads import training_gradient
+from jaxnets.grads import gradient
+from jaxnets.programs import program_cache
 from jaxnets.training.config import TrainConfig, make_optimizer
 
 RUNNING, BAD_LOSS, BAD_GRADS = 0, 1, 2
@@ -47,11 +53,11 @@ class TrainState(NamedTuple):
 def initial_state(params, opt_state, model_state=None, step=0, put=None) -> TrainState:
     """A TrainState at `step` with its own copies of params, opt_state and model_state (the
     chunk donates its state). `put` places each array (default: a fresh copy on the default
-    device)."""
-    put = put or (lambda a: jnp.array(a, copy=True))
+    device, made without compiling anything)."""
+    put = put or (lambda a: jax.device_put(a, may_alias=False))
     model_state = {} if model_state is None else model_state
-    tree = (params, opt_state, model_state, params, opt_state, model_state, jnp.asarray(step, jnp.int32),
-            jnp.asarray(RUNNING, jnp.int32))
+    tree = (params, opt_state, model_state, params, opt_state, model_state, np.asarray(step, np.int32),
+            np.asarray(RUNNING, np.int32))
     return TrainState(*jax.tree.map(put, tree))
 
 
@@ -68,34 +74,67 @@ def dropout_key(key, step):
     return jax.random.fold_in(jax.random.fold_in(key, step), 1)
 
 
-_CHUNK_FNS: dict = {}
-_CHUNK_CACHE_SIZE = 32  # entries hold their model: keep the cache bounded
+class StepConfig(NamedTuple):
+    """The fields of a TrainConfig that define a step (not how many, nor the seed, which is
+    an argument): a hashable value, part of a compiled chunk's key."""
+
+    mode: str
+    learning_rate: float
+    decay: float
+    batch_size: Any
+    dtype: str
+    optimizer: str
+    optimizer_args: tuple  # sorted (name, value) pairs
+
+    @classmethod
+    def of(cls, config: TrainConfig):
+        return cls(config.mode, config.learning_rate, config.decay, config.batch_size, config.dtype,
+                   config.optimizer, tuple(sorted(config.optimizer_args.items())))
+
+    def train_config(self):
+        return TrainConfig(mode=self.mode, learning_rate=self.learning_rate, decay=self.decay, iterations=0,
+                           batch_size=self.batch_size, dtype=self.dtype, optimizer=self.optimizer,
+                           optimizer_args=dict(self.optimizer_args))
 
 
-def chunk_fn(model, config: TrainConfig, n_train, chunk, decode=None, evaluate=None):
+def optimizer_state(model, config: TrainConfig, n_train, params):
+    """`make_optimizer(config, n_train).init(params)`, as one program compiled per (model,
+    step config) and kept with its chunk (`jaxnets.programs`): run eagerly, the init would
+    compile one small program per parameter shape, which JAX keeps for the process's life."""
+    return _init_program(model, StepConfig.of(config), int(n_train))(params)
+
+
+@program_cache
+def _init_program(model, step: StepConfig, n_train):
+    return jax.jit(make_optimizer(step.train_config(), n_train).init)
+
+
+def chunk_fn(model, config: TrainConfig, n_train, chunk, decode=None, evaluate=None, batch_sharding=None,
+             layout=None):
     """The jitted `(state, x, y, key, n_active, report) -> (state, losses[chunk], counts)`:
     steps `state.step`, `state.step + 1`, ... of `config` (its mode, optimiser and schedule,
     batch size), at most `n_active` of them; losses[i] is the loss before update i on its
     batch (NaN for skipped steps). x, y: all n_train rows (x as stored: `decode` maps it to
-    model inputs inside the gradient, see `jaxnets.grads.value_and_grad`); the state is
-    donated.
+    model inputs inside the gradient, see `jaxnets.grads.gradient`); the state is donated.
 
     Reports happen on the device, between steps, without a round trip to the host: with
     `evaluate(params, model_state, data) -> int32 counts` and report = (every, total, data),
     counts[i] is evaluate's result after update i when the update count is a multiple of
     `every` or equals `total`, else -1s. Without evaluate, report is None and counts too.
 
-    Cached per (model object, step-defining config fields, n_train, chunk, decode, evaluate),
-    so repeated runs with the same model object compile once.
+    batch_sharding: None, or the sharding every step's batch is pinned to (data-parallel:
+    the batch split along the mesh's "data" axis). layout: the ops' `Layout` (None: the
+    default backend's). Every argument but `config` must be hashable: they key the compiled
+    program (`jaxnets.programs`), so equal arguments get the program compiled before.
     """
-    cache_key = (id(model), config.mode, config.learning_rate, config.decay, config.batch_size,
-                 config.dtype, config.optimizer, tuple(sorted(config.optimizer_args.items())),
-                 n_train, chunk, id(decode), id(evaluate))
-    hit = _CHUNK_FNS.get(cache_key)
-    if hit is not None and hit[0] is model and hit[1] == (decode, evaluate):
-        return hit[2]
+    return _chunk_program(model, StepConfig.of(config), int(n_train), int(chunk), decode, evaluate, batch_sharding,
+                          layout)
 
-    grad_fn = training_gradient(model, config.mode, decode)
+
+@program_cache
+def _chunk_program(model, step: StepConfig, n_train, chunk, decode, evaluate, batch_sharding, layout):
+    config = step.train_config()
+    grad_fn = gradient(model, config.mode, decode, layout)
     optimizer = make_optimizer(config, n_train)
     batch_size = config.batch_size
     loss_dtype = jnp.dtype(config.dtype)
@@ -113,6 +152,8 @@ def chunk_fn(model, config: TrainConfig, n_train, chunk, decode=None, evaluate=N
                 xb, yb = x, y
             else:
                 xb, yb = jnp.take(x, idx, axis=0), jnp.take(y, idx, axis=0)
+            if batch_sharding is not None:  # each device computes its part of the global batch
+                xb, yb = (jax.lax.with_sharding_constraint(a, batch_sharding) for a in (xb, yb))
             loss, grads, model_state = grad_fn(s.params, s.model_state, xb, yb, dropout_key(key, s.step))
             loss_ok = jnp.isfinite(loss)
             grads_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
@@ -147,8 +188,4 @@ def chunk_fn(model, config: TrainConfig, n_train, chunk, decode=None, evaluate=N
         state, (losses, counts) = jax.lax.scan(body, state, (steps, indices))
         return state, losses, counts
 
-    fn = jax.jit(run, donate_argnums=(0,))
-    if len(_CHUNK_FNS) >= _CHUNK_CACHE_SIZE:
-        _CHUNK_FNS.pop(next(iter(_CHUNK_FNS)))
-    _CHUNK_FNS[cache_key] = (model, (decode, evaluate), fn)
-    return fn
+    return jax.jit(run, donate_argnums=(0,))

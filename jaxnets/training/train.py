@@ -26,6 +26,7 @@ same host loop, the same reports and rollback.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from typing import Any, NamedTuple
@@ -35,14 +36,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.data import check_arrays
+from jaxnets.programs import program_cache
 from jaxnets.training import checkpoint as ckpt
-from jaxnets.training.config import MAX_CHUNK, TrainConfig, make_optimizer, schedule_for
+from jaxnets.training.config import MAX_CHUNK, TrainConfig, schedule_for
 from jaxnets.training.distributed import data_mesh
 from jaxnets.training.interrupt import Interrupted, stop_requests
 from jaxnets.training.loop import drop_reports_after, new_history, reporter, roll_back, run_chunks
 from jaxnets.training.placement import DataParallel, SingleDevice
 from jaxnets.training.progress import Progress
-from jaxnets.training.steps import RUNNING, chunk_fn
+from jaxnets.training.steps import RUNNING, chunk_fn, optimizer_state
 
 __all__ = ["TrainResult", "train", "train_data_parallel"]
 
@@ -76,16 +78,18 @@ class TrainResult(NamedTuple):
 
 
 def _fresh_params(params, dtype):
-    """Own copies in the training dtype: the caller's arrays are never donated."""
+    """Own copies in the training dtype: the caller's arrays are never donated. Checked and
+    cast on the host (NumPy), then placed: no per-shape program is compiled for it."""
     if not isinstance(params, dict) or not params:
         raise ValueError("params must be a non-empty dict of arrays")
     out = {}
     for name, value in params.items():
         if not np.issubdtype(np.dtype(value.dtype), np.floating):
             raise ValueError(f"param {name!r} has non-float dtype {value.dtype}")
-        if not bool(jnp.isfinite(value).all()):
+        host = np.asarray(value)
+        if not np.isfinite(host).all():
             raise ValueError(f"param {name!r} contains NaN or inf")
-        out[name] = jnp.array(value, dtype=dtype, copy=True)
+        out[name] = jax.device_put(host.astype(dtype))
     return out
 
 
@@ -115,37 +119,29 @@ def _prepared_sets(model, data, dtype, allow_empty_validation, pixels=False):
     return out[0], (out[1] if len(out) > 1 else None)
 
 
-_EVALUATORS: dict = {}
-
-
-def _evaluator(count, with_validation):
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
     """`(params, model_state, data) -> int32 [correct on train(, correct on validation)]` for
-    the chunk's on-device reports, one function object per counter (so chunk_fn's compile
-    cache, keyed by it, is reused across runs of the same model)."""
-    key = (id(count), with_validation)
-    hit = _EVALUATORS.get(key)
-    if hit is not None and hit[0] is count:
-        return hit[1]
+    the chunk's on-device reports; data = (x_train, y_train[, x_val, y_val]). A hashable value
+    (its counter, `placement.Counter`): it keys the compiled chunk."""
 
-    def evaluate(params, model_state, data):
+    count: Any
+
+    def __call__(self, params, model_state, data):
         sets = [data[i:i + 2] for i in range(0, len(data), 2)]
-        return jnp.stack([count(params, model_state, x, y) for x, y in sets])
-
-    if len(_EVALUATORS) >= 32:
-        _EVALUATORS.pop(next(iter(_EVALUATORS)))
-    _EVALUATORS[key] = (count, evaluate)
-    return evaluate
+        return jnp.stack([self.count(params, model_state, x, y) for x, y in sets])
 
 
-_HOST_EVALUATE: dict = {}
+@program_cache
+def _jitted(evaluate):
+    def counts(params, model_state, data):
+        return evaluate(params, model_state, data)
+
+    return jax.jit(counts)
 
 
 def _host_counts(evaluate, params, model_state, data):
-    fn = _HOST_EVALUATE.get(id(evaluate))
-    if fn is None or fn[0] is not evaluate:
-        fn = (evaluate, jax.jit(evaluate))
-        _HOST_EVALUATE[id(evaluate)] = fn
-    return np.asarray(fn[1](params, model_state, data).addressable_data(0))
+    return np.asarray(_jitted(evaluate)(params, model_state, data).addressable_data(0))
 
 
 def _restored_model_state(checkpoint, fresh):
@@ -181,8 +177,9 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
     decode: None, or a function from stored pixels to model inputs (e.g.
         `jaxnets.data.PixelTransform.decoder(dtype)`): then every x of `data` holds uint8
         pixels in the model's layout, which stay uint8 on the device (4x less memory and
-        memory traffic) and are decoded inside every step and every accuracy count. Keep the
-        same decode object for repeated runs: compiled steps are cached per decode function.
+        memory traffic) and are decoded inside every step and every accuracy count. Compiled
+        steps are cached per decode value (`PixelTransform.decoder` gives equal decoders for
+        equal transforms; any other function is its own key).
 
     Ctrl-C or SIGTERM (in the main thread): training stops after the current chunk, the
     checkpoint is written at that step (when `checkpoint_path` is given) and
@@ -227,26 +224,25 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
     if val is not None:
         x_val, y_val = place.rows(*val, n_val, -1)  # padding rows: label -1, never predicted
 
-    optimizer = make_optimizer(config, n_train)
     schedule = schedule_for(config, n_train)
     report_every = config.report_interval(n_train)
     total = config.iterations
 
-    model_state = {} if model.init_state is None else {k: jnp.asarray(v, dtype) for k, v in model.init_state().items()}
+    model_state = {k: jax.device_put(np.asarray(v).astype(dtype)) for k, v in model.init_state().items()}
     if checkpoint is not None:
         ckpt.check_resumable(checkpoint, model, config, n_train, source=resume)
-        opt_state = ckpt.restore_opt_state(checkpoint, optimizer.init(params))
+        opt_state = ckpt.restore_opt_state(checkpoint, optimizer_state(model, config, n_train, params))
         model_state = _restored_model_state(checkpoint, model_state)
         step = checkpoint.step
         history = {k: list(v) for k, v in checkpoint.history.items()}
     else:
-        opt_state = optimizer.init(params)
+        opt_state = optimizer_state(model, config, n_train, params)
         step = 0
         history = new_history()
     run_start = step
 
     bar = Progress(total, progress and place.writer)
-    evaluate = _evaluator(place.counter(model, decode), val is not None)
+    evaluate = Evaluation(place.counter(model, decode))
     eval_data = (x_tr, y_tr) + ((x_val, y_val) if val is not None else ())
     record = reporter(history, schedule, bar, total, (n_train, n_val))
 
@@ -273,8 +269,8 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
         if not history["report_step"] or (step >= total and history["report_step"][-1] != step):
             report(step, state.params, state.model_state)
 
-        run_chunk = (chunk_fn(place.model(model), config, n_train, MAX_CHUNK, decode=decode, evaluate=evaluate)
-                     if step < total else None)
+        run_chunk = (chunk_fn(model, config, n_train, MAX_CHUNK, decode=decode, evaluate=evaluate,
+                              batch_sharding=place.batch_sharding) if step < total else None)
         state, step, status, bad_loss = run_chunks(
             run_chunk, state, (x_tr, y_tr, place.key(config.seed)), step, total, (report_every, total, eval_data),
             MAX_CHUNK, record, bar, history, checkpoint_every, save, stop)

@@ -129,8 +129,7 @@ def kink_distance(model, params, x, y, key=None):
         found.append(window_gap(np.asarray(a), pool_height, pool_width, stride))
         return ops.AUTODIFF.max_pool(a, pool_height, pool_width, stride)
 
-    kw = {"key": key} if model.stochastic else {}
-    model.loss(params, x, y, layers=ops.AUTODIFF._replace(relu=relu, max_pool=max_pool), **kw)
+    model.loss(params, model.init_state(), x, y, key, ops.AUTODIFF._replace(relu=relu, max_pool=max_pool))
     return min(found, default=math.inf)
 
 
@@ -145,7 +144,7 @@ def _cap_scores(name, config, params, x, model, key):
     scores spreads more than SCORE_SPREAD_MAX."""
     np_model = _np_model(name, config_key(config))
     last = max(int(k[1:]) for k in params if k.startswith("W"))
-    if model.init_state is not None or model.stochastic:  # batch statistics and dropout, as trained
+    if model.stateful or model.stochastic:  # batch statistics and dropout, as trained
         scores = np_model.scores(params, x, train=True, **noise(model, key, x.shape[0]))
     else:
         scores = np_model.scores(params, x)
@@ -217,7 +216,7 @@ def make_model_case(name, variant="small", seed=0, stress=False):
         fd_ok = not stress and variant != "document" and dist > _fd_margin(x)
         if fd_ok or stress:
             break
-    state = {} if model.init_state is None else {k: np.asarray(v, np.float64) for k, v in model.init_state().items()}
+    state = {k: np.asarray(v, np.float64) for k, v in model.init_state().items()}
     label = f"{name}/{variant} seed={seed}{' stress' if stress else ''}"
     tags = {"model": name, "variant": variant, "config": config, "seed": int(seed), "stress": bool(stress),
             "kink_distance": dist}

@@ -22,7 +22,6 @@ import jax
 import numpy as np
 
 from jaxnets.grads import MODES
-from jaxnets.ops.layout import layout_key
 from jaxnets.verify import engine, tree
 from jaxnets.verify.adapters.builtin import model_subject, op_subject
 from jaxnets.verify.case import Case, loss_cotangent
@@ -118,8 +117,8 @@ def op_cases(name, n, seed=0, pool_size=POOL_SIZE):
 
 @lru_cache(maxsize=128)
 def _op_subject(name, impl, wiring, layout):
-    """One Subject (and so one pool of compiled programs) per op, mutant and ops layout."""
-    return op_subject(name, impl, wiring)
+    """One Subject (and so one pool of compiled programs) per op, mutant and layout."""
+    return op_subject(name, impl, wiring, layout)
 
 
 def clear_subjects():
@@ -128,8 +127,8 @@ def clear_subjects():
     _model_subject.cache_clear()
 
 
-def op_subject_for(name, impl=None, wiring=None):
-    return _op_subject(name, impl, wiring, layout_key())
+def op_subject_for(name, impl=None, wiring=None, layout=None):
+    return _op_subject(name, impl, wiring, layout)
 
 
 def _options(dtype, model, salt, limit, floor=None):
@@ -138,11 +137,13 @@ def _options(dtype, model, salt, limit, floor=None):
                           transforms=False, fd_salt=salt, fd_limit=limit)
 
 
-def compare_op(case, impl=None, dtype=np.float64, fd=None, wiring=None):
-    """The suite's check of one op case (a Report); see the module docstring."""
+def compare_op(case, impl=None, dtype=np.float64, fd=None, wiring=None, layout=None):
+    """The suite's check of one op case (a Report); see the module docstring. `layout`: None,
+    or the `jaxnets.ops.Layout` a layout-dependent op (conv) is given in the JAX sources, after
+    its static values (how the tests run every branch on a CPU)."""
     require_x64(dtype)
     dtype = np.dtype(dtype)
-    subject = op_subject_for(case.tags["op"], impl, wiring)
+    subject = op_subject_for(case.tags["op"], impl, wiring, layout)
     use_fd = (case.fd if fd is None else fd) and dtype == np.float64
     table = SUITE_OPS if use_fd else without_fd(SUITE_OPS)
     n_out = OPS[case.op].n_out
@@ -154,14 +155,14 @@ def compare_op(case, impl=None, dtype=np.float64, fd=None, wiring=None):
 
 
 @lru_cache(maxsize=32)
-def _model_subject(name, key, layout):
+def _model_subject(name, key):
     subject = model_subject(name, dict(key))
     subject.out_treedef = engine.out_treedef_of(subject)
     return subject
 
 
 def model_subject_for(case):
-    return _model_subject(case.tags["model"], config_key(case.tags["config"]), layout_key())
+    return _model_subject(case.tags["model"], config_key(case.tags["config"]))
 
 
 def compare_model(case, dtype=np.float64, fd=None):

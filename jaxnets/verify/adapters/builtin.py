@@ -16,7 +16,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jaxnets.grads import MODES, training_gradient
+from jaxnets.grads import MODES, gradient
 from jaxnets.models import MODELS
 from jaxnets.ops.vjp import loss_vjp, manual_vjp
 from jaxnets.verify.oracles.sources import as_grad
@@ -25,8 +25,16 @@ from jaxnets.verify.subject import Subject
 from reference_numpy import models as npm
 
 
-def op_subject(name, impl=None, wiring=None):
-    """The Subject of op `name` (a mutant's when impl / wiring are given)."""
+def _with_layout(fn, layout):
+    """fn with a Layout appended to its static values (None: fn itself)."""
+    if fn is None or layout is None:
+        return fn
+    return lambda *args: fn(*args, layout)
+
+
+def op_subject(name, impl=None, wiring=None, layout=None):
+    """The Subject of op `name` (a mutant's when impl / wiring are given); `layout`: the
+    `jaxnets.ops.Layout` its JAX functions are given after their static values."""
     spec = OPS[name]
     n, n_out = len(spec.params), spec.n_out
     wrt = tuple(i for i, p in enumerate(spec.params) if p not in spec.no_grad)
@@ -43,7 +51,7 @@ def op_subject(name, impl=None, wiring=None):
         backward = impl or spec.jax_backward
 
         def rule(args, kwargs, cot):
-            outs, cache = split(spec.jax_forward(*args))
+            outs, cache = split(spec.jax_forward(*args, *(() if layout is None else (layout,))))
             return outs, backward(*douts(cot), cache)
 
         def np_rule(args, kwargs, cot):
@@ -51,15 +59,16 @@ def op_subject(name, impl=None, wiring=None):
             return outs, spec.np_backward(*douts(cot), cache)
 
         if impl is None and wiring is None:
-            wired = spec.custom_vjp
+            wired = _with_layout(spec.custom_vjp, layout)
         else:
             no_grad = tuple(i for i, p in enumerate(spec.params) if p in spec.no_grad)
 
             def wired(*args):
                 extra = {"n_out": n_out, "no_grad_argnums": no_grad} if n_out > 1 or no_grad else {}
-                return (wiring or manual_vjp)(spec.jax_forward, backward, nondiff_argnums=tuple(range(n, len(args))),
+                forward = _with_layout(spec.jax_forward, layout)
+                return (wiring or manual_vjp)(forward, backward, nondiff_argnums=tuple(range(n, len(args))),
                                               **extra)(*args)
-        primal, np_primal = spec.autodiff, (lambda *a: split(spec.np_forward(*a))[0])
+        primal, np_primal = _with_layout(spec.autodiff, layout), (lambda *a: split(spec.np_forward(*a))[0])
     else:
         pair = impl or spec.jax_forward
 
@@ -94,7 +103,7 @@ def noise(model, key, n):
 
 def _mode_source(subject, model, mode):
     def source(ctx):
-        fn = subject.jitted(("mode", mode), lambda: training_gradient(model, mode))
+        fn = subject.jitted(("mode", mode), lambda: gradient(model, mode))
         (params, state, x, y, key), _ = ctx.bound.call_args(ctx.diff, ctx.arrays)
         value, grads, new_state = fn(params, state, x, y, key)
         return as_grad([value] + jax.tree_util.tree_leaves(new_state), jax.tree_util.tree_leaves(grads))
