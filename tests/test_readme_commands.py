@@ -34,12 +34,6 @@ ELSEWHERE = {
         "tests/test_gradcheck_cli.py runs it on JAX's tutorial custom_vjp (tests/realcode)",
     "uv run jaxnets gradcheck cs231n/layers.py":
         "tests/test_gradcheck_cli.py runs it on tests/realcode/cs231n_style_layers.py",
-    "uv run jaxnets gradcheck tests/realcode/tut_sin_times_y_custom_vjp.py:f --example 3x4,3x4":
-        "tests/test_gradcheck_cli.py::test_a_custom_vjp_from_jaxs_tutorial_with_example_shapes",
-    "uv run jaxnets gradcheck tests/realcode/cs231n_style_layers.py":
-        "tests/test_gradcheck_cli.py::test_a_whole_cs231n_style_file_with_no_extra_file",
-    "uv run jaxnets gradcheck examples/leaky_relu.py:leaky_relu":
-        "tests/test_gradcheck_cli.py::test_the_readme_example_fails_and_its_fix_passes",
     "uv run jaxnets gradcheck": "the full equivalence table (minutes); its engine is the equivalence suite's "
                                 "(tests/test_ops_equivalence.py, test_models_equivalence.py, test_mutants.py), the "
                                 "command's options are tests/test_gradcheck_cli.py's",
