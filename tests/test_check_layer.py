@@ -252,8 +252,9 @@ def test_correct_builtin_ops_pass_through_the_public_api(name):
 
 @pytest.mark.parametrize("kind", ["pair", "custom_vjp"])
 def test_mutant_score_through_the_public_api(kind):
-    # the first two edge geometries of each op (the report's --public-api run takes them all)
-    results, score = public_mutant_score(kind=kind, cases=12, examples=2, transforms=False, leading_sizes=False,
+    # the first two edge geometries of each op (one is often N = 1, where 1/N is invisible), 8 cases;
+    # the report's --public-api run takes them all
+    results, score = public_mutant_score(kind=kind, cases=8, examples=2, transforms=False, leading_sizes=False,
                                          second_order=False)
     missed = [r for r in results if not r.caught]
     assert not missed, "\n".join(f"{r.name}: {r.how} {r.detail}" for r in missed)

@@ -167,3 +167,29 @@ def test_bad_input_is_one_line():
     with pytest.raises(CheckInputError) as err:
         check(sign_flipped_bwd(), "text")
     assert "\n" not in str(err.value)
+
+
+def _lookup(assign):
+    """An embedding lookup as JAX users write it: bwd returns None for the integer indices."""
+    @jax.custom_vjp
+    def lookup(W, idx):
+        return W[idx]
+
+    def fwd(W, idx):
+        return W[idx], (W.shape, idx)
+
+    def bwd(res, g):
+        shape, idx = res
+        zeros = jnp.zeros(shape, g.dtype)
+        return (zeros.at[idx].set(g) if assign else zeros.at[idx].add(g)), None
+
+    lookup.defvjp(fwd, bwd)
+    return lookup
+
+
+def test_a_custom_vjp_with_integer_indices_returning_none_for_them():
+    W, idx = np.random.default_rng(0).standard_normal((5, 3)), np.array([0, 2, 2, 4])
+    good = check(_lookup(assign=False), W, idx, cases=8, second_order=False)
+    assert good.ok, good.text()
+    bad = check(_lookup(assign=True), W, idx, cases=8, second_order=False)  # repeated index 2 overwritten
+    assert not bad.ok, bad.text()

@@ -24,6 +24,7 @@ from jaxnets.verify.mutants import MUTANTS
 from jaxnets.verify.mutants_custom import CUSTOM_MUTANTS
 from jaxnets.verify.op_specs import OPS
 from jaxnets.verify.prepare import CheckInputError
+from jaxnets.verify.report import STATUSES
 
 
 class LayerArgs(NamedTuple):
@@ -146,48 +147,74 @@ class ApiResult(NamedTuple):
     detail: str
 
 
-def mutant_custom_vjp(mutant):
-    """The mutant as the `jax.custom_vjp` a user would write: (the object, its examples with
-    static values positional, the NumPy twin as reference)."""
+def mutant_custom_vjp(mutant, examples=None):
+    """The mutant as the `jax.custom_vjp` a user would write, for each call signature of the
+    op's first `examples` edge geometries: ([(the object, its examples with static values
+    positional)], the NumPy twin as reference). Floating arrays among the op's parameters are
+    differentiated, other arrays (a boolean mask) get no gradient, other values (a mask of
+    None, flags) are static (`nondiff_argnums`)."""
     spec = OPS[mutant.op]
     n = len(spec.params)
     if spec.kind == "layer":
-        examples = [tuple(a for a in ex if not isinstance(a, dict)) + tuple(ex[-1].values())
-                    for ex in _examples(spec)]
-        n_static = len(examples[0]) - n
-        obj = manual_vjp(spec.jax_forward, mutant.fn, nondiff_argnums=tuple(range(n, n + n_static)))
-        return obj, examples, (spec.np_forward, spec.np_backward)
+        flat = [tuple(a for a in ex if not isinstance(a, dict)) + tuple(ex[-1].values())
+                for ex in _examples(spec)[:examples]]
+        runs = []
+        for group in example_groups(flat):
+            first = group[0]
+            diff = [i < n and isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.floating)
+                    for i, a in enumerate(first)]
+            arrays = tuple(i for i, a in enumerate(first) if isinstance(a, np.ndarray) and not diff[i])
+            statics = tuple(i for i, a in enumerate(first) if not isinstance(a, np.ndarray))
+            runs.append((manual_vjp(spec.jax_forward, mutant.fn, nondiff_argnums=statics, no_grad_argnums=arrays),
+                         group))
+        return runs, (spec.np_forward, spec.np_backward)
     obj = (mutant.wiring or loss_vjp)(mutant.fn)
-    examples = [tuple(a for a in ex if not isinstance(a, dict)) + tuple(np.asarray(v, np.float64) for v in
-                                                                      (ex[-1].values() if isinstance(ex[-1], dict)
-                                                                       else ()))
-                for ex in _examples(spec)]
-    return obj, examples, spec.np_forward
+    flat = [tuple(a for a in ex if not isinstance(a, dict)) + tuple(np.asarray(v, np.float64) for v in
+                                                                    (ex[-1].values() if isinstance(ex[-1], dict)
+                                                                     else ()))
+            for ex in _examples(spec)[:examples]]
+    return [(obj, group) for group in example_groups(flat)], spec.np_forward
+
+
+def example_groups(examples):
+    """`examples` split into runs of one call signature, in order: one check takes examples
+    of one number and kind of arguments, and an op's edge geometries may differ there
+    (attention without a mask, then with one)."""
+    groups = {}
+    for ex in examples:
+        groups.setdefault(tuple(type(a).__name__ for a in ex), []).append(ex)
+    return list(groups.values())
 
 
 def check_mutant_public(mutant, cases=24, reference=True, examples=None, kind="pair", **kwargs):
     """The mutant through the public API as a user's code — a cs231n pair (`kind` "pair",
     through check_layer) or a jax.custom_vjp object (`kind` "custom_vjp", through check) —
     stopping at the first failing case; `examples` (a count) keeps the op's first edge
-    geometries."""
+    geometries. Bad input counts as caught only when it is the rule's own fault (a `bwd`
+    returning a bare array), never the harness's."""
+    status = "pass"
     try:
         if kind == "pair":
             args = mutant_layer(mutant)
-            report = check_layer(args.forward, args.backward, args.examples[:examples], cases=cases,
-                                 fail_fast=True, reference=args.reference if reference else None, name=mutant.name,
-                                 **kwargs)
+            runs = [(args.forward, group) for group in example_groups(args.examples[:examples])]
         else:
-            obj, exs, ref = mutant_custom_vjp(mutant)
-            report = check(obj, examples=exs[:examples], cases=cases, fail_fast=True,
-                           reference=ref if reference else None, name=mutant.name, **kwargs)
+            runs, ref = mutant_custom_vjp(mutant, examples)
+        for fn, group in runs:
+            if kind == "pair":
+                report = check_layer(fn, args.backward, group, cases=cases, fail_fast=True,
+                                     reference=args.reference if reference else None, name=mutant.name, **kwargs)
+            else:
+                report = check(fn, examples=group, cases=cases, fail_fast=True,
+                               reference=ref if reference else None, name=mutant.name, **kwargs)
+            failing = [r for r in report.rows.values() if r.status == "fail"]
+            if failing:
+                w = failing[0].worst
+                return ApiResult(mutant.name, True, "fail", f"{failing[0].check}: {w.where()} rel error {w.err:.2g}"
+                                 + (f"; {w.note}" if w.note else ""))
+            status = max(status, report.status, key=STATUSES.index)
     except CheckInputError as exc:
-        return ApiResult(mutant.name, True, "bad input", str(exc))
-    failing = [r for r in report.rows.values() if r.status == "fail"]
-    if failing:
-        w = failing[0].worst
-        return ApiResult(mutant.name, True, "fail", f"{failing[0].check}: {w.where()} rel error {w.err:.2g}"
-                         + (f"; {w.note}" if w.note else ""))
-    return ApiResult(mutant.name, False, report.status, "no pair failed")
+        return ApiResult(mutant.name, exc.rule_fault, "bad input", str(exc))
+    return ApiResult(mutant.name, False, status, "no pair failed")
 
 
 def public_mutant_score(mutants=MUTANTS, kind="pair", **kwargs):

@@ -24,6 +24,7 @@ import inspect
 
 import jax
 
+from jaxnets.verify import tree
 from jaxnets.verify.subject import RuleError, Subject
 
 
@@ -98,11 +99,13 @@ def custom_vjp_subject(obj, name=None):
         if len(cts) != len(diff):
             raise RuleError(f"{bwd_name} returned {len(cts)} cotangent(s), expected {len(diff)} (one per argument "
                             f"not in nondiff_argnums{' ' + str(nondiff) if nondiff else ''})")
-        return out, tuple(cts)
+        # integer and boolean arrays (indices, masks) get None or float0 from bwd: not differentiated
+        wrt = set(subject.wrt_for(args))
+        return out, tuple(ct for i, ct in zip(diff, cts) if i in wrt)
 
     subject = Subject(name or getattr(f, "__name__", "f"), "custom_vjp", f.fun, rule, wired=f,
                       wrt=None, arg_names=_names(f.fun), rule_label="bwd", copies=False, primal_key=("fun", f.fun))
-    subject.wrt = _positions(nondiff)
+    subject.wrt = _positions(nondiff, arrays_of_numbers=True)
     if getattr(f, "symbolic_zeros", False):
         # fwd then receives CustomVJPPrimal wrappers: let JAX call fwd/bwd itself
         subject.rule = _transposed(f, subject)
@@ -112,9 +115,13 @@ def custom_vjp_subject(obj, name=None):
     return subject
 
 
-def _positions(nondiff):
-    """wrt for a custom rule: every position not in nondiff_argnums."""
-    return lambda args: _diff_positions(len(args), nondiff)
+def _positions(nondiff, arrays_of_numbers=False):
+    """wrt for a custom rule: every position not in nondiff_argnums (`arrays_of_numbers`: nor
+    an integer or boolean array, whose cotangent is None or float0)."""
+    def wrt(args):
+        return tuple(i for i in _diff_positions(len(args), nondiff)
+                     if not (arrays_of_numbers and tree.is_array(args[i]) and not tree.is_float_array(args[i])))
+    return wrt
 
 
 def _transposed(f, subject):
