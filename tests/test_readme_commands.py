@@ -57,6 +57,8 @@ SMALL = {
     "dropout": ["--epochs", "1"],
     "filters": [],
     "bench": ["--quick", "--workloads", "D", "--no-torch"],
+    "char_lm": ["--iterations", "2", "--hidden", "4", "--embed", "2"],
+    "row_lstm": ["--iterations", "2", "--hidden", "4"],
 }
 
 

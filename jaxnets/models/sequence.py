@@ -149,8 +149,14 @@ def char_lm(vocab_size=27, seq_len=12, embed=16, hidden=64, cell="lstm"):
 def token_nll(model, params, x, y, batch=1000):
     """(summed negative log-likelihood in nats, number of targets) of the targets y >= 0 of
     the sequences x under `model` (a char_lm), `batch` sequences per jitted forward pass.
-    Loss per character = sum / count; perplexity = exp(sum / count)."""
+    Loss per character = sum / count; perplexity = exp(sum / count). The last batch is padded
+    with sequences without targets, so one program serves every set."""
     fn = _nll_program(model)
+    x, y = np.asarray(x), np.asarray(y)
+    batch = min(batch, len(x))
+    pad = -len(x) % batch
+    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+    y = np.concatenate([y, np.full((pad, *y.shape[1:]), -1, y.dtype)])
     total, count = 0.0, 0
     for i in range(0, len(x), batch):
         s, c = fn(params, jnp.asarray(x[i:i + batch]), jnp.asarray(y[i:i + batch]))
