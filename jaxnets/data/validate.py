@@ -51,7 +51,8 @@ def check_arrays(x, y, *, feature_shape=None, num_classes=None, binary=False, na
         raise DataError(f"{name}: x contains NaN/inf ({len(bad)} values, first at index {tuple(int(i) for i in bad[0])})")
     label_shape = tuple(label_shape)
     if ya.ndim != 1 + len(label_shape) or (ya.ndim and ya.shape[1:] != label_shape):
-        raise DataError(f"{name}: labels y must have shape (N, *{label_shape}) = {(n, *label_shape)}, got {ya.shape}")
+        want = "(N,)" if not label_shape else f"(N, *{label_shape})"
+        raise DataError(f"{name}: labels y must have shape {want} = {(n, *label_shape)}, got {ya.shape}")
     if ya.shape[0] != n:
         raise DataError(f"{name}: x has {n} samples but y has {ya.shape[0]} labels (y shape {ya.shape}, expected ({n},))")
     if not (np.issubdtype(ya.dtype, np.integer) or (binary and np.issubdtype(ya.dtype, np.floating))
