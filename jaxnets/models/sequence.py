@@ -68,14 +68,20 @@ def _recurrent_init(key, cell, d, hidden):
     return params
 
 
+def initial_state(params, x):
+    """h0 = 0 (N, H), made from x so that it varies along a mesh axis where x does (a scan
+    under `shard_map`, e.g. data-parallel accuracy counts, needs carries of one kind)."""
+    return jnp.broadcast_to(jnp.zeros_like(x[:, 0, :1]), (x.shape[0], params["Wh"].shape[0]))
+
+
 def _run_cell(cell, params, x, layers):
-    h0 = jnp.zeros((x.shape[0], params["Wh"].shape[0]), x.dtype)
+    h0 = initial_state(params, x)
     fn = getattr(layers, cell.layer)
     return fn(x, h0, params["Wx"], params["Wh"], *(params[b] for b in cell.biases))
 
 
 def _cell_forward(cell, params, x):
-    h0 = jnp.zeros((x.shape[0], params["Wh"].shape[0]), x.dtype)
+    h0 = initial_state(params, x)
     return cell.forward(x, h0, params["Wx"], params["Wh"], *(params[b] for b in cell.biases))
 
 
