@@ -6,7 +6,7 @@ RUN_DIR is a finished `jaxnets train char_lm` or `jaxnets train row_lstm` run wi
 cell. The peer is `nn.Embedding` + `nn.LSTM` + `nn.Linear` (char_lm) or `nn.LSTM` +
 `nn.Linear` on the last step (row_lstm), of the run's sizes, started from the run's OWN
 initial parameters (drawn again from its seed and copied in; PyTorch's gate order i, f, g, o
-is ours i, f, o, g reordered), trained on the same data with the same minibatches (the run's
+is ours i, f, o, g reordered; its second bias, bias_hh, is held at 0: ours has one), trained on the same data with the same minibatches (the run's
 row indices, drawn with replacement from its seed), `torch.optim.Adam` with the run's
 learning rate (betas 0.9, 0.999, eps 1e-8, as cs231n's Adam the run used) and
 `clip_grad_norm_` to the run's clip norm, in float32, for the run's number of steps. The loss
@@ -41,6 +41,9 @@ def _lstm_into_torch(lstm, params):
         lstm.weight_hh_l0.copy_(torch.from_numpy(reorder(params["Wh"]).T.copy()))
         lstm.bias_ih_l0.copy_(torch.from_numpy(reorder(params["b"]).copy()))
         lstm.bias_hh_l0.zero_()
+    # ours has one bias b; nn.LSTM adds bias_ih + bias_hh. Training both would move the sum by
+    # two Adam steps per step, so bias_hh stays 0.
+    lstm.bias_hh_l0.requires_grad_(False)
 
 
 def _linear_into_torch(linear, w, b):
@@ -106,7 +109,8 @@ def peer(run_dir):
         scores = net(x)
         return loss_fn(scores.reshape(-1, scores.shape[-1]), y.reshape(-1))
 
-    opt = torch.optim.Adam(net.parameters(), lr=cfg["learning_rate"], betas=(0.9, 0.999), eps=1e-8)
+    trained = [q for q in net.parameters() if q.requires_grad]
+    opt = torch.optim.Adam(trained, lr=cfg["learning_rate"], betas=(0.9, 0.999), eps=1e-8)
     key = jax.random.key(cfg["seed"])
     n = len(prepared.x_train)
     steps = metrics["steps_done"]
@@ -118,7 +122,7 @@ def peer(run_dir):
         loss = loss_of(x_tr[idx], y_tr[idx])
         loss.backward()
         if cfg.get("clip_norm"):
-            nn.utils.clip_grad_norm_(net.parameters(), cfg["clip_norm"])
+            nn.utils.clip_grad_norm_(trained, cfg["clip_norm"])
         opt.step()
     train_s = time.perf_counter() - t0
 

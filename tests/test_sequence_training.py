@@ -85,11 +85,17 @@ def test_sampling_is_reproducible_and_checked():
         sample(MODEL, PARAMS, key, prefix=[0])
 
 
-def test_char_lm_experiment_and_sample_command(tmp_path, capsys):
-    out = tmp_path / "runs"
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory):
+    """`jaxnets train char_lm` at a tiny size: its run folder."""
+    out = tmp_path_factory.mktemp("lm") / "runs"
     assert cli.main(["train", "char_lm", "--iterations", "3", "--hidden", "4", "--embed", "2", "--out", str(out),
                      "--no-progress"]) == 0
-    run = out / "char_lm_lstm"
+    return out / "char_lm_lstm"
+
+
+def test_char_lm_experiment_and_sample_command(lm_run, tmp_path, capsys):
+    run = lm_run
     final = json.loads((run / "metrics.json").read_text())["final"]
     for part in ("train", "val", "test"):
         assert np.exp(final[f"{part}_loss_per_char"]) == pytest.approx(final[f"{part}_perplexity"])
@@ -103,3 +109,17 @@ def test_char_lm_experiment_and_sample_command(tmp_path, capsys):
     assert "'4' is not in the run's alphabet" in capsys.readouterr().err
     assert cli.main(["sample", str(tmp_path)]) == 2
     assert "not a run folder, metrics.json is missing" in capsys.readouterr().err
+
+
+def test_torch_peer_starts_from_the_runs_parameters_and_batches(lm_run, capsys):
+    """The optional PyTorch peer (torch is not a dependency: skipped without it): 3 steps from
+    the same initial parameters on the same batches end where ours do, up to float32."""
+    pytest.importorskip("torch")
+    from experiments import sequence_peers
+
+    assert sequence_peers.main([str(lm_run)]) == 0
+    ours = json.loads((lm_run / "metrics.json").read_text())["final"]
+    theirs = json.loads((lm_run / "torch_peer.json").read_text())
+    for part in ("train", "val", "test"):
+        assert theirs[f"{part}_loss_per_char"] == pytest.approx(ours[f"{part}_loss_per_char"], abs=1e-5), part
+    assert "nn.LSTM" in capsys.readouterr().out
