@@ -71,7 +71,8 @@ def _recurrent_init(key, cell, d, hidden):
 def initial_state(params, x):
     """h0 = 0 (N, H), made from x so that it varies along a mesh axis where x does (a scan
     under `shard_map`, e.g. data-parallel accuracy counts, needs carries of one kind)."""
-    return jnp.broadcast_to(jnp.zeros_like(x[:, 0, :1]), (x.shape[0], params["Wh"].shape[0]))
+    zero = jnp.zeros_like(x[:, 0, :1], dtype=jnp.result_type(x, params["Wh"]))  # the dtype h will have
+    return jnp.broadcast_to(zero, (x.shape[0], params["Wh"].shape[0]))
 
 
 def _run_cell(cell, params, x, layers):
