@@ -7,9 +7,11 @@
 - hypothesis: no deadline (the first example of a shape pays an XLA compilation),
   derandomized for a reproducible CI, blobs printed to replay a failure. HYPOTHESIS_PROFILE=
   explore draws fresh random examples instead.
-- the mutant score ("mutants caught N/N") printed at the end of the run.
+- the mutant score ("mutants caught N/N") printed at the end of the run, also when the run is
+  spread over processes by pytest-xdist (`-n`, on by default in pyproject.toml).
 """
 import os
+from typing import NamedTuple
 
 import jax
 
@@ -49,6 +51,27 @@ def _fresh_compiled_programs():
 def mutant_scoreboard(request):
     """A session-wide list the mutant tests append (name, caught, detail) to."""
     return request.config.stash.setdefault(_MUTANT_SCORES, [])
+
+
+class _Score(NamedTuple):
+    name: str
+    caught: bool
+    detail: str
+
+
+def pytest_sessionfinish(session):
+    """Under pytest-xdist a worker hands its mutant results to the controller, which prints
+    the one score (the stash of a worker is its own)."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["mutants"] = [(r.name, bool(r.caught), r.detail)
+                                   for r in session.config.stash.get(_MUTANT_SCORES, [])]
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: the controller, as a worker finishes
+def pytest_testnodedown(node, error):
+    scores = node.config.stash.setdefault(_MUTANT_SCORES, [])
+    scores.extend(_Score(*r) for r in getattr(node, "workeroutput", {}).get("mutants", []))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -20,11 +20,11 @@ object, a plain JAX function, a built-in op, a model in its gradient modes):
 
 `Bound` is a Subject at one call signature (`tree.Split`): the same functions in flat form —
 lists of differentiated leaves, other arrays, output leaves — which is what every oracle
-works on, with its jitted versions cached on the Subject under an explicit key.
+works on, its jitted versions kept in the project's one bounded store of compiled programs
+(`jaxnets.programs.ProgramLRU`) under explicit keys.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -32,21 +32,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnets.programs import ProgramLRU
 from jaxnets.verify import tree
 
 #: compiled programs the checker keeps alive, all subjects together; the least recently used
 #: is dropped. Each XLA:CPU executable holds ~50 memory mappings, and a process may have
 #: 65530 (vm.max_map_count): the whole test suite, kept unbounded, crashed XLA's compiler.
-MAX_PROGRAMS = 384
-#: key -> jitted function; a key is (the Subject, oracle, call signature), or, for a program
-#: of the primal alone (autodiff, finite differences), (its `primal_key`, ...): a catalogue of
-#: mutant backwards of one forward, or a user re-checking a rule, compiles the forward once
-_PROGRAMS = OrderedDict()
+#: A key is (the Subject, oracle, call signature), or, for a program of the primal alone
+#: (autodiff, finite differences), (its `primal_key`, ...): a catalogue of mutant backwards of
+#: one forward, or a user re-checking a rule, compiles the forward once.
+PROGRAMS = ProgramLRU("jaxnets.verify.subject.PROGRAMS", maxsize=384)
 
 
 def clear_programs():
     """Drop every compiled program the checker keeps (a long session's memory back)."""
-    _PROGRAMS.clear()
+    PROGRAMS.clear()
 
 
 class RuleError(Exception):
@@ -97,14 +97,7 @@ class Subject:
         primal alone (`shared`), under the primal's identity — in the module's one bounded
         LRU of compiled programs."""
         owner = ("primal", self.primal_key) if shared and self.primal_key is not None else self
-        key = (owner, key)
-        if key in _PROGRAMS:
-            _PROGRAMS.move_to_end(key)
-            return _PROGRAMS[key]
-        fn = _PROGRAMS[key] = jax.jit(build())
-        if len(_PROGRAMS) > MAX_PROGRAMS:
-            _PROGRAMS.popitem(last=False)
-        return fn
+        return PROGRAMS.get((owner, key), lambda: jax.jit(build()))
 
     def bind(self, args, kwargs):
         """(Bound, diff leaves, array leaves) for a call."""
