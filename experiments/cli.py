@@ -2,8 +2,9 @@
 
     jaxnets reproduce [--fashion] [--out runs] [--update-readme README.md]
     jaxnets train EXPERIMENT [options]     EXPERIMENT: occupancy, digits, two_layer, convnet, filters,
-                                           deep_convnet, normalization, dropout
+                                           deep_convnet, normalization, dropout, char_lm, row_lstm
     jaxnets predict RUN_DIR FILE [FILE...] an image (PNG/JPEG, 28x28 grey), IDX images or a Kaggle CSV
+    jaxnets sample RUN_DIR [--prompt AB] [--temperature 0.8]   names drawn from a char_lm run
     jaxnets gradcheck [FILE.py[:NAME]] [--example SPEC] [--reference FILE.py:NAME] [--json PATH]
                                            check your own rules: a file, or NAME in it (gradcheck --help)
     jaxnets bench [--quick] [--workloads ABCDE] [--update-readme README.md]
@@ -31,12 +32,15 @@ EXPERIMENTS = {
     "deep_convnet": "deep_convnet",
     "normalization": "normalization",
     "dropout": "dropout",
+    "char_lm": "char_lm",
+    "row_lstm": "row_lstm",
 }
 TOOLS = {
     "reproduce": "reproduce",
     "gradcheck": "gradcheck",
     "bench": "bench",
     "predict": "predict",
+    "sample": "sample",
 }
 
 

@@ -90,7 +90,7 @@ def preselected(argv, flag, choices, default):
 
 
 def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None, decay=1.0,
-                    report_every=None, optimizer=None):
+                    report_every=None, optimizer=None, clip_norm=None):
     """The options every experiment script has, with the document's values as defaults."""
     from jaxnets import training
     from jaxnets.training import TRAIN_MODES, optimizers
@@ -117,6 +117,9 @@ def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None,
                        ("beta1", "Adam's first-moment decay"), ("beta2", "Adam's second-moment decay"),
                        ("eps", "RMSProp's and Adam's epsilon")):
         opt.add_argument(f"--{name}", type=number(), default=None, help=what)
+    opt.add_argument("--clip-norm", type=POSITIVE, default=clip_norm,
+                     help="scale each step's gradient down to this global L2 norm when it is larger "
+                          "(optax.clip_by_global_norm)" + (f" (default {clip_norm})" if clip_norm else " (default: no clipping)"))
     parser.add_argument("--report-every", type=COUNT, default=report_every, help="updates between accuracy reports")
     parser.add_argument("--seed", type=SEED, default=0, help="initialisation, split and minibatch seed (default 0)")
     parser.add_argument("--out", default=None, help="runs folder (default ./runs)")
@@ -160,6 +163,6 @@ def config_from_args(args):
     config = TrainConfig(mode=args.mode, learning_rate=args.learning_rate, decay=args.decay,
                          iterations=args.iterations, batch_size=args.batch_size,
                          report_every=args.report_every, seed=args.seed, optimizer=args.optimizer,
-                         optimizer_args=given)
+                         optimizer_args=given, clip_norm=args.clip_norm)
     config.check()
     return config

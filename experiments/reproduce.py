@@ -5,7 +5,9 @@
 Runs on the built-in 5000 MNIST images tested on the official 10000 test images, and on the
 UCI occupancy data (both shipped in the package; `../shared/data` or `$JAXNETS_SHARED_DATA` is
 read instead when present): the four documents' networks, 000's example filters, the deeper ConvNet with batch norm and dropout,
-and cs231n's normalisation and dropout experiments. `--fashion` adds the Fashion-MNIST
+cs231n's normalisation and dropout experiments, and assignment 3's sequence models: an LSTM
+reading MNIST row by row, and a character LSTM language model of the US Census first names
+(shipped in the package too). `--fashion` adds the Fashion-MNIST
 60k -> 10k runs (Debian package `dataset-fashion-mnist`). Every run that trains one model
 trains the hand-written gradient (mode fast) and autodiff from the same initialisation unless
 `--no-compare-modes` (the Fashion-MNIST deep ConvNet trains once: its modes are compared on the
@@ -19,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from experiments import (convnet, deep_convnet, digits, dropout, filters, image_data, normalization, occupancy, options,
-                         runs, two_layer)
+from experiments import (char_lm, convnet, deep_convnet, digits, dropout, filters, image_data, normalization,
+                         occupancy, options, row_lstm, runs, two_layer)
 from jaxnets.data import DataUnavailableError
 
 #: Fashion-MNIST settings (ours; the documents never trained on it) and the issue's targets.
@@ -49,6 +51,8 @@ def plan(fashion, spec):
         ("Deep ConvNet", deep_convnet.main, ["--data", spec]),
         ("normalisation experiment", normalization.main, ["--data", spec]),
         ("dropout experiment", dropout.main, ["--data", spec]),
+        ("row-by-row LSTM", row_lstm.main, ["--data", spec]),
+        ("character LSTM language model", char_lm.main, []),
     ]
     if fashion:
         runs_ += [("002 TwoLayerNet Fashion-MNIST", two_layer.main, FASHION_TWO_LAYER),
@@ -64,6 +68,10 @@ def _fmt(v):
 
 def _ours(m):
     f = m["final"]
+    if f.get("test_loss_per_char") is not None:  # a language model: loss per character first
+        return (f"test {f['test_loss_per_char']:.3f} nats/char (perplexity {f['test_perplexity']:.2f}), "
+                f"val {f['val_loss_per_char']:.3f}, train {f['train_loss_per_char']:.3f}; "
+                f"next-char accuracy test {_fmt(f['test_acc'])}")
     parts = [f"test {_fmt(f['test_acc'])}" if f.get("test_acc") is not None else None,
              f"val {_fmt(f['val_acc'])}" if f.get("val_acc") is not None else None,
              f"train {_fmt(f['train_acc'])}"]

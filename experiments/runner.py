@@ -40,7 +40,8 @@ from jaxnets.training.checkpoint import check_resumable, checkpoint_files, load_
 class Prepared(NamedTuple):
     """Model-ready arrays and how they were made.
 
-    x_*: float arrays the model takes; y_*: int labels (0/1 for the binary net).
+    x_*: float arrays the model takes (a language model: int token ids); y_*: int labels (0/1
+    for the binary net; a language model: a target per step, -1 for none).
     show_test: the test inputs as images to display (uint8 (N, 28, 28)), or None.
     """
 
@@ -151,11 +152,15 @@ def start_distributed(args):
     return joined or args.data_parallel
 
 
-def run_experiment(title, model, prepared: Prepared, launch: Launch, *, document=None, target=None, log=print):
+def run_experiment(title, model, prepared: Prepared, launch: Launch, *, document=None, target=None, log=print,
+                   extra=None):
     """Train `model` on `prepared` as `launch` says; write and return the metrics (see module doc).
 
     document: the document's reported numbers ({"test_acc": 0.97, ...}) for the table.
     target: {"metric": "test_acc", "at_least": 0.97} or None.
+    extra: None, or `extra(model, result, run_dir) -> dict` of further final metrics (e.g. a
+        language model's loss per character), merged into metrics["final"]; it may write
+        files into run_dir (None on a process that does not write).
     The run is written into `launch.folder` (aside, then moved into place when it finishes);
     training always checkpoints there, so Ctrl-C or SIGTERM leaves a checkpoint of the last
     chunk to --resume from (kept in the finished folder only with --checkpoint-every). With
@@ -201,6 +206,8 @@ def run_experiment(title, model, prepared: Prepared, launch: Launch, *, document
         phase = "the --compare-modes run"
         metrics = _metrics(title, model, prepared, config, launch, result, params0, document, target, fit, log)
         phase = "writing the run folder"
+        if extra is not None:
+            metrics["final"].update(extra(model, result, run_dir))
         if folder is None:
             return metrics
         runs.save_params(run_dir, result.params, result.model_state)

@@ -1,5 +1,6 @@
-"""The networks of `jaxnets.models` in NumPy float64: the four of the source documents and
-cs231n assignment 2's fully connected net and deeper ConvNet.
+"""The networks of `jaxnets.models` in NumPy float64: the four of the source documents,
+cs231n assignment 2's fully connected net and deeper ConvNet, and the sequence models
+(`sequence_models.py`).
 
 Same factory names, config keys, parameter names and shapes as jaxnets, so parameters can be
 copied between the two. Each factory returns a `Model` with
@@ -40,7 +41,8 @@ from reference_numpy.layers import (
     tanh_forward,
 )
 
-__all__ = ["Model", "occupancy_net", "digits_mlp", "two_layer_net", "conv_net", "fc_net", "deep_conv_net", "MODELS"]
+__all__ = ["Model", "occupancy_net", "digits_mlp", "two_layer_net", "conv_net", "fc_net", "deep_conv_net", "char_lm",
+           "row_lstm", "MODELS"]
 
 
 class Model(NamedTuple):
@@ -389,6 +391,8 @@ def deep_conv_net(input_shape=(1, 28, 28), filters=(32, 64), filter_size=3, hidd
     return _deep("deep_conv", config, layers, reg, init, batchnorm)
 
 
+from reference_numpy.sequence_models import char_lm, row_lstm  # noqa: E402 - they build this file's Model
+
 MODELS = {
     "occupancy": occupancy_net,
     "digits": digits_mlp,
@@ -396,4 +400,6 @@ MODELS = {
     "conv": conv_net,
     "fc_net": fc_net,
     "deep_conv": deep_conv_net,
+    "char_lm": char_lm,
+    "row_lstm": row_lstm,
 }

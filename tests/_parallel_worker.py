@@ -35,6 +35,15 @@ def make_data(n, shape, classes, seed):
     return x, y
 
 
+def make_tokens(n, vocab, steps, seed):
+    """Token inputs (n, steps) counting up from a random start (mod vocab) and their
+    learnable next tokens as targets, a random padded tail (-1) per row."""
+    rng = np.random.default_rng(seed)
+    x = ((rng.integers(0, vocab, n)[:, None] + np.arange(steps)[None]) % vocab).astype(np.int32)
+    y = (x + 1) % vocab
+    return x, np.where(np.arange(steps)[None] < rng.integers(2, steps + 1, n)[:, None], y, -1).astype(np.int32)
+
+
 def write_dataset(folder):
     """The TwoLayerNet data as .npy files, so each worker can memory-map and read its rows."""
     x, y = make_data(N_TRAIN + N_VAL, (TWO_LAYER["input_size"],), TWO_LAYER["num_classes"], 7)
@@ -72,7 +81,7 @@ def cmd_devices(out_path):
 
     from jaxnets import training as parallel
     from jaxnets.grads import value_and_grad
-    from jaxnets.models import conv_net, fc_net, two_layer_net
+    from jaxnets.models import char_lm, conv_net, fc_net, two_layer_net
     from jaxnets.training import TrainConfig, train
     from jaxnets.training.placement import DataParallel
 
@@ -86,15 +95,17 @@ def cmd_devices(out_path):
         # batch norm over the global batch, dropout masks over the global batch
         "fc_bn": (fc_net((16,), input_size=20, num_classes=3, norm="batchnorm", dropout=0.3, weight_scale=0.1),
                   (20,)),
+        # integer tokens, a target per step (-1: none), a scan inside the shard_map'd counts
+        "lm": (char_lm(vocab_size=5, seq_len=6, embed=3, hidden=4), None),
     }
     # (model, mode, batch_size): full batch and with-replacement minibatches both covered
     cases = [("mlp", "manual", 16), ("mlp", "autodiff", None), ("mlp", "custom_vjp", 16),
              ("conv", "manual", None), ("conv", "autodiff", 16), ("fc_bn", "manual", 16),
-             ("fc_bn", "custom_vjp", None)]
+             ("fc_bn", "custom_vjp", None), ("lm", "manual", 16)]
     for name, mode, batch_size in cases:
         model, shape = models[name]
-        x, y = make_data(96, shape, 3, 1)
-        x_val, y_val = make_data(30, shape, 3, 2)
+        x, y = make_data(96, shape, 3, 1) if shape else make_tokens(96, 5, 6, 1)
+        x_val, y_val = make_data(30, shape, 3, 2) if shape else make_tokens(30, 5, 6, 2)
         params = {k: np.asarray(v, np.float32) for k, v in model.init(jax.random.key(1)).items()}
         config = TrainConfig(mode=mode, learning_rate=0.3, decay=0.95, iterations=50,
                              batch_size=batch_size, report_every=20, dtype="float32")
@@ -109,7 +120,7 @@ def cmd_devices(out_path):
                if name == "mlp" else None)
         report["runs"].append({
             "model": name, "mode": mode, "batch_size": batch_size, "steps": four.steps_done,
-            "dtype": str(np.asarray(four.params["W1"]).dtype),
+            "dtype": str(np.asarray(next(iter(four.params.values()))).dtype),
             "max_diff_4dev_vs_train": max(max_abs_diff(four.params, single.params),
                                           max_abs_diff(four.model_state, single.model_state) if single.model_state else 0.0),
             "max_diff_1dev_mesh_vs_train": max_abs_diff(one.params, single.params) if one else None,

@@ -1,12 +1,14 @@
 """The data shipped in the package: a fresh clone with nothing beside it reads every dataset
 the README's results are measured on (`jaxnets reproduce`), and reads the published files."""
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from experiments import filters, image_data, occupancy, reproduce
-from jaxnets.data import DataError, DataUnavailableError, default_data_dir, load_dataset, read_occupancy, source_name
+from experiments import char_lm, filters, image_data, occupancy, reproduce
+from jaxnets.data import (DataError, DataUnavailableError, default_data_dir, load_dataset, load_names, read_occupancy,
+                          source_name)
 from jaxnets.data import make_bundled
 from jaxnets.data import sources as sources_mod
 
@@ -27,7 +29,7 @@ def test_bundled_files_are_the_published_ones():
 
 #: what each run of `jaxnets reproduce` (without --fashion) reads when it has no --data:
 #: the experiments' own defaults
-OWN_DATA = {occupancy.main: "occupancy", filters.main: None}
+OWN_DATA = {occupancy.main: "occupancy", filters.main: None, char_lm.main: "names"}
 
 
 def test_every_reproduce_row_loads_its_data_and_test_set_without_the_shared_folder(no_shared):
@@ -36,6 +38,9 @@ def test_every_reproduce_row_loads_its_data_and_test_set_without_the_shared_fold
         spec = argv[argv.index("--data") + 1] if "--data" in argv else OWN_DATA[main]
         if spec is None:  # 000's example filters: matplotlib's bundled photograph
             assert filters.load_image().shape[2] == 3, label
+            continue
+        if spec == "names":  # the language model's word list
+            assert make_bundled.BUNDLED_DIR in Path(load_names(spec).source).parents, label
             continue
         if spec in seen:
             continue

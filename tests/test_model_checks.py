@@ -3,7 +3,8 @@ factory, the argument and the value; stored arrays are checked against a model's
 import numpy as np
 import pytest
 
-from jaxnets.models import MODELS, conv_net, deep_conv_net, digits_mlp, fc_net, occupancy_net, two_layer_net
+from jaxnets.models import (MODELS, char_lm, conv_net, deep_conv_net, digits_mlp, fc_net, occupancy_net, row_lstm,
+                            two_layer_net)
 from jaxnets.models.checks import check_arrays_fit, expected_arrays
 
 BAD = [
@@ -31,6 +32,11 @@ BAD = [
     (deep_conv_net, {"filters": ()}, "filters must hold at least one integer >= 1"),
     (deep_conv_net, {"reg": -1e-4}, "deep_conv_net: reg must be a finite number >= 0, got -0.0001"),
     (deep_conv_net, {"num_classes": 0}, "num_classes must be an integer >= 2, got 0"),
+    (char_lm, {"vocab_size": 1}, "char_lm: vocab_size must be an integer >= 2, got 1"),
+    (char_lm, {"hidden": 0}, "char_lm: hidden must be an integer >= 1, got 0"),
+    (char_lm, {"cell": "lstn"}, "char_lm: cell must be one of rnn, lstm, gru, got 'lstn'"),
+    (row_lstm, {"input_shape": (28, 28)}, "row_lstm: input_shape must be (channels, height, width)"),
+    (row_lstm, {"hidden": 0}, "row_lstm: hidden must be an integer >= 1, got 0"),
 ]
 
 

@@ -24,13 +24,17 @@ SMALL = {
     "conv": {"input_shape": (2, 6, 6), "num_filters": 3, "num_classes": 4},
     "fc_net": {"hidden_dims": [7, 6], "input_size": 5, "num_classes": 4, "norm": "batchnorm", "dropout": 0.3},
     "deep_conv": {"input_shape": (2, 8, 8), "filters": (3, 4), "hidden": 5, "num_classes": 4, "dropout": 0.3},
+    "char_lm": {"vocab_size": 5, "seq_len": 4, "embed": 2, "hidden": 3, "cell": "gru"},
+    "row_lstm": {"input_shape": (1, 4, 3), "hidden": 3, "num_classes": 4, "cell": "rnn"},
 }
 
 
 def _batch(model, n=3):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, *model.input_shape)).astype(np.float32)
-    y = rng.integers(0, model.num_classes, n)
+    if model.token_inputs:
+        x = rng.integers(0, model.num_classes, (n, *model.input_shape)).astype(np.int32)
+    y = rng.integers(0, model.num_classes, (n, *model.label_shape))
     return x, (y.astype(np.float32) if model.binary else y.astype(np.int32))
 
 

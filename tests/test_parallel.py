@@ -180,7 +180,8 @@ def test_four_devices_end_with_the_parameters_of_one(tmp_path):
     print(f"  resumed from a data-parallel checkpoint vs uninterrupted: {report['resume']}")
 
     combos = {(r["model"], r["mode"]) for r in report["runs"]}
-    assert {("mlp", "manual"), ("mlp", "autodiff"), ("conv", "manual"), ("conv", "autodiff"), ("fc_bn", "manual")} <= combos
+    assert {("mlp", "manual"), ("mlp", "autodiff"), ("conv", "manual"), ("conv", "autodiff"), ("fc_bn", "manual"),
+            ("lm", "manual")} <= combos
     assert {r["batch_size"] for r in report["runs"]} == {None, 16}  # full batch and minibatches
     for run in report["runs"]:
         where = f"{run['model']} {run['mode']} batch {run['batch_size']}"

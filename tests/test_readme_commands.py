@@ -44,6 +44,10 @@ ELSEWHERE = {
     'pip install -U "jax[cuda13]"': "an install for NVIDIA GPUs",
     'pip install -U "jax[tpu]"': "an install for Cloud TPUs",
     "pip install -e .": "the install every run here already uses",
+    "uv run jaxnets train char_lm --cell lstm":
+        "tests/test_sequence_training.py runs `jaxnets train char_lm` at tiny sizes, then samples from its run",
+    "uv run jaxnets sample runs/char_lm_lstm --prompt MA --temperature 0.8":
+        "tests/test_sequence_training.py runs `jaxnets sample` with --prompt and --temperature on its char_lm run",
 }
 
 #: options added to make each command small (appended, so the command's own stay as written)
@@ -57,6 +61,8 @@ SMALL = {
     "dropout": ["--epochs", "1"],
     "filters": [],
     "bench": ["--quick", "--workloads", "D", "--no-torch"],
+    "char_lm": ["--iterations", "2", "--hidden", "4", "--embed", "2"],
+    "row_lstm": ["--iterations", "2", "--hidden", "4"],
 }
 
 

@@ -1,5 +1,5 @@
 """Datasets and preprocessing: MNIST (built-in sample, IDX, Kaggle CSV, tfds), Fashion-MNIST,
-UCI occupancy; the documents' preprocessing steps and the one pixel transform; input
+UCI occupancy, a word list (the US Census first names, `text`); the documents' preprocessing steps and the one pixel transform; input
 validation.
 
     from jaxnets.data import load_dataset, scale_pixels, flatten
@@ -18,6 +18,7 @@ from .preprocess import (add_channel, flatten, head_split, mean_image, normalize
 from .sources import (FASHION_MNIST_DIR, SOURCES, Dataset, load_dataset, load_idx_dir,
                       load_mnist_test, load_occupancy, load_sample, shared_data_dir, source_name,
                       default_data_dir)
+from .text import Corpus, Split, encode, load_names, read_word_list, split_by_item
 from .tfds import load_tfds
 from .validate import check_arrays
 
@@ -29,4 +30,5 @@ __all__ = [
     "scale_pixels", "mean_image", "subtract_mean_image", "subtract_mean_image_uint8", "flatten",
     "add_channel", "normalize_features", "shuffle_split", "head_split", "check_arrays",
     "STYLES", "PixelTransform", "PixelDecoder", "fit_pixel_transform",
+    "Corpus", "Split", "encode", "load_names", "read_word_list", "split_by_item",
 ]

@@ -72,6 +72,10 @@ class Model:
     binary: one logit per example, targets are 0/1 floats (y is (N,) either way)
     conv_filters: the parameter holding the first convolution's filters (F, C, HH, WW), for
         pictures of them; None for models without one
+    token_inputs: x holds integer token ids in 0..num_classes-1 (a language model), not floats
+    label_shape: the shape of one example's labels: () (one label per example), or e.g. (T,)
+        for a target per time step, where a target < 0 means "no target" (padding: neither
+        scored nor counted)
 
     A Model is immutable and, like a function, compares by identity: compiled programs are
     cached per Model object (`jaxnets.programs`), so build a model once and reuse it.
@@ -91,6 +95,8 @@ class Model:
     fast_gradient: Optional[FastGradient] = None
     init_state: Callable = no_state
     noise: Optional[Callable] = None
+    token_inputs: bool = False
+    label_shape: tuple = ()
 
     def __post_init__(self):
         fast = self.fast_gradient

@@ -22,7 +22,7 @@ def count_correct(predict, params, state, x, y, batch):
     total = jnp.zeros((), jnp.int32)
     if full:
         xs = x[: full * batch].reshape((full, batch) + x.shape[1:])
-        ys = y[: full * batch].reshape((full, batch))
+        ys = y[: full * batch].reshape((full, batch) + y.shape[1:])
         total = total + jnp.sum(jax.lax.map(lambda a: correct(*a), (xs, ys)))
     if n > full * batch:
         total = total + correct(x[full * batch:], y[full * batch:])
@@ -35,12 +35,14 @@ def _count_program(model, batch):
 
 
 def number_correct(model, params, x, y, batch=ACCURACY_BATCH, state=None):
-    """How many rows of x `model.predict` labels y, `batch` rows per forward pass inside one
-    jit; x (N, ...), y (N,); state: the model's running statistics (batch norm)."""
+    """How many labels y `model.predict` gets right, `batch` rows per forward pass inside one
+    jit; x (N, ...), y (N, *model.label_shape) (a target per step: -1 is no target, never
+    predicted); state: the model's running statistics (batch norm)."""
     x = jnp.asarray(x)
     y = jnp.asarray(y)
-    if x.ndim < 1 or y.shape != (x.shape[0],):
-        raise ValueError(f"accuracy: labels must have shape ({x.shape[0] if x.ndim else '?'},), got {y.shape}")
+    if x.ndim < 1 or y.shape != (x.shape[0], *model.label_shape):
+        raise ValueError(f"accuracy: labels must have shape {(x.shape[0] if x.ndim else '?', *model.label_shape)}, "
+                         f"got {y.shape}")
     if x.shape[0] == 0:
         raise ValueError("accuracy: empty data")
     if batch < 1:
@@ -49,5 +51,7 @@ def number_correct(model, params, x, y, batch=ACCURACY_BATCH, state=None):
 
 
 def accuracy(model, params, x, y, batch=ACCURACY_BATCH, state=None):
-    """Fraction of rows of x whose `model.predict` equals y (see `number_correct`)."""
-    return number_correct(model, params, x, y, batch, state) / np.shape(x)[0]
+    """Fraction of the labels y that `model.predict` gets right (see `number_correct`): of the
+    rows, or of the targets (y >= 0) of a model with a target per step."""
+    scored = np.shape(x)[0] if not model.label_shape else int(np.sum(np.asarray(y) >= 0))
+    return number_correct(model, params, x, y, batch, state) / scored

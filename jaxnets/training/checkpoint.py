@@ -251,8 +251,9 @@ def check_resumable(checkpoint: Checkpoint, model, config, n_train=None, source=
         )
     _check_fit(model, checkpoint.params, checkpoint.model_state, source)
     saved = checkpoint.train_config
-    defaults = {"optimizer": "sgd", "optimizer_args": {}}  # checkpoints from before optimizers
-    for field in ("mode", "learning_rate", "decay", "batch_size", "seed", "dtype", "optimizer", "optimizer_args"):
+    defaults = {"optimizer": "sgd", "optimizer_args": {}, "clip_norm": None}  # checkpoints from before these
+    for field in ("mode", "learning_rate", "decay", "batch_size", "seed", "dtype", "optimizer", "optimizer_args",
+                  "clip_norm"):
         if saved.get(field, defaults.get(field)) != getattr(config, field):
             raise ValueError(
                 f"cannot resume from {source}: it has {field}={saved.get(field)!r}, this run "

@@ -41,6 +41,9 @@ class TrainConfig:
     optimizer: a name of `optimizers.OPTIMIZERS` ("sgd", the default, is plain optax.sgd).
     optimizer_args: its hyperparameters (momentum, decay_rate, eps, beta1, beta2), {} for its
         defaults.
+    clip_norm: None, or the largest global L2 norm of a step's gradient (all parameters
+        together): a larger one is scaled down to it before the optimiser sees it
+        (`optax.clip_by_global_norm`, the usual guard against an RNN's exploding gradients).
     """
 
     mode: str = "manual"
@@ -53,6 +56,7 @@ class TrainConfig:
     dtype: str = "float32"
     optimizer: str = optimizers.DEFAULT_OPTIMIZER
     optimizer_args: dict = dataclasses.field(default_factory=dict)
+    clip_norm: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -91,6 +95,9 @@ class TrainConfig:
         if self.dtype == "float64" and not jax.config.jax_enable_x64:
             raise ValueError("dtype float64 needs jax_enable_x64")
         optimizers.make(self.optimizer, self.learning_rate, **self.optimizer_args)  # names the bad one
+        if self.clip_norm is not None and not (isinstance(self.clip_norm, (int, float)) and not isinstance(
+                self.clip_norm, bool) and math.isfinite(self.clip_norm) and self.clip_norm > 0):
+            raise ValueError(f"clip_norm must be a positive finite number or None, got {self.clip_norm!r}")
 
     def report_interval(self, n_train: int) -> int:
         """`report_every`, or its default: one epoch (minibatch) or FULL_BATCH_REPORT_EVERY."""
@@ -144,5 +151,7 @@ def schedule_for(config: TrainConfig, n_train: int):
 
 
 def make_optimizer(config: TrainConfig, n_train: int) -> optax.GradientTransformation:
-    """`config.optimizer` (plain `optax.sgd` by default) with 002's per-epoch decay schedule."""
-    return optimizers.make(config.optimizer, schedule_for(config, n_train), **config.optimizer_args)
+    """`config.optimizer` (plain `optax.sgd` by default) with 002's per-epoch decay schedule,
+    after `optax.clip_by_global_norm(config.clip_norm)` when clipping is asked for."""
+    opt = optimizers.make(config.optimizer, schedule_for(config, n_train), **config.optimizer_args)
+    return opt if config.clip_norm is None else optax.chain(optax.clip_by_global_norm(config.clip_norm), opt)

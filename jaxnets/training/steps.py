@@ -85,16 +85,17 @@ class StepConfig(NamedTuple):
     dtype: str
     optimizer: str
     optimizer_args: tuple  # sorted (name, value) pairs
+    clip_norm: Any = None
 
     @classmethod
     def of(cls, config: TrainConfig):
         return cls(config.mode, config.learning_rate, config.decay, config.batch_size, config.dtype,
-                   config.optimizer, tuple(sorted(config.optimizer_args.items())))
+                   config.optimizer, tuple(sorted(config.optimizer_args.items())), config.clip_norm)
 
     def train_config(self):
         return TrainConfig(mode=self.mode, learning_rate=self.learning_rate, decay=self.decay, iterations=0,
                            batch_size=self.batch_size, dtype=self.dtype, optimizer=self.optimizer,
-                           optimizer_args=dict(self.optimizer_args))
+                           optimizer_args=dict(self.optimizer_args), clip_norm=self.clip_norm)
 
 
 def optimizer_state(model, config: TrainConfig, n_train, params):

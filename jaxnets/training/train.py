@@ -107,12 +107,13 @@ def _prepared_sets(model, data, dtype, allow_empty_validation, pixels=False):
     for name, x, y in sets:
         if x is None or y is None:
             raise ValueError(f"{name} data: x and y must both be given")
-        x_dtype = np.uint8 if pixels else dtype
+        x_dtype = np.uint8 if pixels else (np.int32 if model.token_inputs else dtype)
         if name == "validation" and allow_empty_validation and len(x) == 0:
-            out.append((np.zeros((0,) + model.input_shape, x_dtype), np.zeros((0,), np.int32)))
+            out.append((np.zeros((0,) + model.input_shape, x_dtype), np.zeros((0,) + model.label_shape, np.int32)))
             continue
         check_arrays(x, y, feature_shape=model.input_shape, num_classes=model.num_classes,
-                     binary=model.binary, name=name, pixels=pixels)
+                     binary=model.binary, name=name, pixels=pixels, tokens=model.token_inputs,
+                     label_shape=model.label_shape)
         y_dtype = dtype if model.binary else jnp.int32
         cast = jnp.asarray if not isinstance(x, np.ndarray) else np.asarray
         out.append((cast(x, x_dtype), cast(y, y_dtype)))
@@ -138,6 +139,16 @@ def _jitted(evaluate):
         return evaluate(params, model_state, data)
 
     return jax.jit(counts)
+
+
+@jax.jit
+def _scored(y):
+    return jnp.sum(y >= 0)
+
+
+def scored_labels(y):
+    """How many labels of (placed, maybe sharded) y are targets (>= 0; padding is -1)."""
+    return int(np.asarray(_scored(y).addressable_data(0)))
 
 
 def _host_counts(evaluate, params, model_state, data):
@@ -244,7 +255,10 @@ def train(model, params, data, config: TrainConfig, *, progress=True, checkpoint
     bar = Progress(total, progress and place.writer)
     evaluate = Evaluation(place.counter(model, decode))
     eval_data = (x_tr, y_tr) + ((x_val, y_val) if val is not None else ())
-    record = reporter(history, schedule, bar, total, (n_train, n_val))
+    # accuracies are per label: per row, or per target of a model with a target per step
+    sizes = (n_train, n_val) if not model.label_shape else tuple(
+        scored_labels(y) for y in ((y_tr, y_val) if val is not None else (y_tr,)))
+    record = reporter(history, schedule, bar, total, sizes)
 
     def report(at_step, params, model_state):  # on the host: at the start and after a rollback
         record(at_step, _host_counts(evaluate, params, model_state, eval_data))

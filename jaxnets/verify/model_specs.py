@@ -39,6 +39,12 @@ class ModelSpec:
     stress_density: fraction of non-zero stress inputs; None: ~16 per first-layer unit.
     document_inputs: "features" (N(0, 1)), "pixels" (mostly 0, else in [0, 1)) or
         "centred_pixels" (pixels - 0.1, as after 002's mean-image subtraction).
+    saturated: the bias "saturate" sets to +-40 (a recurrent model's gates: sigmoid and tanh
+        exactly 0 or 1).
+    output: the last layer's (weight, bias), scaled down so scores stay below
+        SCORE_SPREAD_MAX; None: the highest-numbered W and b.
+    A model with token inputs gets random token ids; one with per-step labels gets random
+    targets with a random padded tail (target -1) per row.
     """
 
     variants: dict
@@ -46,6 +52,8 @@ class ModelSpec:
     stress: str = "kinks"
     stress_density: float | None = None
     document_inputs: str = "pixels"
+    saturated: str = "b1"
+    output: tuple | None = None
 
 
 MODEL_SPECS = {
@@ -76,6 +84,14 @@ MODEL_SPECS = {
         "plain": {"input_shape": (1, 6, 6), "filters": (2,), "hidden": 4, "num_classes": 3, "batchnorm": False,
                   "dropout": 0.0},
     }, {"small": 3, "plain": 2}, stress_density=1.0),
+    "char_lm": ModelSpec({
+        "lstm": {"vocab_size": 6, "seq_len": 5, "embed": 3, "hidden": 4, "cell": "lstm"},
+    }, {"lstm": 4}, stress="saturate", saturated="b", output=("W_vocab", "b_vocab")),
+    # the GRU cell (two biases) here, the LSTM in char_lm: every cell kind's model path once
+    # (the test budget); the RNN cell is the LSTM's path with one gate
+    "row_lstm": ModelSpec({
+        "gru": {"input_shape": (2, 4, 3), "hidden": 4, "num_classes": 3, "cell": "gru"},
+    }, {"gru": 4}, stress="saturate", saturated="b", output=("W_out", "b_out")),
 }
 MODEL_VARIANTS = {name: spec.variants for name, spec in MODEL_SPECS.items()}
 FD_MAX_COORDS_MODEL = 12
@@ -143,18 +159,25 @@ def _cap_scores(name, config, params, x, model, key):
     """Scale the last layer's weights and bias (in place) so that no row of (training-mode)
     scores spreads more than SCORE_SPREAD_MAX."""
     np_model = _np_model(name, config_key(config))
-    last = max(int(k[1:]) for k in params if k.startswith("W"))
+    spec = MODEL_SPECS[name]
+    if spec.output is None:
+        last = max(int(k[1:]) for k in params if k.startswith("W"))
+        weight, bias = f"W{last}", f"b{last}"
+    else:
+        weight, bias = spec.output
     if model.stateful or model.stochastic:  # batch statistics and dropout, as trained
         scores = np_model.scores(params, x, train=True, **noise(model, key, x.shape[0]))
     else:
         scores = np_model.scores(params, x)
-    spread = float(np.max(np.abs(scores))) if scores.ndim == 1 else float(np.max(np.ptp(scores, axis=1)))
+    spread = float(np.max(np.abs(scores))) if scores.ndim == 1 else float(np.max(np.ptp(scores, axis=-1)))
     if spread > SCORE_SPREAD_MAX:
-        params[f"W{last}"] = params[f"W{last}"] * (SCORE_SPREAD_MAX / spread)
-        params[f"b{last}"] = params[f"b{last}"] * (SCORE_SPREAD_MAX / spread)
+        params[weight] = params[weight] * (SCORE_SPREAD_MAX / spread)
+        params[bias] = params[bias] * (SCORE_SPREAD_MAX / spread)
 
 
-def _inputs(spec, variant, rng, shape):
+def _inputs(spec, variant, rng, shape, model):
+    if model.token_inputs:
+        return rng.integers(0, model.num_classes, shape).astype(np.int32)
     kind = spec.document_inputs if variant == "document" else "features"
     if kind == "features":
         return rng.standard_normal(shape)
@@ -162,13 +185,24 @@ def _inputs(spec, variant, rng, shape):
     return x - 0.1 if kind == "centred_pixels" else x
 
 
+def _labels(rng, model, n):
+    """Labels 0..C-1, (n, *label_shape); per-step targets end in a random padded tail (-1)."""
+    y = rng.integers(0, model.num_classes, (n, *model.label_shape))
+    if model.label_shape:
+        steps = model.label_shape[0]
+        lengths = rng.integers(1, steps + 1, n)
+        y = np.where(np.arange(steps)[None] < lengths[:, None], y, -1)
+    return y
+
+
 def _stress(spec, params, x, rng):
     """Stress the case in place of params; returns the (new) inputs."""
     if spec.stress == "saturate":
         # half the hidden units saturated exactly (tanh = +-1, gradient exactly 0);
         # not merely large, where 1 - a**2 cancels alike in every implementation
-        h = params["b1"].shape[0]
-        params["b1"] = np.where(rng.random(h) < 0.5, 40.0 * rng.choice([-1.0, 1.0], h), params["b1"])
+        b = spec.saturated
+        h = params[b].shape[0]
+        params[b] = np.where(rng.random(h) < 0.5, 40.0 * rng.choice([-1.0, 1.0], h), params[b])
         return x
     density = spec.stress_density or min(1.0, 16.0 / x.shape[1])  # ~16 inputs per first-layer unit
     x = np.where(rng.random(x.shape) < density, rng.integers(-2, 3, x.shape), 0).astype(np.float64)
@@ -205,8 +239,8 @@ def make_model_case(name, variant="small", seed=0, stress=False):
             # it on for every row, the next batch norm would cancel the beta's shift and the
             # beta's gradient would be exactly 0: rounding noise no relative error compares.
             params.update({k: v - 1.0 for k, v in params.items() if k.startswith("beta")})
-        x = _inputs(spec, variant, rng, (n, *model.input_shape))
-        y = rng.integers(0, model.num_classes, n)
+        x = _inputs(spec, variant, rng, (n, *model.input_shape), model)
+        y = _labels(rng, model, n)
         if model.binary:
             y = y.astype(np.float64)
         if stress:

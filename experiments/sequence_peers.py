@@ -1,0 +1,165 @@
+"""The PyTorch peer of a sequence run: the same model in `torch.nn` trained the same way.
+
+    python -m experiments.sequence_peers RUN_DIR [RUN_DIR ...]
+
+RUN_DIR is a finished `jaxnets train char_lm` or `jaxnets train row_lstm` run with the LSTM
+cell. The peer is `nn.Embedding` + `nn.LSTM` + `nn.Linear` (char_lm) or `nn.LSTM` +
+`nn.Linear` on the last step (row_lstm), of the run's sizes, started from the run's OWN
+initial parameters (drawn again from its seed and copied in; PyTorch's gate order i, f, g, o
+is ours i, f, o, g reordered; its second bias, bias_hh, is held at 0: ours has one), trained on the same data with the same minibatches (the run's
+row indices, drawn with replacement from its seed), `torch.optim.Adam` with the run's
+learning rate (betas 0.9, 0.999, eps 1e-8, as cs231n's Adam the run used) and
+`clip_grad_norm_` to the run's clip norm, in float32, for the run's number of steps. The loss
+is per token (`CrossEntropyLoss(ignore_index=-1)`) for the language model, per image for the
+classifier. Writes `torch_peer.json` into the run folder and prints ours beside the peer's.
+PyTorch is an optional extra, never a dependency (the CPU wheel: README Performance).
+"""
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from experiments import char_lm, image_data, runs
+from jaxnets.models import build_model
+from jaxnets.training import sample_batch_indices
+
+
+def _lstm_into_torch(lstm, params):
+    """Copy Wx, Wh, b (ours: gates i, f, o, g) into a one-layer nn.LSTM (i, f, g, o)."""
+    import torch
+
+    def reorder(a):
+        i, f, o, g = np.split(np.asarray(a, np.float32), 4, axis=-1)
+        return np.concatenate([i, f, g, o], axis=-1)
+
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(torch.from_numpy(reorder(params["Wx"]).T.copy()))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(reorder(params["Wh"]).T.copy()))
+        lstm.bias_ih_l0.copy_(torch.from_numpy(reorder(params["b"]).copy()))
+        lstm.bias_hh_l0.zero_()
+    # ours has one bias b; nn.LSTM adds bias_ih + bias_hh. Training both would move the sum by
+    # two Adam steps per step, so bias_hh stays 0.
+    lstm.bias_hh_l0.requires_grad_(False)
+
+
+def _linear_into_torch(linear, w, b):
+    import torch
+
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(np.asarray(w, np.float32).T.copy()))
+        linear.bias.copy_(torch.from_numpy(np.array(b, np.float32)))
+
+
+def peer(run_dir):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    metrics = runs.read_metrics(run_dir, needs=("model", "model_config", "train_config", "data", "final", "seed"))
+    model = build_model(metrics["model"], metrics["model_config"])
+    cfg = metrics["train_config"]
+    config = model.config
+    if config.get("cell") != "lstm":
+        raise ValueError(f"{run_dir}: the peer is an nn.LSTM; this run's cell is {config.get('cell')!r}")
+    if cfg["optimizer"] != "adam" or cfg["decay"] != 1.0 or cfg["batch_size"] is None:
+        raise ValueError(f"{run_dir}: the peer repeats Adam minibatch runs without decay; this run: {cfg}")
+    params0 = {k: np.asarray(v) for k, v in model.init(jax.random.key(metrics["seed"])).items()}
+    if metrics["model"] == "char_lm":
+        prepared, _ = char_lm.prepare(metrics["data"]["spec"])
+    else:
+        prepared = image_data.prepare(metrics["data"]["spec"], "conv", seed=metrics["seed"])
+    hidden = config["hidden"]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            if metrics["model"] == "char_lm":
+                self.embed = nn.Embedding(config["vocab_size"], config["embed"])
+                with torch.no_grad():
+                    self.embed.weight.copy_(torch.from_numpy(params0["W_embed"].astype(np.float32)))
+                d = config["embed"]
+            else:
+                self.embed = None
+                c, _, w = config["input_shape"]
+                d = c * w
+            self.lstm = nn.LSTM(d, hidden, batch_first=True)
+            _lstm_into_torch(self.lstm, params0)
+            out = "W_vocab" if self.embed is not None else "W_out"
+            self.out = nn.Linear(hidden, params0[out].shape[1])
+            _linear_into_torch(self.out, params0[out], params0["b_vocab" if self.embed is not None else "b_out"])
+
+        def forward(self, x):
+            if self.embed is not None:
+                return self.out(self.lstm(self.embed(x))[0])
+            n, c, h, w = x.shape
+            rows = x.transpose(1, 2).reshape(n, h, c * w)
+            return self.out(self.lstm(rows)[0][:, -1])
+
+    net = Net()
+    as_x = (lambda a: torch.from_numpy(np.asarray(a, np.int64))) if metrics["model"] == "char_lm" else (
+        lambda a: torch.from_numpy(np.asarray(a, np.float32)))
+    x_tr, y_tr = as_x(prepared.x_train), torch.from_numpy(np.asarray(prepared.y_train, np.int64))
+    loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
+
+    def loss_of(x, y):
+        scores = net(x)
+        return loss_fn(scores.reshape(-1, scores.shape[-1]), y.reshape(-1))
+
+    trained = [q for q in net.parameters() if q.requires_grad]
+    opt = torch.optim.Adam(trained, lr=cfg["learning_rate"], betas=(0.9, 0.999), eps=1e-8)
+    key = jax.random.key(cfg["seed"])
+    n = len(prepared.x_train)
+    steps = metrics["steps_done"]
+    indices = np.asarray(jax.vmap(lambda t: sample_batch_indices(key, t, n, cfg["batch_size"]))(np.arange(steps)))
+    t0 = time.perf_counter()
+    for idx in indices:
+        idx = torch.from_numpy(idx.astype(np.int64))
+        opt.zero_grad()
+        loss = loss_of(x_tr[idx], y_tr[idx])
+        loss.backward()
+        if cfg.get("clip_norm"):
+            nn.utils.clip_grad_norm_(trained, cfg["clip_norm"])
+        opt.step()
+    train_s = time.perf_counter() - t0
+
+    result = {"steps": int(steps), "train_time_s": train_s, "torch": torch.__version__}
+    with torch.no_grad():
+        for part, x, y in (("train", prepared.x_train, prepared.y_train), ("val", prepared.x_val, prepared.y_val),
+                           ("test", prepared.x_test, prepared.y_test)):
+            scores = torch.cat([net(as_x(x[i:i + 1000])) for i in range(0, len(x), 1000)])
+            y = torch.from_numpy(np.asarray(y, np.int64))
+            pred = scores.argmax(-1)
+            scored = y >= 0
+            result[f"{part}_acc"] = float((pred == y)[scored].float().mean())
+            if metrics["model"] == "char_lm":
+                nll = nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]), y.reshape(-1),
+                                                  ignore_index=-1, reduction="mean")
+                result[f"{part}_loss_per_char"] = float(nll)
+                result[f"{part}_perplexity"] = math.exp(float(nll))
+    (Path(run_dir) / "torch_peer.json").write_text(json.dumps(result, indent=1))
+    return metrics, result
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    for run_dir in argv:
+        metrics, result = peer(run_dir)
+        ours = metrics["final"]
+        keys = ["test_loss_per_char", "test_perplexity", "val_loss_per_char", "test_acc"] \
+            if metrics["model"] == "char_lm" else ["test_acc", "val_acc", "train_acc"]
+        print(f"{run_dir} ({metrics['model']}, {result['steps']} steps; PyTorch {result['train_time_s']:.1f} s "
+              f"training, ours {metrics['train_time_s']:.1f} s with compilation and reports):")
+        for k in keys:
+            print(f"  {k:20s} ours {ours[k]:.4f}   nn.LSTM {result[k]:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
