@@ -100,8 +100,7 @@ def custom_vjp_subject(obj, name=None):
             raise RuleError(f"{bwd_name} returned {len(cts)} cotangent(s), expected {len(diff)} (one per argument "
                             f"not in nondiff_argnums{' ' + str(nondiff) if nondiff else ''})")
         # integer and boolean arrays (indices, masks) get None or float0 from bwd: not differentiated
-        wrt = set(subject.wrt_for(args))
-        return out, tuple(ct for i, ct in zip(diff, cts) if i in wrt)
+        return out, tuple(ct for i, ct in zip(diff, cts) if not _array_of_numbers(args[i]))
 
     subject = Subject(name or getattr(f, "__name__", "f"), "custom_vjp", f.fun, rule, wired=f,
                       wrt=None, arg_names=_names(f.fun), rule_label="bwd", copies=False, primal_key=("fun", f.fun))
@@ -120,8 +119,13 @@ def _positions(nondiff, arrays_of_numbers=False):
     an integer or boolean array, whose cotangent is None or float0)."""
     def wrt(args):
         return tuple(i for i in _diff_positions(len(args), nondiff)
-                     if not (arrays_of_numbers and tree.is_array(args[i]) and not tree.is_float_array(args[i])))
+                     if not (arrays_of_numbers and _array_of_numbers(args[i])))
     return wrt
+
+
+def _array_of_numbers(a):
+    """An integer or boolean array (indices, a mask): no cotangent."""
+    return tree.is_array(a) and not tree.is_float_array(a)
 
 
 def _transposed(f, subject):
