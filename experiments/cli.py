@@ -2,11 +2,11 @@
 
     jaxnets reproduce [--fashion] [--out runs] [--update-readme README.md]
     jaxnets train EXPERIMENT [options]     EXPERIMENT: occupancy, digits, two_layer, convnet, filters,
-                                           deep_convnet, normalization, dropout
+                                           deep_convnet, normalization, dropout, vanishing_gradients
     jaxnets predict RUN_DIR FILE [FILE...] an image (PNG/JPEG, 28x28 grey), IDX images or a Kaggle CSV
     jaxnets gradcheck [FILE.py[:NAME]] [--example SPEC] [--reference FILE.py:NAME] [--json PATH]
                                            check your own rules: a file, or NAME in it (gradcheck --help)
-    jaxnets bench [--quick] [--workloads ABCDE] [--update-readme README.md]
+    jaxnets bench [--quick] [--workloads ABCDES] [--update-readme README.md]
 
 `train EXPERIMENT --help` lists an experiment's options (the document's values are the defaults).
 Errors in the input (missing data, malformed files, bad options, an unusable output folder, a
@@ -31,6 +31,7 @@ EXPERIMENTS = {
     "deep_convnet": "deep_convnet",
     "normalization": "normalization",
     "dropout": "dropout",
+    "vanishing_gradients": "vanishing_gradients",
 }
 TOOLS = {
     "reproduce": "reproduce",
