@@ -84,7 +84,8 @@ def run(quick=False, out=DEFAULT_OUT, torch=True, workloads=tuple(ALL)):
 def _parser():
     p = argparse.ArgumentParser(prog="jaxnets bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a short smoke run (< 1 min): fewer repeats and steps")
+    p.add_argument("--quick", action="store_true", help="a smoke run: fewer repeats and steps, the same sizes (153 s on a busy 2-core "
+                        "machine, all workloads)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for benchmark.json (default runs/benchmark)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows even if torch is installed")
     p.add_argument("--workloads", default=ALL,
