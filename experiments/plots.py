@@ -133,3 +133,21 @@ def against_scale(path, scales, series, ylabel, title, log_y=False):
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def gradient_norms(path, panels, titles):
+    """One panel per entry of `panels` {name: {label: norms of dL/dh_t for t = 0..T-1}}, each
+    curve divided by its last step's norm, on a log y axis shared by the panels (so the cells
+    compare at a glance)."""
+    fig, axes = _pyplot().subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), sharey=True, squeeze=False)
+    for ax, (name, curves) in zip(axes[0], panels.items()):
+        for i, (label, norms) in enumerate(curves.items()):
+            norms = np.asarray(norms, dtype=float)
+            ax.plot(np.arange(len(norms)), norms / norms[-1], label=label, color=f"C{i}", lw=1.2)
+        ax.set_yscale("log")
+        ax.set_xlabel("time step t")
+        ax.set_title(titles.get(name, name))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("||dL/dh_t|| / ||dL/dh_{T-1}||")
+    return _save(fig, path)

@@ -7,7 +7,7 @@ UCI occupancy data (both shipped in the package; `../shared/data` or `$JAXNETS_S
 read instead when present): the four documents' networks, 000's example filters, the deeper ConvNet with batch norm and dropout,
 cs231n's normalisation and dropout experiments, and assignment 3's sequence models: an LSTM
 reading MNIST row by row, and a character LSTM language model of the US Census first names
-(shipped in the package too). `--fashion` adds the Fashion-MNIST
+(shipped in the package too), and the vanishing/exploding gradients of an RNN and an LSTM. `--fashion` adds the Fashion-MNIST
 60k -> 10k runs (Debian package `dataset-fashion-mnist`). Every run that trains one model
 trains the hand-written gradient (mode fast) and autodiff from the same initialisation unless
 `--no-compare-modes` (the Fashion-MNIST deep ConvNet trains once: its modes are compared on the
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from experiments import (char_lm, convnet, deep_convnet, digits, dropout, filters, image_data, normalization,
-                         occupancy, options, row_lstm, runs, two_layer)
+                         occupancy, options, row_lstm, runs, two_layer, vanishing_gradients)
 from jaxnets.data import DataUnavailableError
 
 #: Fashion-MNIST settings (ours; the documents never trained on it) and the issue's targets.
@@ -32,7 +32,7 @@ FASHION_CONVNET = ["--data", "fashion-mnist", "--filters", "32", "--iterations",
                    "--learning-rate", "0.1", "--decay", "0.97", "--target", "0.905"]
 FASHION_DEEP = ["--data", "fashion-mnist", "--iterations", "7800"]  # 10 epochs; its target, 92.6%, is deep_convnet's default for this data
 #: the runs that do not take --compare-modes (they compare other things)
-NO_COMPARE = (filters.main, normalization.main, dropout.main)
+NO_COMPARE = (filters.main, normalization.main, dropout.main, vanishing_gradients.main)
 #: runs trained in one mode only: the deep ConvNet's modes are compared on the sample run; a
 #: second 50000-image run would take the whole command past its 30-minute budget on 2 cores
 ONE_MODE = ("Deep ConvNet Fashion-MNIST",)
@@ -53,6 +53,7 @@ def plan(fashion, spec):
         ("dropout experiment", dropout.main, ["--data", spec]),
         ("row-by-row LSTM", row_lstm.main, ["--data", spec]),
         ("character LSTM language model", char_lm.main, []),
+        ("vanishing gradients", vanishing_gradients.main, []),
     ]
     if fashion:
         runs_ += [("002 TwoLayerNet Fashion-MNIST", two_layer.main, FASHION_TWO_LAYER),
@@ -194,7 +195,8 @@ def check_out(out, overwrite):
 
 
 def sweeps_summary(out_root):
-    """Markdown lines for the normalisation and dropout experiments, from their metrics.json."""
+    """Markdown lines for the normalisation, dropout and vanishing-gradient experiments, from
+    their metrics.json."""
     lines = []
     n = Path(out_root) / "normalization" / "metrics.json"
     if n.is_file():
@@ -212,6 +214,17 @@ def sweeps_summary(out_root):
                  f"gap {100 * v['gap']:.1f} pts" for r, v in m["results"].items()]
         lines.append(f"- **Dropout** (`dropout/`: 784-500-10, {m['n_train']} training images, {m['epochs']} "
                      f"epochs): {'; '.join(parts)}. {m['wall_time_s']:.0f} s.")
+    v = Path(out_root) / "vanishing_gradients" / "metrics.json"
+    if v.is_file():
+        m = json.loads(v.read_text())
+        parts = [f"{ {'rnn': 'RNN', 'lstm': 'LSTM'}[cell]} "
+                 + ", ".join(f"{k}: {r['first_over_last']:.1e}" for k, r in m["results"][cell].items())
+                 for cell in m["cells"]]
+        lines.append(f"- **Vanishing and exploding gradients** (`vanishing_gradients/gradient_norms.png`: "
+                     f"{m['hidden']} hidden units, {m['steps']} steps, loss on the last step): "
+                     f"||dL/dh_0|| / ||dL/dh_{m['steps'] - 1}|| per recurrent weight scale: {'; '.join(parts)}; "
+                     f"hand-written BPTT vs jax.grad: largest relative difference {m['max_rel_diff_vs_autodiff']:.1e}. "
+                     f"{m['wall_time_s']:.0f} s.")
     return "\n".join(lines)
 
 

@@ -84,3 +84,31 @@ def test_the_previous_machines_table_is_kept_beside_a_new_cpus(tmp_path):
     text = readme.read_text()
     assert text.index("| xeon table |") < text.index("<!-- benchmark-previous:start -->") < text.index("| same machine |")
     assert "The previous machine's table (AMD EPYC)" in text and text.endswith("rest\n")
+
+
+def test_the_sequence_workloads_verdicts_name_their_workload():
+    rows = [_row("S", "LSTM (2, 3): jaxnets hand-written pair", "layer", 3e-3, "manual", "ms/call"),
+            _row("S", "LSTM (2, 3): jaxnets autodiff", "layer-autodiff", 2e-3, "autodiff", "ms/call"),
+            _row("S", "LSTM (2, 3): PyTorch CPU autograd", "torch", 6e-3, unit="ms/call")]
+    result = {**_result(), "rows": _result()["rows"] + rows}
+    t = _targets(report.summarise(result))
+    auto = t["S: LSTM (2, 3), hand-written pair / autodiff"]
+    assert auto["measured"] == pytest.approx(1.5) and not auto["met"]
+    assert t["S: LSTM (2, 3), hand-written pair / PyTorch"]["measured"] == pytest.approx(0.5)
+    assert "E: batch norm (4, 4), hand-written pair / autodiff" in t
+
+
+def test_the_sequence_workloads_pair_and_autodiff_compute_the_same():
+    """Workload S times the hand-written pair and autodiff of one forward: the same outputs."""
+    import jax
+    import numpy as np
+
+    from experiments.bench import sequence
+
+    rng = np.random.default_rng(0)
+    for make in (sequence.lstm_case, sequence.mha_case):
+        arrays, pair, auto = make(rng)
+        with jax.default_matmul_precision("float32"):
+            outs = zip(pair(*arrays), auto(*arrays), strict=True)
+        for ours, theirs in outs:
+            np.testing.assert_allclose(ours, theirs, rtol=2e-3, atol=2e-4)

@@ -255,6 +255,10 @@ MORE = {
     "normalization --scales 1": (lambda w: ["train", "normalization", "--scales", "1"], r"argument --scales: must be"),
     "dropout --rates 0,1.5": (lambda w: ["train", "dropout", "--rates", "0,1.5"], r"--rates takes comma-separated"),
     "dropout --epochs 0": (lambda w: ["train", "dropout", "--epochs", "0"], r"argument --epochs: must be"),
+    "vanishing_gradients --scales 0": (lambda w: ["train", "vanishing_gradients", "--scales", "1", "0"],
+                                       r"argument --scales: must be a finite number in \(0, inf\)"),
+    "vanishing_gradients --steps 1": (lambda w: ["train", "vanishing_gradients", "--steps", "1"],
+                                      r"argument --steps: must be an integer >= 2"),
     "predict --show -1": (lambda w: ["predict", str(w / "runs" / RUN), "x.png", "--show", "-1"],
                           r"argument --show: must be an integer >= 0"),
 }

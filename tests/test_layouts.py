@@ -20,9 +20,10 @@ from reference_numpy import models as npm
 
 # conv: its first two edge geometries (non-square kernels, stride 2 with pad 1, batch 1 with
 # pad 0); affine (one form on every backend): inputs narrower and wider than WIDE_INPUT, the
-# transposed weight-gradient product's threshold.
+# transposed weight-gradient product's threshold, and a gradient wider than its input (plain).
 CASES = [("conv", g) for g in OPS["conv"].edges[:2]]
-AFFINE_CASES = [("affine", {"x": (3, WIDE_INPUT + 6), "M": 4}), ("affine", {"x": (2, 2, 3), "M": 3})]
+AFFINE_CASES = [("affine", {"x": (3, WIDE_INPUT + 6), "M": 4}), ("affine", {"x": (2, 2, 3), "M": 3}),
+                ("affine", {"x": (3, WIDE_INPUT), "M": WIDE_INPUT + 2})]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -60,6 +61,9 @@ def test_a_layout_is_a_value_that_changes_the_traced_program():
     assert text["cpu"] != text["gpu"]
     assert default_layout() == Layout(jax.default_backend())
     assert "optimization_barrier" in str(jax.make_jaxpr(weight_gradient)(jnp.ones((4, WIDE_INPUT)), jnp.ones((4, 3))))
+    # a gradient wider than its input (an LSTM's dWh) is fast as the plain product
+    wide = jnp.ones((4, 4 * WIDE_INPUT))
+    assert "optimization_barrier" not in str(jax.make_jaxpr(weight_gradient)(jnp.ones((4, WIDE_INPUT)), wide))
     with pytest.raises(ValueError, match="backend must be"):
         check_layout(Layout("cuda"))
     with pytest.raises(ValueError, match="conv must be"):

@@ -60,6 +60,7 @@ SMALL = {
     "normalization": ["--scales", "2", "--epochs", "1"],
     "dropout": ["--epochs", "1"],
     "filters": [],
+    "vanishing_gradients": ["--steps", "6", "--scales", "0.5", "3"],
     "bench": ["--quick", "--workloads", "D", "--no-torch"],
     "char_lm": ["--iterations", "2", "--hidden", "4", "--embed", "2"],
     "row_lstm": ["--iterations", "2", "--hidden", "4"],
@@ -126,7 +127,7 @@ def tiny(tmp_path_factory):
 #: the runs of `jaxnets reproduce` that run here; the others (run by the `train` commands above
 #: and tests/test_experiments.py with the same code) stop where training would start, after their
 #: options, output folder, data and model are checked and made
-RUN_BY_REPRODUCE = ("000 occupancy", "000 example filters")
+RUN_BY_REPRODUCE = ("000 occupancy", "000 example filters", "vanishing gradients")
 
 
 class StopBeforeTraining(Exception):

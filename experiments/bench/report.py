@@ -3,8 +3,8 @@ the machine's limit, manual/autodiff ratios, the targets met or missed, as Markd
 
 The targets are ratios measured in one run (the machine is shared and noisy): A, B and C's
 best jaxnets path as a share of the machine's limit and against PyTorch CPU, each layer's
-hand-written pair against autodiff of the same forward and against PyTorch's own layer, and
-manual against autodiff for every model and path.
+hand-written pair (workloads E and S) against autodiff of the same forward and against
+PyTorch's own layer, and manual against autodiff for every model and path.
 """
 from experiments.bench.layers import SAME_PROGRAM
 from experiments.bench.workloads import TITLES, UNITS
@@ -48,14 +48,20 @@ def _manual_over_autodiff(result):
     return ratios
 
 
+#: the workloads timed layer by layer (rows "case: implementation"): E's normalisation and
+#: dropout layers, S's sequence layers
+LAYER_WORKLOADS = ("E", "S")
+
+
 def _layers(result):
-    """{layer case: seconds of the hand-written pair, autodiff, PyTorch, and whether the pair
-    and autodiff are one compiled program} from workload E's rows."""
+    """{"W: layer case": seconds of the hand-written pair, autodiff, PyTorch, and whether the
+    pair and autodiff are one compiled program} from the rows of LAYER_WORKLOADS."""
     layers = {}
     for r in result["rows"]:
-        if r["workload"] != "E":
+        if r["workload"] not in LAYER_WORKLOADS:
             continue
         case, impl = r["impl"].split(": ", 1)
+        case = f"{r['workload']}: {case}"
         which = {"layer": "pair", "layer-autodiff": "autodiff", "torch": "torch"}[r["kind"]]
         layers.setdefault(case, {})[which] = r["seconds"]
         if r["kind"] == "layer":
@@ -94,12 +100,12 @@ def summarise(result):
     for case, t in layers.items():
         ratio = t["pair"] / t["autodiff"]
         if t.get("same_program"):  # one program: the ratio is the measurement's noise
-            verdicts.append(_verdict(f"E: {case}, hand-written pair / autodiff", "<= 1", ratio, True, ratio,
+            verdicts.append(_verdict(f"{case}, hand-written pair / autodiff", "<= 1", ratio, True, ratio,
                                      SAME_PROGRAM, "x"))
         else:
-            verdicts.append(_verdict(f"E: {case}, hand-written pair / autodiff", "<= 1", ratio, ratio <= 1.0,
+            verdicts.append(_verdict(f"{case}, hand-written pair / autodiff", "<= 1", ratio, ratio <= 1.0,
                                      ratio, "forward + backward, jit", "x"))
-        name = f"E: {case}, hand-written pair / PyTorch"
+        name = f"{case}, hand-written pair / PyTorch"
         if "torch" not in t:
             verdicts.append(_verdict(name, "<= 1", None, None, None, "PyTorch not measured"))
             continue
@@ -124,7 +130,7 @@ def _verdict_text(v):
 
 def format_table(result):
     lines = []
-    present = [w for w in "ABCDE" if any(r["workload"] == w for r in result["rows"])]
+    present = [w for w in "ABCDES" if any(r["workload"] == w for r in result["rows"])]
     lines += [TITLES[w] for w in present] + [""]
     lines.append("| workload | implementation | median | vs doc NumPy | % of limit |")
     lines.append("| --- | --- | ---: | ---: | ---: |")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from experiments.bench import harness, report
 from experiments.bench.layers import layer_rows
+from experiments.bench.sequence import sequence_rows
 from experiments.bench.workloads import ALL, M_DIGITS, WORKLOADS, run_workload
 
 DEFAULT_OUT = Path("runs") / "benchmark"
@@ -58,8 +59,8 @@ def run(quick=False, out=DEFAULT_OUT, torch=True, workloads=tuple(ALL)):
     result["rows"], result["work"] = [], {}
     for w in workloads:
         print(f"workload {w} ...", flush=True)
-        if w == "E":
-            result["rows"] += layer_rows(cfg, th)
+        if w in ("E", "S"):
+            result["rows"] += (layer_rows if w == "E" else sequence_rows)(cfg, th)
             continue
         rows, meta = run_workload(WORKLOADS[w](cfg), cfg, th)
         result["rows"] += rows
@@ -83,12 +84,13 @@ def run(quick=False, out=DEFAULT_OUT, torch=True, workloads=tuple(ALL)):
 def _parser():
     p = argparse.ArgumentParser(prog="jaxnets bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a short smoke run (< 1 min): fewer repeats and steps")
+    p.add_argument("--quick", action="store_true", help="a smoke run: fewer repeats and steps, the same sizes (153 s on a busy 2-core "
+                        "machine, all workloads)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for benchmark.json (default runs/benchmark)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows even if torch is installed")
     p.add_argument("--workloads", default=ALL,
                    help=f"which workloads to run, e.g. AC (default {ALL}; E = the normalisation and "
-                        "dropout layers)")
+                        "dropout layers, S = the LSTM and causal multi-head attention)")
     p.add_argument("--update-readme", metavar="PATH",
                    help="write the tables into PATH between the benchmark markers")
     p.add_argument("--keep-openblas-env", action="store_true",

@@ -54,8 +54,14 @@ def weight_gradient(x2, dout):
     every backend: GPU and TPU matrix units take either orientation at the same speed, so the
     transpose is all the barrier costs there. Narrow inputs (D < WIDE_INPUT, e.g. 000's 5
     features) gain nothing and would pay the transpose; they take the plain product.
+
+    The fast orientation is the one with the narrower output rows: when the gradient is wider
+    than the input (M > D: an LSTM's dWh, 128 x 512 from 1792 rows, 2.4 ms plain vs 4.5 ms
+    transposed on one core; a transformer MLP's 128 -> 512 layer, 2.7 vs 5.2 ms), the (M, D)
+    form is the slow one and the plain product is taken. Square gradients measured the same
+    either way (128 x 128 from 2048 rows: 0.80 vs 0.82 ms) and keep the barrier.
     """
-    if x2.shape[1] < WIDE_INPUT:
+    if x2.shape[1] < WIDE_INPUT or dout.shape[1] > x2.shape[1]:
         return x2.T @ dout
     return lax.optimization_barrier(lax.dot_general(dout, x2, (((0,), (0,)), ((), ())))).T
 

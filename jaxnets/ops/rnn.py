@@ -20,6 +20,7 @@ from jaxnets.ops.vjp import manual_vjp
 __all__ = [
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
     "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
+    "rnn_through_time", "lstm_through_time",
 ]
 
 
@@ -111,16 +112,27 @@ def rnn_backward(dh, cache):
     dh0 = da_0 Wh^T; the weight gradients sum the steps' (rnn_step_backward's) shares.
     """
     x, h0, Wx, Wh, h = cache
-
-    def step(dprev_h, inputs):
-        dh_t, h_t = inputs
-        da = (dh_t + dprev_h) * (1 - h_t * h_t)
-        return da @ Wh.T, da
-
-    dh0, das = lax.scan(step, jnp.zeros_like(h0), (time_major(dh), time_major(h)), reverse=True)
+    _, das, dh0 = rnn_through_time(dh, cache)
     da = time_major(das)
     dWx, dWh, db, _ = sequence_weight_gradients(x, previous_states(h0, h), da, da)
     return da @ Wx.T, dh0, dWx, dWh, db
+
+
+def rnn_through_time(dh, cache):
+    """The backward scan of rnn_backward: `(dnext_h, da, dh0)`, dnext_h and da time-major
+    (T, N, H). dnext_h_t = dh_t + da_{t+1} Wh^T is the whole gradient dL/dh_t (what BPTT
+    carries: the loss through h_t's own output and through every later step); da_t its
+    pre-activation gradient. (Unused outputs of the scan are dropped by the compiler.)"""
+    x, h0, Wx, Wh, h = cache
+
+    def step(dprev_h, inputs):
+        dh_t, h_t = inputs
+        dnext_h = dh_t + dprev_h
+        da = dnext_h * (1 - h_t * h_t)
+        return da @ Wh.T, (dnext_h, da)
+
+    dh0, (dnext_h, das) = lax.scan(step, jnp.zeros_like(h0), (time_major(dh), time_major(h)), reverse=True)
+    return dnext_h, das, dh0
 
 
 # ----------------------------------------------------------------------------- LSTM
@@ -195,20 +207,31 @@ def lstm_backward(dh, cache):
     so its gradient is dropped.)
     """
     x, h0, Wx, Wh, h, cs, acts = cache
+    _, das, dh0 = lstm_through_time(dh, cache)
+    da = time_major(das)
+    dWx, dWh, db, _ = sequence_weight_gradients(x, previous_states(h0, h), da, da)
+    return da @ Wx.T, dh0, dWx, dWh, db
+
+
+def lstm_through_time(dh, cache):
+    """The backward scan of lstm_backward: `(dnext_h, da, dh0)`, dnext_h (T, N, H) and da
+    (T, N, 4H) time-major. dnext_h_t = dh_t + da_{t+1} Wh^T is the whole gradient dL/dh_t
+    (what BPTT carries beside dL/dc_t); da_t the gates' pre-activation gradient. (Unused
+    outputs of the scan are dropped by the compiler.)"""
+    x, h0, Wx, Wh, h, cs, acts = cache
     prev_cs = jnp.concatenate([jnp.zeros_like(cs[:1]), cs[:-1]], axis=0)
 
     def step(carry, inputs):
         dprev_h, dprev_c = carry
         dh_t, c, prev_c, act = inputs
         i, f, o, g = jnp.split(act, 4, axis=-1)
-        da, dc = lstm_cell_backward(dh_t + dprev_h, dprev_c, prev_c, i, f, o, g, jnp.tanh(c))
-        return (da @ Wh.T, dc), da
+        dnext_h = dh_t + dprev_h
+        da, dc = lstm_cell_backward(dnext_h, dprev_c, prev_c, i, f, o, g, jnp.tanh(c))
+        return (da @ Wh.T, dc), (dnext_h, da)
 
     zeros = jnp.zeros_like(h0)
-    (dh0, _), das = lax.scan(step, (zeros, zeros), (time_major(dh), cs, prev_cs, acts), reverse=True)
-    da = time_major(das)
-    dWx, dWh, db, _ = sequence_weight_gradients(x, previous_states(h0, h), da, da)
-    return da @ Wx.T, dh0, dWx, dWh, db
+    (dh0, _), (dnext_h, das) = lax.scan(step, (zeros, zeros), (time_major(dh), cs, prev_cs, acts), reverse=True)
+    return dnext_h, das, dh0
 
 
 LAYERS = {
