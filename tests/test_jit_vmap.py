@@ -33,7 +33,7 @@ def _assert_same(label, a, b, tol=TOL_ANALYTIC_F64):
 #: a small configuration of every model whose rows are independent (no batch norm) and whose
 #: loss is deterministic (no dropout): a per-example gradient is then meaningful
 VMAP_VARIANTS = {"occupancy": "small", "digits": "small", "two_layer": "small", "conv": "small",
-                 "fc_net": "layernorm", "deep_conv": "plain"}
+                 "fc_net": "layernorm", "deep_conv": "plain", "char_lm": "lstm", "row_lstm": "gru"}
 
 
 @pytest.mark.parametrize("mode", JAX_MODES)
