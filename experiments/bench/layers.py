@@ -53,6 +53,18 @@ def _jax_layer(kind):
     return jax.jit(pair), jax.jit(auto)
 
 
+def pair_and_autodiff(label, pair, auto, args, cfg):
+    """A timing Group holding the hand-written pair and autodiff of the same forward on `args`
+    (noting when XLA compiled both to one program); the caller adds PyTorch's row."""
+    group = Group()
+    note = SAME_PROGRAM if same_program(pair, auto, args) else ""
+    group.add(f"{label}: jaxnets hand-written pair", "layer", lambda _: pair(*args),
+              inner=cfg["inner"], mode="manual", note=note)
+    group.add(f"{label}: jaxnets autodiff", "layer-autodiff", lambda _: auto(*args),
+              inner=cfg["inner"], mode="autodiff")
+    return group
+
+
 def same_program(f, g, args):
     """Whether jitted f and g compile to the same XLA program for `args` (names and source
     locations aside)."""
@@ -85,12 +97,7 @@ def layer_rows(cfg, torch=None):
         g, b = (rng.standard_normal(features).astype(np.float32) for _ in range(2))
         pair, auto = _jax_layer(kind)
         args = tuple(jnp.asarray(a) for a in (x, g, b, d))
-        group = Group()
-        note = SAME_PROGRAM if same_program(pair, auto, args) else ""
-        group.add(f"{name} {shape}: jaxnets hand-written pair", "layer", lambda _, f=pair: f(*args),
-                  inner=cfg["inner"], mode="manual", note=note)
-        group.add(f"{name} {shape}: jaxnets autodiff", "layer-autodiff", lambda _, f=auto: f(*args),
-                  inner=cfg["inner"], mode="autodiff")
+        group = pair_and_autodiff(f"{name} {shape}", pair, auto, args, cfg)
         if torch is not None:
             tx = torch.from_numpy(x).requires_grad_(True)
             tg, tb = torch.from_numpy(g).requires_grad_(True), torch.from_numpy(b).requires_grad_(True)

@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.bench.harness import Group, Rows
-from experiments.bench.layers import SAME_PROGRAM, same_program
+from experiments.bench.harness import Rows
+from experiments.bench.layers import pair_and_autodiff
 from jaxnets import ops
 
 LSTM_SHAPE = {"N": 64, "T": 28, "D": 28, "H": 128}
@@ -139,12 +139,7 @@ def sequence_rows(cfg, torch=None):
     for name, make, make_torch in CASES:
         arrays, pair, auto = make(rng)
         args = tuple(jnp.asarray(a) for a in arrays)
-        group = Group()
-        note = SAME_PROGRAM if same_program(pair, auto, args) else ""
-        group.add(f"{name}: jaxnets hand-written pair", "layer", lambda _, f=pair: f(*args),
-                  inner=cfg["inner"], mode="manual", note=note)
-        group.add(f"{name}: jaxnets autodiff", "layer-autodiff", lambda _, f=auto: f(*args),
-                  inner=cfg["inner"], mode="autodiff")
+        group = pair_and_autodiff(name, pair, auto, args, cfg)
         if torch is not None:
             call, _module = make_torch(torch, arrays)
             if not torch_agrees(torch, call, pair(*args)):
