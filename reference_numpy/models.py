@@ -42,7 +42,7 @@ from reference_numpy.layers import (
 )
 
 __all__ = ["Model", "occupancy_net", "digits_mlp", "two_layer_net", "conv_net", "fc_net", "deep_conv_net", "char_lm",
-           "row_lstm", "MODELS"]
+           "row_lstm", "transformer_lm", "MODELS"]
 
 
 class Model(NamedTuple):
@@ -391,7 +391,7 @@ def deep_conv_net(input_shape=(1, 28, 28), filters=(32, 64), filter_size=3, hidd
     return _deep("deep_conv", config, layers, reg, init, batchnorm)
 
 
-from reference_numpy.sequence_models import char_lm, row_lstm  # noqa: E402 - they build this file's Model
+from reference_numpy.sequence_models import char_lm, row_lstm, transformer_lm  # noqa: E402 - they build this file's Model
 
 MODELS = {
     "occupancy": occupancy_net,
@@ -402,4 +402,5 @@ MODELS = {
     "deep_conv": deep_conv_net,
     "char_lm": char_lm,
     "row_lstm": row_lstm,
+    "transformer_lm": transformer_lm,
 }

@@ -1,6 +1,8 @@
-"""The sequence models of `jaxnets.models.sequence` in NumPy float64, built from this package's
-loop-over-time twins: `char_lm` (embedding - RNN/LSTM/GRU - temporal affine - temporal softmax
-loss per token) and `row_lstm` (an image read row by row, the last hidden state classified).
+"""The sequence models of `jaxnets.models.sequence` and `jaxnets.models.transformer` in NumPy
+float64, built from this package's loop-over-time twins: `char_lm` (embedding - RNN/LSTM/GRU -
+temporal affine - temporal softmax loss per token), `row_lstm` (an image read row by row, the
+last hidden state classified) and `transformer_lm` (embedding + positions - pre-norm causal
+transformer blocks - layer norm - temporal affine - the same loss per token).
 
 Same names, configs and parameter names as jaxnets. The language model's loss is cs231n's
 temporal softmax loss times N / (number of targets): the mean per token, targets < 0 masked.
@@ -9,7 +11,9 @@ import math
 
 import numpy as np
 
-from reference_numpy.layers import affine_backward, affine_forward, softmax_loss
+from reference_numpy.attention import (TRANSFORMER_BLOCK_PARAMS, transformer_block_backward,
+                                       transformer_block_forward)
+from reference_numpy.layers import affine_backward, affine_forward, layernorm_backward, layernorm_forward, softmax_loss
 from reference_numpy.rnn import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
 from reference_numpy.sequence import (temporal_affine_backward, temporal_affine_forward, temporal_softmax_loss,
                                       word_embedding_backward, word_embedding_forward)
@@ -113,3 +117,60 @@ def row_lstm(input_shape=(1, 28, 28), hidden=128, num_classes=10, cell="lstm"):
         return value, grads
 
     return _model("row_lstm", config, init, scores, loss_and_grads)
+
+
+def transformer_lm(vocab_size=27, seq_len=12, dim=64, heads=4, blocks=2, ffn=256, activation="gelu"):
+    config = {"vocab_size": vocab_size, "seq_len": seq_len, "dim": dim, "heads": heads, "blocks": blocks,
+              "ffn": ffn, "activation": activation}
+    keys = [tuple(f"{name}_{i}" for name in TRANSFORMER_BLOCK_PARAMS) for i in range(blocks)]
+    shapes = {"Wq": (dim, dim), "Wk": (dim, dim), "Wv": (dim, dim), "Wo": (dim, dim), "W1": (dim, ffn),
+              "W2": (ffn, dim)}
+
+    def init(rng):
+        params = {"W_embed": rng.standard_normal((vocab_size, dim)), "W_pos": rng.standard_normal((seq_len, dim))}
+        for i in range(blocks):
+            for name, key in zip(TRANSFORMER_BLOCK_PARAMS, keys[i]):
+                if name in shapes:
+                    params[key] = rng.standard_normal(shapes[name]) / math.sqrt(shapes[name][0])
+                else:
+                    width = ffn if name == "b1" else dim
+                    params[key] = (np.ones if name.endswith("gamma") else np.zeros)(width)
+        params.update({"lnf_gamma": np.ones(dim), "lnf_beta": np.zeros(dim),
+                       "W_vocab": rng.standard_normal((dim, vocab_size)) / math.sqrt(dim),
+                       "b_vocab": np.zeros(vocab_size)})
+        return params
+
+    def forward(params, x):
+        x = np.asarray(x)
+        emb, c_emb = word_embedding_forward(x, params["W_embed"])
+        h = emb + params["W_pos"][:x.shape[1]]
+        c_blocks = []
+        for i in range(blocks):
+            h, c = transformer_block_forward(h, *(params[k] for k in keys[i]), heads, None, True, activation)
+            c_blocks.append(c)
+        z, c_ln = layernorm_forward(h.reshape(-1, dim), params["lnf_gamma"], params["lnf_beta"])
+        out, c_out = temporal_affine_forward(z.reshape(h.shape), params["W_vocab"], params["b_vocab"])
+        return out, (c_emb, c_blocks, c_ln, c_out)
+
+    def scores(params, x):
+        return forward(params, x)[0]
+
+    def loss_and_grads(params, x, y):
+        out, (c_emb, c_blocks, c_ln, c_out) = forward(params, x)
+        y = np.asarray(y)
+        mask = y >= 0
+        value, dout = temporal_softmax_loss(out, np.maximum(y, 0), mask)
+        scale = y.shape[0] / max(int(mask.sum()), 1)
+        grads = {}
+        dz, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dout * scale, c_out)
+        dh, grads["lnf_gamma"], grads["lnf_beta"] = layernorm_backward(dz.reshape(-1, dim), c_ln)
+        dh = dh.reshape(out.shape[:2] + (dim,))
+        for i in reversed(range(blocks)):
+            dh, *dblock = transformer_block_backward(dh, c_blocks[i])
+            grads.update(zip(keys[i], dblock))
+        grads["W_pos"] = np.zeros_like(params["W_pos"])
+        grads["W_pos"][:dh.shape[1]] = dh.sum(axis=0)
+        grads["W_embed"] = word_embedding_backward(dh, c_emb)
+        return value * scale, grads
+
+    return _model("transformer_lm", config, init, scores, loss_and_grads)

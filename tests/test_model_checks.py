@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from jaxnets.models import (MODELS, char_lm, conv_net, deep_conv_net, digits_mlp, fc_net, occupancy_net, row_lstm,
-                            two_layer_net)
+                            transformer_lm, two_layer_net)
 from jaxnets.models.checks import check_arrays_fit, expected_arrays
 
 BAD = [
@@ -37,6 +37,9 @@ BAD = [
     (char_lm, {"cell": "lstn"}, "char_lm: cell must be one of rnn, lstm, gru, got 'lstn'"),
     (row_lstm, {"input_shape": (28, 28)}, "row_lstm: input_shape must be (channels, height, width)"),
     (row_lstm, {"hidden": 0}, "row_lstm: hidden must be an integer >= 1, got 0"),
+    (transformer_lm, {"dim": 0}, "transformer_lm: dim must be an integer >= 1, got 0"),
+    (transformer_lm, {"heads": 3}, "transformer_lm: dim must be divisible by heads, got dim=64, heads=3"),
+    (transformer_lm, {"activation": "tanh"}, "transformer_lm: activation must be one of relu, gelu, got 'tanh'"),
 ]
 
 

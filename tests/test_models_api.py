@@ -26,6 +26,7 @@ SMALL = {
     "deep_conv": {"input_shape": (2, 8, 8), "filters": (3, 4), "hidden": 5, "num_classes": 4, "dropout": 0.3},
     "char_lm": {"vocab_size": 5, "seq_len": 4, "embed": 2, "hidden": 3, "cell": "gru"},
     "row_lstm": {"input_shape": (1, 4, 3), "hidden": 3, "num_classes": 4, "cell": "rnn"},
+    "transformer_lm": {"vocab_size": 5, "seq_len": 4, "dim": 4, "heads": 2, "blocks": 1, "ffn": 6},
 }
 
 

@@ -396,7 +396,8 @@ def test_model_parameter_shapes_and_configs_follow_contract():
     assert {k: v.shape for k, v in p.items()} == {"W1": (8, 1, 3, 3), "b1": (8,), "W2": (8 * 14 * 14, 10), "b2": (10,)}
     assert p["W1"].std() == pytest.approx(math.sqrt(2 / 9), rel=0.3)
     assert conv.config["reg"] == 0.0 and conv.config["input_shape"] == [1, 28, 28]
-    assert set(M.MODELS) == {"occupancy", "digits", "two_layer", "conv", "fc_net", "deep_conv", "char_lm", "row_lstm"}
+    assert set(M.MODELS) == {"occupancy", "digits", "two_layer", "conv", "fc_net", "deep_conv", "char_lm", "row_lstm",
+                              "transformer_lm"}
     # cs231n's nets: a layer followed by batch norm has no bias (it could not change the output)
     p = M.fc_net((7, 6), input_size=5, num_classes=3, norm="batchnorm").init(rng())
     assert sorted(p) == ["W1", "W2", "W3", "b3", "beta1", "beta2", "gamma1", "gamma2"]

@@ -1,0 +1,95 @@
+"""The decoder-only transformer language model (`transformer_lm`) at tiny sizes: its three
+gradient modes (manual, autodiff, custom_vjp) agree in float64 with each other and with the
+NumPy float64 twin (also per example under jit and vmap), whose gradient agrees with central
+differences; the scores are causal. The model has no
+`jaxnets.verify` MODEL_SPECS entry yet, so this file is its equivalence check."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnets.grads import gradient
+from jaxnets.models import MODELS, transformer_lm
+from jaxnets.models.transformer import attention_maps
+from reference_numpy import models as npm
+from reference_numpy.numerical import max_rel_error, numerical_gradient
+
+CONFIG = {"vocab_size": 6, "seq_len": 5, "dim": 8, "heads": 2, "blocks": 2, "ffn": 12, "activation": "gelu"}
+TOL = 1e-10  # float64: the modes and the twin differ by summation order only
+FD_TOL = 1e-6  # analytic vs central differences (h = 1e-5) of the float64 twin
+
+
+def _case(seed=0, **config):
+    config = {**CONFIG, **config}
+    rng = np.random.default_rng(seed)
+    params = npm.MODELS["transformer_lm"](**config).init(rng)
+    x = rng.integers(0, config["vocab_size"], (3, config["seq_len"])).astype(np.int32)
+    y = rng.integers(-1, config["vocab_size"], (3, config["seq_len"])).astype(np.int32)
+    y[0, 0] = 1  # at least one target
+    return config, params, x, y
+
+
+def _max_diff(a, b):
+    return float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+
+
+def test_three_modes_and_the_numpy_twin_agree_in_float64():
+    config, params, x, y = _case()
+    np_loss, np_grads = npm.MODELS["transformer_lm"](**config).loss_and_grads(params, x, y)
+    model = MODELS["transformer_lm"](**config)
+    jparams = {k: jnp.asarray(v) for k, v in params.items()}
+    assert {k: v.shape for k, v in model.init(jax.random.key(0)).items()} == {k: v.shape for k, v in params.items()}
+    for mode in ("manual", "autodiff", "custom_vjp"):
+        loss, grads, state = jax.jit(gradient(model, mode))(jparams, {}, x, y, None)
+        assert state == {} and set(grads) == set(params)
+        assert abs(float(loss) - np_loss) <= TOL, mode
+        for k in params:
+            scale = max(1.0, float(np.max(np.abs(np_grads[k]))))
+            assert _max_diff(grads[k], np_grads[k]) <= TOL * scale, f"{mode} d{k}"
+
+
+def test_per_example_gradients_under_vmap_match_the_numpy_twin():
+    """vmap over examples of a one-example batch's gradient, jitted, in every mode (what
+    tests/test_jit_vmap.py does for the models with a MODEL_SPECS entry), with the ReLU MLP."""
+    config, params, x, y = _case(seed=3, blocks=1, activation="relu")
+    twin = npm.MODELS["transformer_lm"](**config)
+    model = MODELS["transformer_lm"](**config)
+    jparams = {k: jnp.asarray(v) for k, v in params.items()}
+    for mode in ("manual", "autodiff", "custom_vjp"):
+        fn = gradient(model, mode)
+        losses, grads = jax.jit(jax.vmap(lambda xi, yi: fn(jparams, {}, xi[None], yi[None], None)[:2]))(x, y)
+        for i in range(len(x)):
+            np_loss, np_grads = twin.loss_and_grads(params, x[i:i + 1], y[i:i + 1])
+            assert abs(float(losses[i]) - np_loss) <= TOL, f"{mode} example {i}"
+            for k in params:
+                scale = max(1.0, float(np.max(np.abs(np_grads[k]))))
+                assert _max_diff(grads[k][i], np_grads[k]) <= TOL * scale, f"{mode} example {i} d{k}"
+
+
+def test_numpy_twin_gradient_matches_central_differences():
+    config, params, x, y = _case(seed=1, blocks=1)
+    twin = npm.MODELS["transformer_lm"](**config)
+    _, grads = twin.loss_and_grads(params, x, y)
+    for k, p in params.items():
+        num = numerical_gradient(lambda v: twin.loss({**params, k: v}, x, y), p.copy(), h=1e-5)
+        err, where = max_rel_error(grads[k], num)
+        assert err <= FD_TOL, f"d{k}: max rel error {err:.3g} at {where}"
+
+
+def test_scores_are_causal_and_positions_are_checked():
+    config, params, x, _ = _case(seed=2)
+    model = transformer_lm(**config)
+    scores = jax.jit(model.scores)
+    full = scores(params, x)
+    changed = x.copy()
+    changed[:, 3:] = (changed[:, 3:] + 1) % config["vocab_size"]
+    np.testing.assert_allclose(scores(params, changed)[:, :3], full[:, :3], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(scores(params, x[:, :2]), full[:, :2], rtol=1e-12, atol=1e-12)
+    maps = np.asarray(attention_maps(model, params, x))
+    assert maps.shape == (2, 3, 2, 5, 5)
+    np.testing.assert_allclose(maps.sum(-1), 1, rtol=1e-12)
+    assert np.all(maps[..., np.triu_indices(5, 1)[0], np.triu_indices(5, 1)[1]] == 0)
+    with pytest.raises(ValueError, match=r"t <= seq_len = 5, got shape \(3, 6\)"):
+        model.scores(params, np.zeros((3, 6), np.int32))
+    with pytest.raises(ValueError, match="dim must be divisible by heads, got dim=8, heads=3"):
+        transformer_lm(dim=8, heads=3)
