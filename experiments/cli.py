@@ -2,9 +2,10 @@
 
     jaxnets reproduce [--fashion] [--out runs] [--update-readme README.md]
     jaxnets train EXPERIMENT [options]     EXPERIMENT: occupancy, digits, two_layer, convnet, filters,
-                                           deep_convnet, normalization, dropout, char_lm, row_lstm, vanishing_gradients
+                                           deep_convnet, normalization, dropout, char_lm, row_lstm, transformer_lm,
+                                           vanishing_gradients
     jaxnets predict RUN_DIR FILE [FILE...] an image (PNG/JPEG, 28x28 grey), IDX images or a Kaggle CSV
-    jaxnets sample RUN_DIR [--prompt AB] [--temperature 0.8]   names drawn from a char_lm run
+    jaxnets sample RUN_DIR [--prompt AB] [--temperature 0.8]   names drawn from a char_lm or transformer_lm run
     jaxnets gradcheck [FILE.py[:NAME]] [--example SPEC] [--reference FILE.py:NAME] [--json PATH]
                                            check your own rules: a file, or NAME in it (gradcheck --help)
     jaxnets bench [--quick] [--workloads ABCDES] [--update-readme README.md]
@@ -34,6 +35,7 @@ EXPERIMENTS = {
     "dropout": "dropout",
     "char_lm": "char_lm",
     "row_lstm": "row_lstm",
+    "transformer_lm": "transformer_lm",
     "vanishing_gradients": "vanishing_gradients",
 }
 TOOLS = {

@@ -151,3 +151,26 @@ def gradient_norms(path, panels, titles):
         ax.legend(fontsize=8)
     axes[0][0].set_ylabel("||dL/dh_t|| / ||dL/dh_{T-1}||")
     return _save(fig, path)
+
+
+def attention_map(path, maps, labels, title):
+    """One heatmap per head of `maps` (heads, T, T): row i = query token i, column j = key
+    token j, both axes labelled with `labels` (T strings); weights from 0 to 1."""
+    maps = np.asarray(maps, dtype=float)
+    heads, t = maps.shape[0], maps.shape[1]
+    fig, axes = _pyplot().subplots(1, heads, figsize=(2.6 * heads + 0.8, 3.2), squeeze=False)
+    for h, ax in enumerate(axes[0]):
+        im = ax.imshow(maps[h], cmap="viridis", vmin=0, vmax=1)
+        ax.set_xticks(range(t))
+        ax.set_yticks(range(t))
+        ax.set_xticklabels(labels, fontsize=8)
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_xlabel("key")
+        if h == 0:
+            ax.set_ylabel("query")
+        ax.set_title(f"head {h}", fontsize=9)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path

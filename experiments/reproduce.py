@@ -6,8 +6,8 @@ Runs on the built-in 5000 MNIST images tested on the official 10000 test images,
 UCI occupancy data (both shipped in the package; `../shared/data` or `$JAXNETS_SHARED_DATA` is
 read instead when present): the four documents' networks, 000's example filters, the deeper ConvNet with batch norm and dropout,
 cs231n's normalisation and dropout experiments, and assignment 3's sequence models: an LSTM
-reading MNIST row by row, and a character LSTM language model of the US Census first names
-(shipped in the package too), and the vanishing/exploding gradients of an RNN and an LSTM. `--fashion` adds the Fashion-MNIST
+reading MNIST row by row, a character LSTM language model and a tiny decoder-only transformer
+language model of the US Census first names (shipped in the package too), and the vanishing/exploding gradients of an RNN and an LSTM. `--fashion` adds the Fashion-MNIST
 60k -> 10k runs (Debian package `dataset-fashion-mnist`). Every run that trains one model
 trains the hand-written gradient (mode fast) and autodiff from the same initialisation unless
 `--no-compare-modes` (the Fashion-MNIST deep ConvNet trains once: its modes are compared on the
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from experiments import (char_lm, convnet, deep_convnet, digits, dropout, filters, image_data, normalization,
-                         occupancy, options, row_lstm, runs, two_layer, vanishing_gradients)
+                         occupancy, options, row_lstm, runs, transformer_lm, two_layer, vanishing_gradients)
 from jaxnets.data import DataUnavailableError
 
 #: Fashion-MNIST settings (ours; the documents never trained on it) and the issue's targets.
@@ -53,6 +53,7 @@ def plan(fashion, spec):
         ("dropout experiment", dropout.main, ["--data", spec]),
         ("row-by-row LSTM", row_lstm.main, ["--data", spec]),
         ("character LSTM language model", char_lm.main, []),
+        ("decoder-only transformer language model", transformer_lm.main, []),
         ("vanishing gradients", vanishing_gradients.main, []),
     ]
     if fashion:

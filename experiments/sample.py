@@ -1,9 +1,10 @@
 """Draw names from a trained character language model: `jaxnets sample RUN_DIR [options]`.
 
-RUN_DIR is a run folder of `jaxnets train char_lm`. Each name starts with --prompt (letters of
+RUN_DIR is a run folder of `jaxnets train char_lm` or `jaxnets train transformer_lm`. Each name starts with --prompt (letters of
 the run's alphabet; the case is matched to it) and continues one character at a time from
 softmax(scores / --temperature) until the model draws the end or --max-len characters are
-reached. Lower temperatures give likelier, more repetitive names; 1 samples the model as
+reached (a transformer_lm draws at most its seq_len - 1 characters: its positional embedding
+has seq_len rows). Lower temperatures give likelier, more repetitive names; 1 samples the model as
 trained.
 """
 from pathlib import Path
@@ -17,16 +18,21 @@ from jaxnets.models import build_model
 from jaxnets.models.sequence import sample
 
 
+#: the models `sample` draws from: the language models of the names corpus
+LANGUAGE_MODELS = ("char_lm", "transformer_lm")
+
+
 def load_language_run(run_dir):
-    """(model, params, alphabet) of a char_lm run folder; DataError naming what is wrong."""
+    """(model, params, alphabet) of a char_lm or transformer_lm run folder; DataError naming
+    what is wrong."""
     run_dir = Path(run_dir)
     for name in ("metrics.json", "params.npz"):
         if not (run_dir / name).is_file():
             raise DataError(f"{run_dir}: not a run folder, {name} is missing")
     metrics = runs.read_metrics(run_dir, needs=("model", "model_config", "data"))
-    if metrics["model"] != "char_lm":
-        raise DataError(f"{run_dir}: a {metrics['model']!r} run; sample draws from a char_lm run "
-                        "(`jaxnets train char_lm`)")
+    if metrics["model"] not in LANGUAGE_MODELS:
+        raise DataError(f"{run_dir}: a {metrics['model']!r} run; sample draws from a char_lm or transformer_lm run "
+                        "(`jaxnets train char_lm`, `jaxnets train transformer_lm`)")
     alphabet = metrics["data"].get("alphabet") if isinstance(metrics["data"], dict) else None
     if not isinstance(alphabet, str) or not alphabet:
         raise DataError(f"{run_dir / 'metrics.json'}: data.alphabet is missing")
@@ -49,7 +55,7 @@ def prompt_tokens(prompt, alphabet):
 
 def main(argv=None, log=print):
     p = options.parser("jaxnets sample", __doc__)
-    p.add_argument("run_dir", help="a run folder of `jaxnets train char_lm`")
+    p.add_argument("run_dir", help="a run folder of `jaxnets train char_lm` or `jaxnets train transformer_lm`")
     p.add_argument("--prompt", default="", help="the first letters of every name (default: none)")
     p.add_argument("--temperature", type=options.POSITIVE, default=1.0, help="softmax temperature > 0 (default 1)")
     p.add_argument("--num", type=options.COUNT, default=10, help="how many names (default 10)")

@@ -3,8 +3,11 @@
     python -m experiments.sequence_peers RUN_DIR [RUN_DIR ...]
 
 RUN_DIR is a finished `jaxnets train char_lm` or `jaxnets train row_lstm` run with the LSTM
-cell. The peer is `nn.Embedding` + `nn.LSTM` + `nn.Linear` (char_lm) or `nn.LSTM` +
-`nn.Linear` on the last step (row_lstm), of the run's sizes, started from the run's OWN
+cell, or a `jaxnets train transformer_lm` run. The peer is `nn.Embedding` + `nn.LSTM` +
+`nn.Linear` (char_lm), `nn.LSTM` + `nn.Linear` on the last step (row_lstm), or `nn.Embedding` +
+a positional `nn.Parameter` + `nn.TransformerEncoderLayer` (norm_first=True, dropout 0, the
+run's activation) per block with a causal mask + `nn.LayerNorm` + `nn.Linear`
+(transformer_lm), of the run's sizes, started from the run's OWN
 initial parameters (drawn again from its seed and copied in; PyTorch's gate order i, f, g, o
 is ours i, f, o, g reordered; its second bias, bias_hh, is held at 0: ours has one), trained on the same data with the same minibatches (the run's
 row indices, drawn with replacement from its seed), `torch.optim.Adam` with the run's
@@ -54,30 +57,18 @@ def _linear_into_torch(linear, w, b):
         linear.bias.copy_(torch.from_numpy(np.array(b, np.float32)))
 
 
-def peer(run_dir):
+def _lstm_net(name, config, params0):
+    """nn.Embedding + nn.LSTM + nn.Linear (char_lm) or nn.LSTM + nn.Linear on the last step
+    (row_lstm), holding the run's initial parameters."""
     import torch
     from torch import nn
 
-    torch.manual_seed(0)
-    metrics = runs.read_metrics(run_dir, needs=("model", "model_config", "train_config", "data", "final", "seed"))
-    model = build_model(metrics["model"], metrics["model_config"])
-    cfg = metrics["train_config"]
-    config = model.config
-    if config.get("cell") != "lstm":
-        raise ValueError(f"{run_dir}: the peer is an nn.LSTM; this run's cell is {config.get('cell')!r}")
-    if cfg["optimizer"] != "adam" or cfg["decay"] != 1.0 or cfg["batch_size"] is None:
-        raise ValueError(f"{run_dir}: the peer repeats Adam minibatch runs without decay; this run: {cfg}")
-    params0 = {k: np.asarray(v) for k, v in model.init(jax.random.key(metrics["seed"])).items()}
-    if metrics["model"] == "char_lm":
-        prepared, _ = char_lm.prepare(metrics["data"]["spec"])
-    else:
-        prepared = image_data.prepare(metrics["data"]["spec"], "conv", seed=metrics["seed"])
     hidden = config["hidden"]
 
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            if metrics["model"] == "char_lm":
+            if name == "char_lm":
                 self.embed = nn.Embedding(config["vocab_size"], config["embed"])
                 with torch.no_grad():
                     self.embed.weight.copy_(torch.from_numpy(params0["W_embed"].astype(np.float32)))
@@ -99,8 +90,86 @@ def peer(run_dir):
             rows = x.transpose(1, 2).reshape(n, h, c * w)
             return self.out(self.lstm(rows)[0][:, -1])
 
-    net = Net()
-    as_x = (lambda a: torch.from_numpy(np.asarray(a, np.int64))) if metrics["model"] == "char_lm" else (
+    return Net()
+
+
+def _transformer_net(config, params0):
+    """nn.Embedding + a positional nn.Parameter + `blocks` nn.TransformerEncoderLayer
+    (norm_first=True, batch_first=True, dropout 0, our activation, a causal mask) + a final
+    nn.LayerNorm + nn.Linear, holding the run's initial parameters (in_proj_weight is
+    [Wq; Wk; Wv] transposed: nn.MultiheadAttention computes x W^T + b and splits the heads as
+    ours do, in consecutive slices of the width)."""
+    import torch
+    from torch import nn
+
+    def t(a):
+        return torch.from_numpy(np.array(a, np.float32))  # a copy: writable and contiguous
+
+    d, blocks = config["dim"], config["blocks"]
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(config["vocab_size"], d)
+            self.pos = nn.Parameter(t(params0["W_pos"]))
+            self.layers = nn.ModuleList(
+                nn.TransformerEncoderLayer(d, config["heads"], dim_feedforward=config["ffn"], dropout=0.0,
+                                           activation=config["activation"], layer_norm_eps=1e-5, batch_first=True,
+                                           norm_first=True) for _ in range(blocks))
+            self.norm = nn.LayerNorm(d, eps=1e-5)
+            self.out = nn.Linear(d, config["vocab_size"])
+            with torch.no_grad():
+                self.embed.weight.copy_(t(params0["W_embed"]))
+                for i, layer in enumerate(self.layers):
+                    p = {k: params0[f"{k}_{i}"] for k in ("Wq", "bq", "Wk", "bk", "Wv", "bv", "Wo", "bo", "W1", "b1",
+                                                          "W2", "b2", "ln1_gamma", "ln1_beta", "ln2_gamma", "ln2_beta")}
+                    layer.self_attn.in_proj_weight.copy_(t(np.concatenate([p["Wq"], p["Wk"], p["Wv"]], axis=1).T))
+                    layer.self_attn.in_proj_bias.copy_(t(np.concatenate([p["bq"], p["bk"], p["bv"]])))
+                    layer.self_attn.out_proj.weight.copy_(t(p["Wo"].T))
+                    layer.self_attn.out_proj.bias.copy_(t(p["bo"]))
+                    layer.linear1.weight.copy_(t(p["W1"].T))
+                    layer.linear1.bias.copy_(t(p["b1"]))
+                    layer.linear2.weight.copy_(t(p["W2"].T))
+                    layer.linear2.bias.copy_(t(p["b2"]))
+                    for norm, which in ((layer.norm1, "ln1"), (layer.norm2, "ln2")):
+                        norm.weight.copy_(t(p[f"{which}_gamma"]))
+                        norm.bias.copy_(t(p[f"{which}_beta"]))
+                self.norm.weight.copy_(t(params0["lnf_gamma"]))
+                self.norm.bias.copy_(t(params0["lnf_beta"]))
+            _linear_into_torch(self.out, params0["W_vocab"], params0["b_vocab"])
+
+        def forward(self, x):
+            steps = x.shape[1]
+            mask = nn.Transformer.generate_square_subsequent_mask(steps)
+            h = self.embed(x) + self.pos[:steps]
+            for layer in self.layers:
+                h = layer(h, src_mask=mask, is_causal=True)
+            return self.out(self.norm(h))
+
+    return Net()
+
+
+def peer(run_dir):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    metrics = runs.read_metrics(run_dir, needs=("model", "model_config", "train_config", "data", "final", "seed"))
+    model = build_model(metrics["model"], metrics["model_config"])
+    cfg = metrics["train_config"]
+    config = model.config
+    if metrics["model"] != "transformer_lm" and config.get("cell") != "lstm":
+        raise ValueError(f"{run_dir}: the peer is an nn.LSTM; this run's cell is {config.get('cell')!r}")
+    if cfg["optimizer"] != "adam" or cfg["decay"] != 1.0 or cfg["batch_size"] is None:
+        raise ValueError(f"{run_dir}: the peer repeats Adam minibatch runs without decay; this run: {cfg}")
+    params0 = {k: np.asarray(v) for k, v in model.init(jax.random.key(metrics["seed"])).items()}
+    if model.token_inputs:
+        prepared, _ = char_lm.prepare(metrics["data"]["spec"])
+    else:
+        prepared = image_data.prepare(metrics["data"]["spec"], "conv", seed=metrics["seed"])
+    net = _transformer_net(config, params0) if metrics["model"] == "transformer_lm" else _lstm_net(
+        metrics["model"], config, params0)
+    as_x = (lambda a: torch.from_numpy(np.asarray(a, np.int64))) if model.token_inputs else (
         lambda a: torch.from_numpy(np.asarray(a, np.float32)))
     x_tr, y_tr = as_x(prepared.x_train), torch.from_numpy(np.asarray(prepared.y_train, np.int64))
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
@@ -135,7 +204,7 @@ def peer(run_dir):
             pred = scores.argmax(-1)
             scored = y >= 0
             result[f"{part}_acc"] = float((pred == y)[scored].float().mean())
-            if metrics["model"] == "char_lm":
+            if model.token_inputs:
                 nll = nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]), y.reshape(-1),
                                                   ignore_index=-1, reduction="mean")
                 result[f"{part}_loss_per_char"] = float(nll)
@@ -153,11 +222,12 @@ def main(argv=None):
         metrics, result = peer(run_dir)
         ours = metrics["final"]
         keys = ["test_loss_per_char", "test_perplexity", "val_loss_per_char", "test_acc"] \
-            if metrics["model"] == "char_lm" else ["test_acc", "val_acc", "train_acc"]
+            if metrics["model"] in ("char_lm", "transformer_lm") else ["test_acc", "val_acc", "train_acc"]
+        name = "nn.TransformerEncoderLayer" if metrics["model"] == "transformer_lm" else "nn.LSTM"
         print(f"{run_dir} ({metrics['model']}, {result['steps']} steps; PyTorch {result['train_time_s']:.1f} s "
               f"training, ours {metrics['train_time_s']:.1f} s with compilation and reports):")
         for k in keys:
-            print(f"  {k:20s} ours {ours[k]:.4f}   nn.LSTM {result[k]:.4f}")
+            print(f"  {k:20s} ours {ours[k]:.4f}   {name} {result[k]:.4f}")
     return 0
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import char_lm, filters, image_data, occupancy, reproduce, vanishing_gradients
+from experiments import char_lm, filters, image_data, occupancy, reproduce, transformer_lm, vanishing_gradients
 from jaxnets.data import (DataError, DataUnavailableError, default_data_dir, load_dataset, load_names, read_occupancy,
                           source_name)
 from jaxnets.data import make_bundled
@@ -30,7 +30,8 @@ def test_bundled_files_are_the_published_ones():
 #: what each run of `jaxnets reproduce` (without --fashion) reads when it has no --data: the
 #: experiment's own data set, or None for none to load (the filters' bundled photograph, the
 #: vanishing-gradient experiment's random sequences)
-OWN_DATA = {occupancy.main: "occupancy", filters.main: None, char_lm.main: "names", vanishing_gradients.main: None}
+OWN_DATA = {occupancy.main: "occupancy", filters.main: None, char_lm.main: "names", transformer_lm.main: "names",
+            vanishing_gradients.main: None}
 
 
 def test_every_reproduce_row_loads_its_data_and_test_set_without_the_shared_folder(no_shared):

@@ -64,6 +64,7 @@ SMALL = {
     "bench": ["--quick", "--workloads", "D", "--no-torch"],
     "char_lm": ["--iterations", "2", "--hidden", "4", "--embed", "2"],
     "row_lstm": ["--iterations", "2", "--hidden", "4"],
+    "transformer_lm": ["--iterations", "2", "--dim", "8", "--heads", "2", "--blocks", "1", "--ffn", "8"],
 }
 
 

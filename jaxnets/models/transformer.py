@@ -79,7 +79,8 @@ def transformer_lm(vocab_size=27, seq_len=12, dim=64, heads=4, blocks=2, ffn=256
     def positions(params, x):
         """W_pos's first t rows for x (N, t): t <= seq_len, a clear error otherwise."""
         if x.ndim != 2 or x.shape[1] > seq_len:
-            raise ValueError(f"{where}: token ids must be (N, t) with t <= seq_len = {seq_len}, got shape {x.shape}")
+            raise ValueError(f"{where}: token ids must be (N, t) with t <= seq_len = {seq_len} (the positions it has "
+                             f"embeddings for), got shape {x.shape}")
         return params["W_pos"][:x.shape[1]]
 
     def block_args(params, i):
