@@ -48,6 +48,10 @@ ELSEWHERE = {
         "tests/test_sequence_training.py runs `jaxnets train char_lm` at tiny sizes, then samples from its run",
     "uv run jaxnets sample runs/char_lm_lstm --prompt MA --temperature 0.8":
         "tests/test_sequence_training.py runs `jaxnets sample` with --prompt and --temperature on its char_lm run",
+    "uv run jaxnets train transformer_lm":
+        "tests/test_transformer_lm.py runs `jaxnets train transformer_lm` at tiny sizes, then samples from its run",
+    "uv run jaxnets sample runs/transformer_lm --prompt MA":
+        "tests/test_transformer_lm.py runs `jaxnets sample` with --prompt on its transformer_lm run",
 }
 
 #: options added to make each command small (appended, so the command's own stay as written)
