@@ -58,5 +58,5 @@ def test_stress_cases_put_relu_inputs_exactly_on_the_kink(name):
 
 def test_every_model_and_mode_is_covered():
     assert set(MODEL_VARIANTS) == {"occupancy", "digits", "two_layer", "conv", "fc_net", "deep_conv",
-                                  "char_lm", "row_lstm"}
+                                  "char_lm", "row_lstm", "transformer_lm"}
     assert tuple(MODES) == ("manual", "autodiff", "custom_vjp")

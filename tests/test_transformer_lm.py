@@ -1,10 +1,10 @@
 """The decoder-only transformer language model (`transformer_lm`) at tiny sizes: its three
 gradient modes (manual, autodiff, custom_vjp) agree in float64 with each other and with the
-NumPy float64 twin (also per example under jit and vmap), whose gradient agrees with central
+NumPy float64 twin with two blocks, whose gradient agrees with central
 differences; the scores are causal; the
 experiment trains it (the loss goes down), `jaxnets sample` and the PyTorch peer
-(`nn.TransformerEncoderLayer`, norm_first, causal mask) run on it. The model has no
-`jaxnets.verify` MODEL_SPECS entry yet, so this file is its equivalence check."""
+(`nn.TransformerEncoderLayer`, norm_first, causal mask) run on it. Its MODEL_SPECS entry puts
+it in the five-way suite as well (tests/test_models_equivalence.py, tests/test_jit_vmap.py)."""
 import json
 
 import jax
@@ -51,24 +51,6 @@ def test_three_modes_and_the_numpy_twin_agree_in_float64():
         for k in params:
             scale = max(1.0, float(np.max(np.abs(np_grads[k]))))
             assert _max_diff(grads[k], np_grads[k]) <= TOL * scale, f"{mode} d{k}"
-
-
-def test_per_example_gradients_under_vmap_match_the_numpy_twin():
-    """vmap over examples of a one-example batch's gradient, jitted, in every mode (what
-    tests/test_jit_vmap.py does for the models with a MODEL_SPECS entry), with the ReLU MLP."""
-    config, params, x, y = _case(seed=3, blocks=1, activation="relu")
-    twin = npm.MODELS["transformer_lm"](**config)
-    model = MODELS["transformer_lm"](**config)
-    jparams = {k: jnp.asarray(v) for k, v in params.items()}
-    for mode in ("manual", "autodiff", "custom_vjp"):
-        fn = gradient(model, mode)
-        losses, grads = jax.jit(jax.vmap(lambda xi, yi: fn(jparams, {}, xi[None], yi[None], None)[:2]))(x, y)
-        for i in range(len(x)):
-            np_loss, np_grads = twin.loss_and_grads(params, x[i:i + 1], y[i:i + 1])
-            assert abs(float(losses[i]) - np_loss) <= TOL, f"{mode} example {i}"
-            for k in params:
-                scale = max(1.0, float(np.max(np.abs(np_grads[k]))))
-                assert _max_diff(grads[k][i], np_grads[k]) <= TOL * scale, f"{mode} example {i} d{k}"
 
 
 def test_numpy_twin_gradient_matches_central_differences():

@@ -18,7 +18,7 @@ from jaxnets.models import MODELS
 from jaxnets.verify.adapters.builtin import dropout_key, noise
 from jaxnets.verify.case import Case
 from jaxnets.verify.op_specs import window_gap
-from jaxnets.verify.tolerances import FD_STEP
+from jaxnets.verify.tolerances import FD_STEP, GRAD_SCALE_FLOOR
 from reference_numpy import models as npm
 
 
@@ -43,6 +43,11 @@ class ModelSpec:
         exactly 0 or 1).
     output: the last layer's (weight, bias), scaled down so scores stay below
         SCORE_SPREAD_MAX; None: the highest-numbered W and b.
+    scale_floor: as `OpSpec.scale_floor`, for a model with a gradient that is exactly 0 in
+        exact arithmetic (the transformer's key bias: a softmax does not see a constant added
+        to every score of a row, so dbk is rounding of O(|ds| |q|) terms, ~1e-18): entries are
+        compared at least at this fraction of the case's gradient scale; None: cs231n's plain
+        relative error.
     A model with token inputs gets random token ids; one with per-step labels gets random
     targets with a random padded tail (target -1) per row.
     """
@@ -54,6 +59,7 @@ class ModelSpec:
     document_inputs: str = "pixels"
     saturated: str = "b1"
     output: tuple | None = None
+    scale_floor: float | None = None
 
 
 MODEL_SPECS = {
@@ -92,6 +98,11 @@ MODEL_SPECS = {
     "row_lstm": ModelSpec({
         "gru": {"input_shape": (2, 4, 3), "hidden": 4, "num_classes": 3, "cell": "gru"},
     }, {"gru": 4}, stress="saturate", saturated="b", output=("W_out", "b_out")),
+    # one block with GELU (the softmax, layer norms, attention and MLP backwards all on the
+    # path); saturate drives the MLP's GELU to its flat and linear ends
+    "transformer_lm": ModelSpec({
+        "tiny": {"vocab_size": 5, "seq_len": 4, "dim": 4, "heads": 2, "blocks": 1, "ffn": 6, "activation": "gelu"},
+    }, {"tiny": 3}, stress="saturate", saturated="b1_0", output=("W_vocab", "b_vocab"), scale_floor=GRAD_SCALE_FLOOR),
 }
 MODEL_VARIANTS = {name: spec.variants for name, spec in MODEL_SPECS.items()}
 FD_MAX_COORDS_MODEL = 12

@@ -26,7 +26,7 @@ from jaxnets.verify import engine, tree
 from jaxnets.verify.adapters.builtin import model_subject, op_subject
 from jaxnets.verify.case import Case, loss_cotangent
 from jaxnets.verify.checks import SUITE_OPS, suite_model_table, without_fd
-from jaxnets.verify.model_specs import FD_MAX_COORDS_MODEL, config_key
+from jaxnets.verify.model_specs import FD_MAX_COORDS_MODEL, MODEL_SPECS, config_key
 from jaxnets.verify.op_specs import OPS, POOL_SIZE, geometry_pool
 from jaxnets.verify.tolerances import FD_MAX_COORDS, Tolerance, require_x64, tolerances
 
@@ -173,7 +173,8 @@ def compare_model(case, dtype=np.float64, fd=None):
     use_fd = (case.fd if fd is None else fd) and dtype == np.float64
     table = suite_model_table(tuple(subject.sources))
     table = table if use_fd else without_fd(table)
-    report, _ = engine.run(subject, [case], table, _options(dtype, True, 2, FD_MAX_COORDS_MODEL),
+    report, _ = engine.run(subject, [case], table,
+                           _options(dtype, True, 2, FD_MAX_COORDS_MODEL, MODEL_SPECS[case.tags["model"]].scale_floor),
                            subject.out_treedef, name=case.label, settings={"fd": bool(use_fd)})
     return report
 
