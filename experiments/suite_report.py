@@ -89,22 +89,32 @@ def check_mutants():
     }
 
 
-def check_public_api(log=print, seeds=(0,)):
-    """Every correct op (at `seeds`) and every mutant through the public API, as cs231n pairs
-    and as jax.custom_vjp objects, and the custom-rule mutants (`jaxnets.verify.public_api`)."""
+def check_ops_public(names, seeds=(0,), log=print):
+    """Each correct built-in op in `names` through `check_layer` as a user would call it (its
+    examples grouped by call signature), at each seed: a row per op and seed."""
     from jaxnets.verify import public_api as pa
 
-    ops_rows = []
-    for name in eq.OP_NAMES:
+    rows = []
+    for name in names:
         args = pa.op_layer(name)
         for seed in seeds:
             reports = [eq.check_layer(args.forward, args.backward, group, reference=args.reference, name=name,
                                       seed=seed) for group in pa.example_groups(args.examples)]
             status = max((r.status for r in reports), key=STATUSES.index)
-            ops_rows.append({"op": name, "seed": seed, "status": status,
-                             "failures": sorted({k for r in reports for k, row in r.rows.items()
-                                                 if row.status == "fail"})})
-            log(f"  {name} seed {seed}: {status} ({sum(r.elapsed for r in reports):.1f}s)")
+            rows.append({"op": name, "seed": seed, "status": status,
+                         "failures": sorted({k for r in reports for k, row in r.rows.items() if row.status == "fail"}),
+                         "seconds": round(sum(r.elapsed for r in reports), 1)})
+            log(f"  {name} seed {seed}: {status} ({rows[-1]['seconds']:.1f}s)"
+                + (f" failing: {'; '.join(rows[-1]['failures'])}" if rows[-1]["failures"] else ""))
+    return rows
+
+
+def check_public_api(log=print, seeds=(0,)):
+    """Every correct op (at `seeds`) and every mutant through the public API, as cs231n pairs
+    and as jax.custom_vjp objects, and the custom-rule mutants (`jaxnets.verify.public_api`)."""
+    from jaxnets.verify import public_api as pa
+
+    ops_rows = check_ops_public(eq.OP_NAMES, seeds, log)
     kinds = {}
     for kind in ("pair", "custom_vjp"):
         results, score = pa.public_mutant_score(kind=kind)

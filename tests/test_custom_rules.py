@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from jaxnets.verify import CheckInputError, check
+from jaxnets.verify.case import VALUE_KINDS
 from jaxnets.verify.mutants_custom import CUSTOM_MUTANTS
 
 REAL = os.path.join(os.path.dirname(__file__), "realcode")
@@ -193,3 +194,35 @@ def test_a_custom_vjp_with_integer_indices_returning_none_for_them():
     assert good.ok, good.text()
     bad = check(_lookup(assign=True), W, idx, cases=8, second_order=False)  # repeated index 2 overwritten
     assert not bad.ok, bad.text()
+
+
+def _saturated_attention():
+    """q, k, v at scale 1000 and a causal mask: scores ~1e6, every softmax row saturated, and
+    the first query sees one key only (p = 1, so its gradient is exactly 0)."""
+    from jaxnets import ops
+
+    rng = np.random.default_rng(3)
+    q, k, v = (1000 * rng.standard_normal(shape) for shape in ((2, 1, 5, 4), (2, 1, 3, 4), (2, 1, 3, 1)))
+    mask = np.ones((2, 1, 5, 3), bool)  # with dv = 1, XLA fuses dp = dout * v into ds (a multiply-add)
+
+    def forward(q, k, v, mask):
+        return ops.attention_forward(q, k, v, mask, True)
+
+    return forward, ops.attention_backward, (q, k, v, mask)
+
+
+def test_a_correct_rule_whose_gradient_is_all_rounding_passes_and_a_wrong_one_still_fails(monkeypatch):
+    # attention_backward's ds = p * (dp - sum(p * dp)) leaves eps * |dp| * |k| ~ 1e-10 where the
+    # true gradient is 0 (autodiff gives 0): relative error 1, at the gradient's own scale. The
+    # rule's and autodiff's float32 reruns measure that rounding; without it, this was a false FAIL
+    from jaxnets.verify import judges
+    from jaxnets.verify.mutants_sequence import attention_backward_without_row_sum
+
+    forward, backward, example = _saturated_attention()
+    opts = dict(cases=len(VALUE_KINDS), leading_sizes=False, second_order=False, transforms=False)  # a "large" case
+    assert check(forward, *example, backward=backward, **opts).ok
+    wrong = check(forward, *example, backward=attention_backward_without_row_sum, **opts)
+    assert not wrong.ok
+    monkeypatch.setattr(judges, "ROUNDING_FACTOR", 0.0)  # the judgement without the measured rounding
+    blind = check(forward, *example, backward=backward, **opts)
+    assert not blind.ok, blind.text()

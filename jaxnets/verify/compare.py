@@ -145,3 +145,14 @@ def record_errors(result, sources, tol):
         if isinstance(r, Exception):
             msg = " ".join(str(r).split())[:300]
             result.comparisons.append(Comparison("*", mode, "(raised)", math.inf, (), tol, f"{type(r).__name__}: {msg}"))
+
+
+def gradient_scale(a, b, dout):
+    """The size rounding in a gradient is measured against: its largest entry, or the
+    upstream gradient's (a saturated tanh's gradient is all rounding of 1 - out**2)."""
+    sizes = [float(np.max(np.abs(v))) for v in (a, b, dout) if np.size(v)]
+    return max(sizes) if sizes else 0.0
+
+
+def cotangent_scale(cot):
+    return max([float(np.max(np.abs(c))) for c in cot if np.size(c)], default=0.0)

@@ -101,9 +101,14 @@ class Probe:
     kind: "smooth" (Richardson estimates from (h, h/2) and (h/2, h/4) agree and no output
     has a kink), "kink" (some output's one-sided slopes differ by a jump that does not shrink
     with the step) or "unresolved" (a kink within the steps' reach, or rounding).
-    estimate: the Richardson value (smooth) or the mean of the one-sided slopes.
+    estimate: the Richardson value from (h/2, h/4) (smooth) or the mean of the one-sided
+    slopes.
     left, right: one-sided slopes of the sum at h/4; lo, hi: the output-by-output bounds a
     value at a kink must lie between (`output_bounds`); slack: their O(h) error plus noise.
+    error: the smooth estimate's own error, |r1 - r2| between the Richardson values from
+    (h, h/2) and (h/2, h/4); the estimate is r2, the one from the smaller steps (a correct
+    RNN's directional derivative was 1.04e-6 from r1, beyond the 1e-6 tolerance, and agreed
+    with r2; a transformer block's on a 1000-scale case 1.06e-6 from r1).
     """
 
     kind: str
@@ -114,6 +119,7 @@ class Probe:
     hi: float
     slack: float
     noise: float
+    error: float = 0.0
 
 
 def probe(values, h, magnitude, bounds):
@@ -131,7 +137,7 @@ def probe(values, h, magnitude, bounds):
     if spread4 > 10 * noise and spread4 > KINK_JUMP_RATIO * spread2:
         return Probe("kink", (left + right) / 2, left, right, lo4, hi4, slack, noise)
     if agree(r1, r2, TOL_FD_F64, noise):
-        return Probe("smooth", r1, left, right, lo4, hi4, slack, noise)
+        return Probe("smooth", r2, left, right, lo4, hi4, slack, noise, abs(r1 - r2))
     return Probe("unresolved", (left + right) / 2, left, right, lo4, hi4, slack, noise)
 
 
@@ -153,7 +159,8 @@ def judge(pr, value, tol=TOL_FD_F64):
     """("pass" | "fail" | "ambiguous", convention or None) for an analytic directional
     derivative `value` against Probe `pr`.
 
-    Smooth: the value must match the Richardson estimate (tol, or within the noise floor).
+    Smooth: the value must match the Richardson estimate (tol, or within the noise floor plus
+    the estimate's own error).
     Kink or unresolved: finite differences are no oracle; the value must lie between the
     one-sided slopes, output by output (widened by their slack), and is "ambiguous", with
     the convention it is closest to: the "left" / "right" derivative or their "mean" (else
@@ -161,7 +168,7 @@ def judge(pr, value, tol=TOL_FD_F64):
     if not math.isfinite(value):
         return "fail", None
     if pr.kind == "smooth":
-        return ("pass" if agree(value, pr.estimate, tol, pr.noise) else "fail"), None
+        return ("pass" if agree(value, pr.estimate, tol, pr.noise + pr.error) else "fail"), None
     if not pr.lo - pr.slack <= value <= pr.hi + pr.slack:
         return "fail", None
     if pr.kind == "unresolved" and pr.hi - pr.lo <= pr.slack:

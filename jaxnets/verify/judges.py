@@ -16,20 +16,18 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 
-from jaxnets.verify.compare import compare_arrays
-from jaxnets.verify.finite_diff import (fd_coords, fd_layer, fd_scalar, judge as judge_probe, probe,
-                                        relative_error)
+from jaxnets.verify import kinks, rounding
+from jaxnets.verify.compare import compare_arrays, cotangent_scale, gradient_scale
+from jaxnets.verify.finite_diff import judge as judge_probe, probe, relative_error
 from jaxnets.verify.oracles import context, fd, forward_mode, second_order
 from jaxnets.verify.report import Finding
 from jaxnets.verify.subject import RuleError
-
-#: failing coordinates of an analytic pair probed by finite differences for a kink
-KINK_PROBES = 8
-
+from jaxnets.verify.tolerances import ROUNDING_CAP, ROUNDING_FACTOR, ROUNDING_ULPS
 
 def line(exc):
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:240]}"
@@ -42,20 +40,10 @@ def _values(a, b, index):
         return None, None
 
 
-def _scale(a, b, dout):
-    """The size rounding in a gradient is measured against: its largest entry, or the
-    upstream gradient's (a saturated tanh's gradient is all rounding of 1 - out**2)."""
-    sizes = [float(np.max(np.abs(v))) for v in (a, b, dout) if np.size(v)]
-    return max(sizes) if sizes else 0.0
-
-
-def _dout_scale(cot):
-    return max([float(np.max(np.abs(c))) for c in cot if np.size(c)], default=0.0)
-
-
-def compare_leaves(ctx, check, A, B, cot):
+def compare_leaves(ctx, check, A, B, cot, rounding=None):
     """Comparisons of every output (`check.outputs`) and gradient leaf (`check.grads`) of A
-    and B (Grad)."""
+    and B (Grad); `rounding` (per gradient leaf, `CaseContext.rounding`) widens each
+    gradient leaf's absolute tolerance to ROUNDING_FACTOR times it."""
     tol = ctx.tol
     names = list(ctx.out_names) if check.outputs else []
     pairs = list(zip(A.outputs, B.outputs)) if check.outputs else []
@@ -64,16 +52,22 @@ def compare_leaves(ctx, check, A, B, cot):
             return [compare_arrays("*", check.a, np.zeros(len(A.grads)), check.b, np.zeros(len(B.grads)), tol.analytic)]
         names += list(ctx.names)
         pairs += list(zip(A.grads, B.grads))
-    dscale = _dout_scale(cot)
+    dscale = cotangent_scale(cot)
+    atols = [tol.atol] * len(names)
+    if rounding is not None:
+        first = len(names) - len(rounding)
+        atols[first:] = [max(tol.atol or 0.0, ROUNDING_FACTOR * r) or None for r in rounding]
     comps = []
-    for n, (a, b) in zip(names, pairs):
+    for n, (a, b), atol in zip(names, pairs, atols):
         comps.append(compare_arrays(n, check.a, a, check.b, b, tol.analytic, scale_floor=tol.floor,
-                                    scale=None if tol.floor is None else _scale(a, b, dscale), atol=tol.atol))
+                                    scale=None if tol.floor is None else gradient_scale(a, b, dscale), atol=atol))
     return comps
 
 
-def analytic(ctx, check, A, B, cot, how="strict"):
-    """A Finding for two gradient sources (Grad or Exception) under cotangent `cot`."""
+def analytic(ctx, check, A, B, cot, how="strict", own_rounding=None):
+    """A Finding for two gradient sources (Grad or Exception) under cotangent `cot`;
+    `own_rounding()`: per leaf, a source's own measured rounding where it is not the rule
+    called alone (the rule in context), counted with `CaseContext.rounding`'s."""
     for r, who in ((A, check.a), (B, check.b)):
         if isinstance(r, Exception):
             return Finding(check.name, ctx.case.index, "fail", note=f"{who} raised: {line(r)}")
@@ -81,6 +75,10 @@ def analytic(ctx, check, A, B, cot, how="strict"):
     if not comps:
         return Finding(check.name, ctx.case.index, "pass")
     worst = max(comps, key=lambda c: c.err)
+    measured = rounding.for_failure(ctx, check, worst, cot, own_rounding)
+    if measured is not None:  # judged again with the gradient's measured rounding as atol
+        comps = compare_leaves(ctx, check, A, B, cot, measured)
+        worst = max(comps, key=lambda c: c.err)
     a, b = _leaf(ctx, A, worst.param, check.outputs), _leaf(ctx, B, worst.param, check.outputs)
     f = Finding(check.name, ctx.case.index, "pass" if worst.ok else "fail", worst.param, worst.err, worst.index,
                 *_values(a, b, worst.index))
@@ -88,7 +86,7 @@ def analytic(ctx, check, A, B, cot, how="strict"):
         return f
     f.note = worst.detail
     if how != "strict" and worst.param in ctx.names and _rule_finite(A, ctx):
-        _at_kinks(ctx, f, A.grads, B.grads, cot, arbiter=how == "arbiter")
+        kinks.explain(ctx, f, A.grads, B.grads, cot, arbiter=how == "arbiter", rounding=measured)
     return f
 
 
@@ -102,122 +100,6 @@ def _leaf(ctx, R, name, outputs):
     if name in ctx.names and len(R.grads) == len(ctx.names):
         return R.grads[list(ctx.names).index(name)]
     return None
-
-
-def _bad_coords(ctx, ga, gb, cot):
-    tol, bad = ctx.tol, []
-    dscale = _dout_scale(cot)
-    for i, (a, b) in enumerate(zip(ga, gb)):
-        floor = max(1e-8, (tol.floor or 0.0) * _scale(a, b, dscale), (tol.atol or 0.0) / tol.analytic)
-        err = np.abs(a - b) / np.maximum(floor, np.abs(a) + np.abs(b))
-        bad += [(float(err.flat[j]), i, int(j)) for j in np.flatnonzero(~(err <= tol.analytic))]
-    bad.sort(reverse=True)
-    return bad
-
-
-def _at_kinks(ctx, finding, ga, gb, cot, arbiter=False):
-    """Explain a disagreement by finite differences at the disagreeing coordinates.
-
-    At a kink (or too close to one for the steps) both values must lie between the
-    one-sided slopes: the finding is ambiguous (two conventions). On the domain's boundary
-    (0 for a positive input) one-sided differences into the domain decide when they converge,
-    and otherwise the rule's finite value is a convention they cannot confirm (ambiguous).
-    With `arbiter`, where finite differences decide and agree with the first source (the
-    rule) but not the second (autodiff of the primal), the finding passes with a note."""
-    bad = _bad_coords(ctx, ga, gb, cot)[:KINK_PROBES]
-    cot64 = [np.asarray(c, np.float64) for c in cot]
-    verdicts = []  # (kind: "kink" | "overruled" | "fail", note, convention)
-    two_sided = []
-    for _, i, j in bad:
-        h = fd.step(ctx.diff64[i], ctx.domains[i], flat=j)
-        if h > 1e-12:
-            two_sided.append((i, j, None, h))
-        else:
-            verdicts.append(_at_boundary(ctx, i, j, float(ga[i].flat[j]), float(gb[i].flat[j]), cot64, arbiter))
-    if two_sided:
-        values, bounds, mag = fd.probe_values(ctx, two_sided, weights=cot64)
-        mag += max(ctx.input_terms(_finite(ga)), ctx.input_terms(_finite(gb)))
-        for (i, j, _, h), vals, bnd in zip(two_sided, values, bounds):
-            pr = probe(vals, h, mag, bnd)
-            a, b = float(ga[i].flat[j]), float(gb[i].flat[j])
-            va, ca = judge_probe(pr, a, ctx.tol.fd)
-            vb, cb = judge_probe(pr, b, ctx.tol.fd)
-            where = _where(ctx, i, j)
-            if pr.kind == "smooth":
-                if arbiter and va == "pass" and vb == "fail":
-                    verdicts.append(("overruled", (where, pr.estimate, a, b), None))
-                elif arbiter and va == "fail" and vb == "pass":
-                    verdicts.append(("fail", f"finite differences at {where} ({pr.estimate:.10g}) agree with "
-                                             f"autodiff, not with your rule", None))
-                else:
-                    verdicts.append(("fail", f"finite differences are smooth at {where}, where they disagree too: "
-                                             f"not a convention at a kink", None))
-            elif "fail" in (va, vb):
-                bad_side = "your rule" if va == "fail" else "autodiff"
-                verdicts.append(("fail", f"at {where}, a kink, {bad_side}'s value lies outside the one-sided slopes "
-                                         f"{_fmt2(pr)}: no convention", None))
-            else:
-                verdicts.append(("kink", "", f"{ca or '?'}/{cb or '?'}"))
-    _settle(finding, verdicts, len(_bad_coords(ctx, ga, gb, cot)))
-
-
-def _finite(grads):
-    return [np.where(np.isfinite(g), g, 0.0) for g in grads]
-
-
-def _where(ctx, i, j):
-    return f"{ctx.names[i]}{[int(v) for v in np.unravel_index(j, ctx.diff64[i].shape)]}"
-
-
-def _at_boundary(ctx, i, j, a, b, cot64, arbiter):
-    """A verdict for a disagreement at a coordinate on its domain's boundary."""
-    where = f"{_where(ctx, i, j)} = {ctx.diff64[i].flat[j]:g}, the domain's boundary"
-    r1, r2, mag = fd.one_sided(ctx, i, j, cot64)
-    if not math.isfinite(a):
-        return ("fail", f"your rule is {a} at {where}, where the forward is finite", None)
-    noise = 32 * np.finfo(np.float64).eps * mag / (fd.FD_STEP / 4)
-    if relative_error(r1, r2, ctx.tol.fd, noise) <= ctx.tol.fd:  # one-sided differences converge
-        ok_a = relative_error(a, r2, ctx.tol.fd, noise) <= ctx.tol.fd
-        ok_b = math.isfinite(b) and relative_error(b, r2, ctx.tol.fd, noise) <= ctx.tol.fd
-        if ok_a and not ok_b and arbiter:
-            return ("overruled", (where, r2, a, b), None)
-        if ok_a and ok_b:
-            return ("kink", "", "one-sided/one-sided")
-        return ("fail", f"one-sided differences at {where} give {r2:.10g}", None)
-    side = "autodiff is " + (f"{b}" if not math.isfinite(b) else f"{b:.10g}")
-    return ("kink", f"at {where} one-sided differences do not converge ({r1:.6g}, {r2:.6g}); your rule's "
-                    f"{a:.10g} is a convention there ({side})", "boundary/boundary")
-
-
-def _settle(finding, verdicts, n_bad):
-    fails = [v for v in verdicts if v[0] == "fail"]
-    if not verdicts or fails:
-        if fails:
-            finding.note = fails[0][1]
-        return
-    overruled = [v[1] for v in verdicts if v[0] == "overruled"]
-    kinks = [v for v in verdicts if v[0] == "kink"]
-    if overruled:
-        where, est, a, b = overruled[0]
-        note = (f"autodiff of your primal is wrong here: at {where} finite differences give {est:.10g}, your rule "
-                f"{a:.10g}, autodiff {b:.10g}; your rule agrees with finite differences"
-                + (f" ({len(overruled)} coordinate(s))" if len(overruled) > 1 else ""))
-        if not kinks:
-            finding.status, finding.note = "pass", note
-            finding.err = 0.0  # the rule agreed with finite differences within their tolerance
-            return
-    conventions = tuple(v[2] for v in kinks if v[2] and v[2] not in ("boundary/boundary", "one-sided/one-sided"))
-    boundary_notes = [v[1] for v in kinks if v[1]]
-    finding.status = "ambiguous"
-    finding.conventions = conventions
-    a, b = finding.check.split(" ~ ")[0], finding.check.split(" ~ ")[-1].split(" (")[0]
-    finding.note = (boundary_notes[0] if boundary_notes else
-                    f"differs only at {n_bad} kink coordinate(s), both between the one-sided slopes "
-                    f"({', '.join(sorted(set(conventions)))} = {a}/{b})")
-
-
-def _fmt2(pr):
-    return f"[{pr.lo:.6g}, {pr.hi:.6g}] (left {pr.left:.6g}, right {pr.right:.6g})"
 
 
 # ----------------------------------------------------------------------------- the rows
@@ -269,7 +151,9 @@ def in_context(ctx, check):
         return Finding(check.name, ctx.case.index, "fail", note=f"your {ctx.subject.rule_label} in context "
                        f"(under jax.grad, jitted, inside a larger function) raised: {line(exc)}")
     auto = ctx.autodiff_at(cot)
-    return analytic(ctx, check, ctx_grad, auto, cot, "arbiter")
+    # the salt of ctx.rng(7): the same maps and downstream weights
+    own = lambda: context.rounding(ctx, 7, ROUNDING_ULPS, ROUNDING_CAP)
+    return analytic(ctx, check, ctx_grad, auto, cot, "arbiter", own)
 
 
 def fd_check(ctx, check):
@@ -284,9 +168,12 @@ def fd_check(ctx, check):
     if reqs:
         values, bounds, mag = fd.probe_values(ctx, reqs)
         mag += ctx.input_terms(grads)
-        findings = _judge_requests(ctx, reqs, values, bounds, mag,
-                                   [float(grads[i].flat[j]) if d is None else float(np.sum(grads[i] * d))
-                                    for i, j, d, _ in reqs])
+        analytic_values = [float(grads[i].flat[j]) if d is None else float(np.sum(grads[i] * d))
+                           for i, j, d, _ in reqs]
+        findings = _judge_requests(ctx, reqs, values, bounds, mag, analytic_values)
+        allow = rounding.allowances(ctx, reqs, findings)
+        if allow is not None:  # judged again, a difference within the rule's measured rounding agreeing
+            findings = _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, allow=allow)
     for i, j in fd.boundary_coords(ctx):
         r1, r2, mag = fd.one_sided(ctx, i, j)
         got = float(grads[i].flat[j])
@@ -302,17 +189,19 @@ def fd_check(ctx, check):
     return _fd_finding(ctx, check, findings)
 
 
-def _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, record=True):
+def _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, record=True, allow=None):
     out = []
     samples = {}
-    for (i, flat, d, h), vals, bnd, value in zip(reqs, values, bounds, analytic_values):
+    for n, ((i, flat, d, h), vals, bnd, value) in enumerate(zip(reqs, values, bounds, analytic_values)):
         pr = probe(vals, h, mag, bnd)
+        if allow is not None and pr.kind == "smooth":
+            pr = dataclasses.replace(pr, noise=pr.noise + allow[n])
         status, conv = judge_probe(pr, value, ctx.tol.fd)
         if d is None and pr.kind == "smooth":
             samples.setdefault(i, []).append((value, pr.estimate))
         where = (tuple(int(v) for v in np.unravel_index(flat, ctx.diff64[i].shape)) if d is None
                  else ("ones" if np.all(d == 1) else "random direction",))
-        note = "" if pr.kind == "smooth" else f"finite differences {pr.kind} there: one-sided {_fmt2(pr)}"
+        note = "" if pr.kind == "smooth" else f"finite differences {pr.kind} there: one-sided {kinks.slopes(pr)}"
         out.append((status, relative_error(value, pr.estimate, ctx.tol.fd, pr.noise), i, where, value, pr.estimate,
                     note, conv if d is None else None, status != "ambiguous"))
     if record:
@@ -394,6 +283,9 @@ def dot(ctx, check):
     rev, rev_terms = float(sum(np.sum(t) for t in terms)), float(sum(np.sum(np.abs(t)) for t in terms))
     floor = max((ctx.tol.floor or 0.0) * max(fwd_terms, rev_terms, scale), (ctx.tol.atol or 0.0) / ctx.tol.analytic)
     err = abs(fwd - rev) / max(1e-8, abs(fwd) + abs(rev), floor) if math.isfinite(fwd - rev) else math.inf
+    if err > ctx.tol.analytic and math.isfinite(err):  # judged again with the rule's measured rounding
+        floor = max(floor, rounding.along(ctx, v) / ctx.tol.analytic)
+        err = abs(fwd - rev) / max(1e-8, abs(fwd) + abs(rev), floor)
     ok = err <= ctx.tol.analytic
     f = Finding(check.name, ctx.case.index, "pass" if ok else "fail", "<J v, u>", err, (), fwd, rev,
                 "" if ok else "forward and reverse derivatives disagree along a random direction")
@@ -472,12 +364,12 @@ def jvp_autodiff(ctx, check):
         pa, pb = forward_mode.project(a, ctx.cot64)[0], forward_mode.project(b, ctx.cot64)[0]
         if math.isfinite(pb) and relative_error(pa, pb, ctx.tol.analytic) <= ctx.tol.analytic:
             continue
-        f = Finding(check.name, ctx.case.index, "fail", f"d<out, u>/d{_where(ctx, i, j)}", math.inf, (), pa, pb)
-        _settle(f, [_at_boundary(ctx, i, j, pa, pb, ctx.cot64, True)], 1)
+        f = Finding(check.name, ctx.case.index, "fail", f"d<out, u>/d{kinks.position(ctx, i, j)}", math.inf, (), pa, pb)
+        kinks.settle(f, [kinks.at_boundary(ctx, i, j, pa, pb, ctx.cot64, True)], 1)
         findings.append(f)
     for k, (a, b) in enumerate(zip(rule[:n_leaves], auto[:n_leaves])):
         comps = [compare_arrays(n, check.a, x, check.b, y, ctx.tol.analytic, scale_floor=ctx.tol.floor,
-                                scale=None if ctx.tol.floor is None else _scale(x, y, 0.0), atol=ctx.tol.atol)
+                                scale=None if ctx.tol.floor is None else gradient_scale(x, y, 0.0), atol=ctx.tol.atol)
                  for n, x, y in zip(ctx.out_names, a, b)]
         worst = max(comps, key=lambda c: c.err)
         o = list(ctx.out_names).index(worst.param)
@@ -486,37 +378,10 @@ def jvp_autodiff(ctx, check):
         if not worst.ok:
             f.note = worst.detail
             if all(np.all(np.isfinite(x)) for x in a):
-                _tangent_kinks(ctx, f, k, dirs[k][k], a, b)
+                kinks.explain_tangents(ctx, f, k, dirs[k][k], a, b)
         findings.append(f)
     rank = {"fail": 2, "ambiguous": 1}
     return max(findings, key=lambda f: (rank.get(f.status, 0), f.err if math.isfinite(f.err) else math.inf))
-
-
-def _tangent_kinks(ctx, finding, k, direction, ta, tb):
-    """`_at_kinks` for output tangents along one direction of leaf k: each disagreeing
-    output coordinate probed by finite differences of that output alone."""
-    h = fd.step(ctx.diff64[k], ctx.domains[k], direction=direction)
-    if h <= 1e-12:
-        return
-    verdicts = []
-    for o, (a, b) in enumerate(zip(ta, tb)):
-        err = np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))
-        for j in np.flatnonzero(~(err <= ctx.tol.analytic))[:KINK_PROBES]:
-            weights = [np.zeros(np.shape(c)) for c in ctx.cot64]
-            weights[o].flat[j] = 1.0
-            values, bounds, mag = fd.probe_values(ctx, [(k, None, direction, h)], weights=weights)
-            pr = probe(values[0], h, mag + abs(float(a.flat[j])), bounds[0])
-            va, ca = judge_probe(pr, float(a.flat[j]), ctx.tol.fd)
-            vb, cb = judge_probe(pr, float(b.flat[j]), ctx.tol.fd)
-            where = f"{ctx.out_names[o]}{[int(v) for v in np.unravel_index(j, np.shape(a))]}"
-            if pr.kind == "smooth" and va == "pass" and vb != "pass":
-                verdicts.append(("overruled", (where, pr.estimate, float(a.flat[j]), float(b.flat[j])), None))
-            elif pr.kind == "smooth" or "fail" in (va, vb):
-                verdicts.append(("fail", f"finite differences of {where} along the direction decide against "
-                                         f"{'your rule' if va == 'fail' else 'both'}", None))
-            else:
-                verdicts.append(("kink", "", f"{ca or '?'}/{cb or '?'}"))
-    _settle(finding, verdicts, len(verdicts))
 
 
 def second_order_check(ctx, check):
@@ -542,30 +407,3 @@ def second_order_check(ctx, check):
     return _fd_finding(ctx, check, _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, False))
 
 
-def richardson_estimates(ctx, salt, limit):
-    """[(coords, estimate)] per leaf: the suite's Richardson differences of the reference's
-    NumPy forward (a layer: of sum(out * dout); a scalar output: of cotangent * loss)."""
-    ref = ctx.subject.reference
-    rng = np.random.default_rng([ctx.case.tags["seed"], salt])
-    b = ctx.ref_bound
-    out = []
-    scalar = np.ndim(ctx.cot64[0]) == 0  # a loss (a model's loss comes first, its state after)
-    for k, x in enumerate(ctx.ref_diff):
-        coords = fd_coords(x.shape, rng, limit)
-
-        several = len(ctx.cot64) > 1 and not scalar
-
-        def forward(*diff, k=k):
-            outs = b.outputs(list(diff), ctx.ref_arrays, ref.primal)
-            # several outputs (an LSTM step's next_h, next_c): phi sums over all of them
-            return np.concatenate([np.ravel(o) for o in outs]) if several else outs[0]
-
-        if scalar:
-            cot = float(ctx.cot64[0])
-            est = fd_scalar(lambda v, k=k: cot * forward(*[v if i == k else d for i, d in enumerate(ctx.ref_diff)]),
-                            [x], 0, coords)
-        else:
-            dout = np.concatenate([np.ravel(c) for c in ctx.cot64]) if several else ctx.cot64[0]
-            est = fd_layer(forward, list(ctx.ref_diff), k, dout, coords)
-        out.append((coords, est))
-    return out

@@ -45,6 +45,20 @@ FD_MAX_COORDS = 16
 #: -5.7e-14 against the twin's 0 at scale 1, a layer norm's 4e-14 under an all-ones upstream
 #: whose true gradient is exactly 0. The op suite's hand-built inputs avoid those zones.
 GRAD_SCALE_FLOOR = 1e-3
+#: user layers, float64: a disagreement between two analytic gradients no larger than
+#: ROUNDING_FACTOR times their measured rounding (`CaseContext.rounding`: the rule and autodiff
+#: rerun in float32, their distance from float64 scaled by the ratio of the epsilons) is
+#: rounding, not a wrong rule. Needed where the whole gradient is a cancellation: attention on
+#: a "large values" case (scores ~1e6), where a query that sees one key has a true gradient of
+#: exactly 0 and a correct rule gives 2e-10 (eps * |dp| * |k|) against autodiff's 0 — a
+#: relative error no scale floor absorbs, since the gradient's scale there is itself rounding.
+ROUNDING_FACTOR = 8.0
+#: the input moves of the second measurement: up to this many ulps per entry (a backward
+#: whose error is O(n eps) for n-term sums moves by as much).
+ROUNDING_ULPS = 16.0
+#: a measured move above this fraction of the gradient's scale (its largest entry or the
+#: upstream gradient's) is a jump — a tie broken, a kink crossed — not rounding.
+ROUNDING_CAP = 1e-6
 #: rounding noise of a finite difference, in units of eps * (magnitude of the function) /
 #: step: a difference below it is not resolved and counts as agreement (user layers, whose
 #: inputs are generated at several scales, reach it; the op suite's inputs stay above it).

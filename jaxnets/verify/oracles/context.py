@@ -17,7 +17,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from jaxnets.verify.oracles.sources import as_grad
+from jaxnets.verify.oracles.sources import as_grad, has_while_loop, max_finite
 
 
 def draw(ctx, rng):
@@ -43,19 +43,55 @@ def _composition(b, fn):
 
     def grads(ts, perms, scales, like, arrays, r1, r2):
         dts = jax.grad(g)(ts, perms, scales, like, arrays, r1, r2)
-        return [(dt[p] / s).reshape(x.shape) for dt, p, s, x in zip(dts, perms, scales, like)]
+        # the cotangent the layer saw, from the outputs this program computed: where an output
+        # is itself a cancellation (a layer norm of values ~1e3), another program's outputs
+        # differ by more than ulps, and so would the cotangent r1 + r2 * out
+        diff = [(s * t[p]).reshape(x.shape) for t, p, s, x in zip(ts, perms, scales, like)]
+        cot = [a + c * o for o, a, c in zip(b.outputs(diff, arrays, fn), r1, r2)]
+        return [(dt[p] / s).reshape(x.shape) for dt, p, s, x in zip(dts, perms, scales, like)], cot
 
     return grads
 
 
+def _program(ctx):
+    s, b = ctx.subject, ctx.bound
+    return s.jitted(b.key("context"), lambda: _composition(b, s.wired))
+
+
+def rounding(ctx, salt, ulps, cap_fraction):
+    """Per leaf, the in-context program's own rounding on this case (its fusion differs from
+    the rule's called alone): how far its gradient moves when the inputs are moved by up to
+    `ulps` ulps (twice; moves above `cap_fraction` of the gradient's scale are jumps, left
+    out) and, scaled by eps64 / eps32, when it runs in float32 (unless it has a while loop)."""
+    maps, r1, r2 = draw(ctx, ctx.rng(salt))
+    ts, perms, scales = (tuple(m[k] for m in maps) for k in range(3))
+    fn, like = _program(ctx), tuple(ctx.diff64)
+    base = [np.asarray(g, np.float64) for g in fn(ts, perms, scales, like, ctx.arrays64, r1, r2)[0]]
+    cap = cap_fraction * max([float(np.max(np.abs(g))) for g in base if g.size] + [0.0])
+    eps = np.finfo(np.float64).eps
+    noise = [0.0] * len(base)
+
+    def add(grads, factor, limit):
+        for i, (g, g0) in enumerate(zip(grads, base)):
+            noise[i] = max(noise[i], max_finite(factor * np.abs(np.asarray(g, np.float64) - g0), limit))
+
+    for k in (1, 2):
+        rng = ctx.rng(salt + 1000 * k)
+        moved = tuple(t * (1 + ulps * eps * rng.uniform(-1, 1, t.shape)) for t in ts)
+        add(fn(moved, perms, scales, like, ctx.arrays64, r1, r2)[0], 1.0, cap)
+    f32 = lambda xs: tuple(np.asarray(x, np.float32) if np.issubdtype(np.asarray(x).dtype, np.floating) else x
+                           for x in xs)
+    args32 = (f32(ts), perms, f32(scales), f32(like), list(f32(ctx.arrays64)), list(f32(r1)), list(f32(r2)))
+    if not has_while_loop(_composition(ctx.bound, ctx.subject.wired), *args32):
+        fn32 = ctx.subject.jitted(ctx.bound.key(("context", "float32")), lambda: _composition(ctx.bound, ctx.subject.wired))
+        add(fn32(*args32)[0], eps / np.finfo(np.float32).eps, np.inf)
+    return noise
+
+
 def in_context(ctx, rng):
     """(Grad of the wired object in context, the cotangent it saw): the gradient leaves
-    mapped back, and r1 + r2 * out per output leaf."""
-    s, b = ctx.subject, ctx.bound
+    mapped back, and r1 + r2 * out per output leaf, out as the same program computed it."""
     maps, r1, r2 = draw(ctx, rng)
     ts, perms, scales = (tuple(m[k] for m in maps) for k in range(3))
-    fn = s.jitted(b.key("context"), lambda: _composition(b, s.wired))
-    grads = fn(ts, perms, scales, tuple(ctx.diff64), ctx.arrays64, r1, r2)
-    outs = ctx.get("rule").outputs
-    cot = [a + c * np.asarray(o, np.float64) for a, c, o in zip(r1, r2, outs)]
-    return as_grad(outs, grads), cot
+    grads, cot = _program(ctx)(ts, perms, scales, tuple(ctx.diff64), ctx.arrays64, r1, r2)
+    return as_grad(ctx.get("rule").outputs, grads), [np.asarray(c, np.float64) for c in cot]

@@ -18,7 +18,7 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from jaxnets.verify.finite_diff import PROBE_OFFSETS, fd_coords, output_bounds
+from jaxnets.verify.finite_diff import PROBE_OFFSETS, fd_coords, fd_layer, fd_scalar, output_bounds
 from jaxnets.verify.tolerances import FD_STEP
 
 #: finite-difference requests per jitted call (padded), so one shape compiles once
@@ -196,3 +196,32 @@ def _probe_numpy(ctx, requests, outs_fn, extra, weights):
         values[r] = outs @ weights
         bounds[r] = output_bounds(outs, weights, h)
     return values, bounds, max(mag, float(np.max(np.abs(values))) if values.size else 0.0)
+
+
+def richardson_estimates(ctx, salt, limit):
+    """[(coords, estimate)] per leaf: the suite's Richardson differences of the reference's
+    NumPy forward (a layer: of sum(out * dout); a scalar output: of cotangent * loss)."""
+    ref = ctx.subject.reference
+    rng = np.random.default_rng([ctx.case.tags["seed"], salt])
+    b = ctx.ref_bound
+    out = []
+    scalar = np.ndim(ctx.cot64[0]) == 0  # a loss (a model's loss comes first, its state after)
+    for k, x in enumerate(ctx.ref_diff):
+        coords = fd_coords(x.shape, rng, limit)
+
+        several = len(ctx.cot64) > 1 and not scalar
+
+        def forward(*diff, k=k):
+            outs = b.outputs(list(diff), ctx.ref_arrays, ref.primal)
+            # several outputs (an LSTM step's next_h, next_c): phi sums over all of them
+            return np.concatenate([np.ravel(o) for o in outs]) if several else outs[0]
+
+        if scalar:
+            cot = float(ctx.cot64[0])
+            est = fd_scalar(lambda v, k=k: cot * forward(*[v if i == k else d for i, d in enumerate(ctx.ref_diff)]),
+                            [x], 0, coords)
+        else:
+            dout = np.concatenate([np.ravel(c) for c in ctx.cot64]) if several else ctx.cot64[0]
+            est = fd_layer(forward, list(ctx.ref_diff), k, dout, coords)
+        out.append((coords, est))
+    return out

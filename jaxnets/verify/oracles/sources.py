@@ -103,3 +103,33 @@ def available(subject, name):
 
 SOURCES = {"rule": rule, "autodiff": autodiff, "wired": wired, "reference": reference,
            "reference_autodiff": reference_autodiff}
+
+
+def has_while_loop(fn, *args):
+    """Whether fn traced on args has a while loop (at any depth); True if it cannot be traced.
+    Such code is not rerun in float32 to measure rounding: a loop that iterates to a float64
+    tolerance (a fixed-point backward) would never stop."""
+    try:
+        closed = jax.make_jaxpr(fn)(*args)
+    except Exception:
+        return True
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "while":
+                return True
+            for p in eqn.params.values():
+                for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns") and walk(inner):
+                        return True
+        return False
+
+    return walk(closed.jaxpr)
+
+
+def max_finite(a, cap=np.inf):
+    """The largest finite entry of a at most `cap` (0.0 if none)."""
+    a = np.asarray(a)
+    a = a[np.isfinite(a) & (a <= cap)]
+    return float(np.max(a)) if a.size else 0.0
