@@ -2,14 +2,17 @@
 
     python -m experiments.sequence_peers RUN_DIR [RUN_DIR ...]
 
-RUN_DIR is a finished `jaxnets train char_lm` or `jaxnets train row_lstm` run with the LSTM
-cell, or a `jaxnets train transformer_lm` run. The peer is `nn.Embedding` + `nn.LSTM` +
-`nn.Linear` (char_lm), `nn.LSTM` + `nn.Linear` on the last step (row_lstm), or `nn.Embedding` +
+RUN_DIR is a finished `jaxnets train char_lm` or `jaxnets train row_lstm` run (any cell), or
+a `jaxnets train transformer_lm` run. The peer is `nn.Embedding` + the cell (`nn.LSTM`,
+`nn.GRU` or `nn.RNN`) + `nn.Linear` (char_lm), the cell + `nn.Linear` on the last step
+(row_lstm), or `nn.Embedding` +
 a positional `nn.Parameter` + `nn.TransformerEncoderLayer` (norm_first=True, dropout 0, the
 run's activation) per block with a causal mask + `nn.LayerNorm` + `nn.Linear`
 (transformer_lm), of the run's sizes, started from the run's OWN
-initial parameters (drawn again from its seed and copied in; PyTorch's gate order i, f, g, o
-is ours i, f, o, g reordered; its second bias, bias_hh, is held at 0: ours has one), trained on the same data with the same minibatches (the run's
+initial parameters (drawn again from its seed and copied in; PyTorch's LSTM gate order
+i, f, g, o is ours i, f, o, g reordered; the GRU's r, z, n and its two biases are PyTorch's
+own; the LSTM's and RNN's second bias, bias_hh, is held at 0: ours has one), trained on the
+same data with the same minibatches (the run's
 row indices, drawn with replacement from its seed), `torch.optim.Adam` with the run's
 learning rate (betas 0.9, 0.999, eps 1e-8, as cs231n's Adam the run used) and
 `clip_grad_norm_` to the run's clip norm, in float32, for the run's number of steps. The loss
@@ -31,22 +34,35 @@ from jaxnets.models import build_model
 from jaxnets.training import sample_batch_indices
 
 
-def _lstm_into_torch(lstm, params):
-    """Copy Wx, Wh, b (ours: gates i, f, o, g) into a one-layer nn.LSTM (i, f, g, o)."""
+#: our cell -> (its torch.nn module, our gate order -> PyTorch's along the gates axis, whether
+#: ours has PyTorch's second bias bias_hh as `bh`)
+TORCH_CELLS = {"lstm": ("LSTM", (0, 1, 3, 2), False), "gru": ("GRU", (0, 1, 2), True), "rnn": ("RNN", (0,), False)}
+
+
+def _cell_into_torch(cell, module, params):
+    """Copy Wx, Wh, b (and the GRU's bh) into a one-layer nn.LSTM / nn.GRU / nn.RNN: weights
+    transposed, gates reordered (ours i, f, o, g is PyTorch's i, f, g, o; the GRU's r, z, n is
+    PyTorch's own)."""
     import torch
 
+    _, order, second_bias = TORCH_CELLS[cell]
+
     def reorder(a):
-        i, f, o, g = np.split(np.asarray(a, np.float32), 4, axis=-1)
-        return np.concatenate([i, f, g, o], axis=-1)
+        parts = np.split(np.asarray(a, np.float32), len(order), axis=-1)
+        return np.concatenate([parts[k] for k in order], axis=-1)
 
     with torch.no_grad():
-        lstm.weight_ih_l0.copy_(torch.from_numpy(reorder(params["Wx"]).T.copy()))
-        lstm.weight_hh_l0.copy_(torch.from_numpy(reorder(params["Wh"]).T.copy()))
-        lstm.bias_ih_l0.copy_(torch.from_numpy(reorder(params["b"]).copy()))
-        lstm.bias_hh_l0.zero_()
-    # ours has one bias b; nn.LSTM adds bias_ih + bias_hh. Training both would move the sum by
-    # two Adam steps per step, so bias_hh stays 0.
-    lstm.bias_hh_l0.requires_grad_(False)
+        module.weight_ih_l0.copy_(torch.from_numpy(reorder(params["Wx"]).T.copy()))
+        module.weight_hh_l0.copy_(torch.from_numpy(reorder(params["Wh"]).T.copy()))
+        module.bias_ih_l0.copy_(torch.from_numpy(reorder(params["b"]).copy()))
+        if second_bias:
+            module.bias_hh_l0.copy_(torch.from_numpy(reorder(params["bh"]).copy()))
+        else:
+            module.bias_hh_l0.zero_()
+    if not second_bias:
+        # ours has one bias b; PyTorch adds bias_ih + bias_hh. Training both would move the sum
+        # by two Adam steps per step, so bias_hh stays 0.
+        module.bias_hh_l0.requires_grad_(False)
 
 
 def _linear_into_torch(linear, w, b):
@@ -57,9 +73,9 @@ def _linear_into_torch(linear, w, b):
         linear.bias.copy_(torch.from_numpy(np.array(b, np.float32)))
 
 
-def _lstm_net(name, config, params0):
-    """nn.Embedding + nn.LSTM + nn.Linear (char_lm) or nn.LSTM + nn.Linear on the last step
-    (row_lstm), holding the run's initial parameters."""
+def _recurrent_net(name, config, params0):
+    """nn.Embedding + the cell's nn.LSTM / nn.GRU / nn.RNN + nn.Linear (char_lm), or the cell +
+    nn.Linear on the last step (row_lstm), holding the run's initial parameters."""
     import torch
     from torch import nn
 
@@ -77,18 +93,18 @@ def _lstm_net(name, config, params0):
                 self.embed = None
                 c, _, w = config["input_shape"]
                 d = c * w
-            self.lstm = nn.LSTM(d, hidden, batch_first=True)
-            _lstm_into_torch(self.lstm, params0)
+            self.cell = getattr(nn, TORCH_CELLS[config["cell"]][0])(d, hidden, batch_first=True)
+            _cell_into_torch(config["cell"], self.cell, params0)
             out = "W_vocab" if self.embed is not None else "W_out"
             self.out = nn.Linear(hidden, params0[out].shape[1])
             _linear_into_torch(self.out, params0[out], params0["b_vocab" if self.embed is not None else "b_out"])
 
         def forward(self, x):
             if self.embed is not None:
-                return self.out(self.lstm(self.embed(x))[0])
+                return self.out(self.cell(self.embed(x))[0])
             n, c, h, w = x.shape
             rows = x.transpose(1, 2).reshape(n, h, c * w)
-            return self.out(self.lstm(rows)[0][:, -1])
+            return self.out(self.cell(rows)[0][:, -1])
 
     return Net()
 
@@ -158,8 +174,6 @@ def peer(run_dir):
     model = build_model(metrics["model"], metrics["model_config"])
     cfg = metrics["train_config"]
     config = model.config
-    if metrics["model"] != "transformer_lm" and config.get("cell") != "lstm":
-        raise ValueError(f"{run_dir}: the peer is an nn.LSTM; this run's cell is {config.get('cell')!r}")
     if cfg["optimizer"] != "adam" or cfg["decay"] != 1.0 or cfg["batch_size"] is None:
         raise ValueError(f"{run_dir}: the peer repeats Adam minibatch runs without decay; this run: {cfg}")
     params0 = {k: np.asarray(v) for k, v in model.init(jax.random.key(metrics["seed"])).items()}
@@ -167,7 +181,7 @@ def peer(run_dir):
         prepared, _ = char_lm.prepare(metrics["data"]["spec"])
     else:
         prepared = image_data.prepare(metrics["data"]["spec"], "conv", seed=metrics["seed"])
-    net = _transformer_net(config, params0) if metrics["model"] == "transformer_lm" else _lstm_net(
+    net = _transformer_net(config, params0) if metrics["model"] == "transformer_lm" else _recurrent_net(
         metrics["model"], config, params0)
     as_x = (lambda a: torch.from_numpy(np.asarray(a, np.int64))) if model.token_inputs else (
         lambda a: torch.from_numpy(np.asarray(a, np.float32)))
@@ -223,7 +237,8 @@ def main(argv=None):
         ours = metrics["final"]
         keys = ["test_loss_per_char", "test_perplexity", "val_loss_per_char", "test_acc"] \
             if metrics["model"] in ("char_lm", "transformer_lm") else ["test_acc", "val_acc", "train_acc"]
-        name = "nn.TransformerEncoderLayer" if metrics["model"] == "transformer_lm" else "nn.LSTM"
+        name = "nn.TransformerEncoderLayer" if metrics["model"] == "transformer_lm" else \
+            f"nn.{TORCH_CELLS[metrics['model_config']['cell']][0]}"
         print(f"{run_dir} ({metrics['model']}, {result['steps']} steps; PyTorch {result['train_time_s']:.1f} s "
               f"training, ours {metrics['train_time_s']:.1f} s with compilation and reports):")
         for k in keys:

@@ -111,15 +111,23 @@ def test_char_lm_experiment_and_sample_command(lm_run, tmp_path, capsys):
     assert "not a run folder, metrics.json is missing" in capsys.readouterr().err
 
 
-def test_torch_peer_starts_from_the_runs_parameters_and_batches(lm_run, capsys):
+@pytest.mark.parametrize("cell,module", [("lstm", "nn.LSTM"), ("gru", "nn.GRU"), ("rnn", "nn.RNN")])
+def test_torch_peer_starts_from_the_runs_parameters_and_batches(cell, module, lm_run, tmp_path, capsys):
     """The optional PyTorch peer (torch is not a dependency: skipped without it): 3 steps from
-    the same initial parameters on the same batches end where ours do, up to float32."""
+    the same initial parameters on the same batches end where ours do, up to float32 — for
+    every cell (the gate orders and the GRU's second bias carried over)."""
     pytest.importorskip("torch")
     from experiments import sequence_peers
 
-    assert sequence_peers.main([str(lm_run)]) == 0
-    ours = json.loads((lm_run / "metrics.json").read_text())["final"]
-    theirs = json.loads((lm_run / "torch_peer.json").read_text())
+    run = lm_run
+    if cell != "lstm":
+        assert cli.main(["train", "char_lm", "--cell", cell, "--iterations", "3", "--hidden", "4", "--embed", "2",
+                         "--out", str(tmp_path), "--no-progress"]) == 0
+        run = tmp_path / f"char_lm_{cell}"
+    capsys.readouterr()
+    assert sequence_peers.main([str(run)]) == 0
+    ours = json.loads((run / "metrics.json").read_text())["final"]
+    theirs = json.loads((run / "torch_peer.json").read_text())
     for part in ("train", "val", "test"):
         assert theirs[f"{part}_loss_per_char"] == pytest.approx(ours[f"{part}_loss_per_char"], abs=1e-5), part
-    assert "nn.LSTM" in capsys.readouterr().out
+    assert module in capsys.readouterr().out
