@@ -177,3 +177,15 @@ def test_help_tells_every_mode_and_option(capsys):
     for word in ("FILE.py:NAME", "NAME_example()", "--example", "--reference", "--replay", "--rtol", "--atol",
                  "--kinks", "--timeout", "--fast", "custom_vjp", "custom_jvp", "Exit status", "AMBIGUOUS", "DOMAIN"):
         assert word in out, word
+
+
+def test_api_ops_rechecks_named_ops_and_refuses_unknown_ones(capsys, tmp_path):
+    from experiments import api_ops
+
+    out = tmp_path / "rows.json"
+    assert api_ops.main(["tanh", "--seeds", "1", "--json", str(out)]) == 0
+    assert "tanh seed 0: pass" in capsys.readouterr().out
+    assert [r["op"] for r in json.loads(out.read_text())] == ["tanh"]
+    with pytest.raises(SystemExit) as exc:
+        api_ops.main(["tanhh"])
+    assert exc.value.code == 2 and "unknown op(s) tanhh" in capsys.readouterr().err
