@@ -23,6 +23,7 @@ from pathlib import Path
 
 from experiments import (char_lm, convnet, deep_convnet, digits, dropout, filters, image_data, normalization,
                          occupancy, options, row_lstm, runs, transformer_lm, two_layer, vanishing_gradients)
+from experiments.sequence_peers import TORCH_CELLS
 from jaxnets.data import DataUnavailableError
 
 #: Fashion-MNIST settings (ours; the documents never trained on it) and the issue's targets.
@@ -98,6 +99,20 @@ def _document(m):
     return f"{shown} ({DOCUMENT_DATA[m['name'][:3]]})" if shown else "-"
 
 
+def _peer(m, path):
+    """The PyTorch peer's numbers (`python -m experiments.sequence_peers RUN`) where the run
+    folder holds its torch_peer.json, else None."""
+    if not path.is_file():
+        return None
+    p = json.loads(path.read_text())
+    cfg = m.get("model_config") or {}
+    module = "nn.TransformerEncoderLayer" if m.get("model") == "transformer_lm" else \
+        f"nn.{TORCH_CELLS.get(cfg.get('cell'), ('LSTM',))[0]}"
+    if p.get("test_loss_per_char") is not None:
+        return f"PyTorch peer ({module}): test {p['test_loss_per_char']:.3f} nats/char, val {p['val_loss_per_char']:.3f}"
+    return f"PyTorch peer ({module}): test {_fmt(p['test_acc'])}, val {_fmt(p['val_acc'])}"
+
+
 def _target(m):
     t = m.get("target")
     if not t:
@@ -128,9 +143,11 @@ def results_table(out_root):
             continue
         d = m["data"]
         data = f"{d['name']} {d['n_train']} train" + (f" -> {d['n_test']} test" if d.get("n_test") else "")
-        rows.append(f"| {m['experiment']} | {data} | {_ours(m)} | {_document(m)} | {_target(m)} | "
+        reference = _peer(m, path.parent / "torch_peer.json") or _document(m)
+        rows.append(f"| {m['experiment']} | {data} | {_ours(m)} | {reference} | {_target(m)} | "
                     f"{_modes(m)} | {m['wall_time_s']:.0f} s | `{path.parent.name}` |")
-    head = ["| experiment | data | ours | document | target | hand-written vs autodiff | wall time | run folder |",
+    head = ["| experiment | data | ours | document (or PyTorch peer) | target | hand-written vs autodiff | wall time "
+            "| run folder |",
             "|---|---|---|---|---|---|---|---|"]
     return "\n".join(head + rows)
 

@@ -131,3 +131,18 @@ def test_torch_peer_starts_from_the_runs_parameters_and_batches(cell, module, lm
     for part in ("train", "val", "test"):
         assert theirs[f"{part}_loss_per_char"] == pytest.approx(ours[f"{part}_loss_per_char"], abs=1e-5), part
     assert module in capsys.readouterr().out
+
+
+def test_reproduce_table_shows_the_peer_beside_ours(lm_run, tmp_path):
+    """A run folder holding torch_peer.json (written by experiments.sequence_peers) gets the
+    peer's numbers in the results table's reference column."""
+    import shutil
+
+    from experiments import reproduce
+
+    run = tmp_path / "runs" / lm_run.name
+    shutil.copytree(lm_run, run)
+    (run / "torch_peer.json").write_text(json.dumps({"test_loss_per_char": 1.5, "val_loss_per_char": 1.25,
+                                                     "test_acc": 0.5, "val_acc": 0.5}))
+    row = next(line for line in reproduce.results_table(run.parent).splitlines() if lm_run.name in line)
+    assert "PyTorch peer (nn.LSTM): test 1.500 nats/char, val 1.250" in row
