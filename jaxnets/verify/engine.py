@@ -138,20 +138,18 @@ class CaseContext:
         return _call(lambda: src.as_grad(*fn(self.diff64, self.arrays64, [np.asarray(c) for c in cot])))
 
     def rounding(self, cot):
-        """Per gradient leaf, the rounding error a float64 computation of this gradient
-        carries, measured, the largest of: (1) autodiff of the primal and the rule (JAX code
-        without a while loop) rerun in float32, their distance from float64 times
-        eps(float64) / eps(float32); (2) the rule and autodiff
-        rerun in float64 on inputs and cotangent moved by up to ROUNDING_ULPS ulps (the
-        cotangent too: in a composition it is itself computed, e.g. r1 + r2 * out), their
-        largest move (a residue of rounding changes at random with its inputs; a mistake
-        does not). Ulp moves
-        above ROUNDING_CAP of the gradient's scale are jumps across a tie or kink, left out.
-        Where the gradient is itself a cancellation — a softmax row that sees one key has
+        """Per gradient leaf, the rounding a float64 computation of this gradient carries on
+        this case, measured (`rounding.measure`), the largest of: (1) autodiff of the primal
+        and the rule (JAX code without a while loop) rerun in float32, their distance from
+        float64 times eps(float64) / eps(float32); (2) the rule and autodiff rerun in float64
+        on inputs and cotangent moved by up to ROUNDING_ULPS ulps, their largest move (a
+        residue of rounding changes at random with its inputs; a mistake does not), moves
+        above ROUNDING_CAP of the gradient's scale left out (a tie or kink crossed). Where
+        the gradient is itself a cancellation — a softmax row that sees one key has
         ds = p * (dp - p dp) = 0 exactly, and a fused multiply-add leaves eps * |dp|; a key
-        bias, which no softmax sees, has a true gradient of 0 made of O(|ds| |q|) terms — this is
-        far above ulps of the gradient, which is what the scale floor allows. None for runs not
-        in float64 or when neither source runs. Computed only to explain a disagreement."""
+        bias, which no softmax sees, has a true gradient of 0 made of O(|ds| |q|) terms — this
+        is far above ulps of the gradient, which is all the scale floor allows. None for runs
+        not in float64 or when neither source runs. Computed only to explain a disagreement."""
         if self.dtype != np.float64:
             return None
         key = ("rounding", tuple(np.asarray(c).tobytes() for c in cot))

@@ -82,8 +82,9 @@ def rounding(ctx, salt, ulps, cap_fraction):
     f32 = lambda xs: tuple(np.asarray(x, np.float32) if np.issubdtype(np.asarray(x).dtype, np.floating) else x
                            for x in xs)
     args32 = (f32(ts), perms, f32(scales), f32(like), list(f32(ctx.arrays64)), list(f32(r1)), list(f32(r2)))
-    if not has_while_loop(_composition(ctx.bound, ctx.subject.wired), *args32):
-        fn32 = ctx.subject.jitted(ctx.bound.key(("context", "float32")), lambda: _composition(ctx.bound, ctx.subject.wired))
+    composition = _composition(ctx.bound, ctx.subject.wired)
+    if not has_while_loop(composition, *args32):
+        fn32 = ctx.subject.jitted(ctx.bound.key(("context", "float32")), lambda: composition)
         add(fn32(*args32)[0], eps / np.finfo(np.float32).eps, np.inf)
     return noise
 
