@@ -13,6 +13,10 @@
 - `fd_smooth`: the suite's form — Richardson central differences of the reference forward on
   inputs known to be kink-free, compared strictly;
 - `transform`, `dot`, `jvp_fd`, `jvp_autodiff`, `second_order`: the remaining oracles.
+
+A failed comparison on a user layer is judged again with the gradient's measured rounding
+(`rounding.py`) and, where it still fails, explained coordinate by coordinate by finite
+differences (`kinks.py`).
 """
 from __future__ import annotations
 
