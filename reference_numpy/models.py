@@ -15,31 +15,11 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from reference_numpy.layers import (
-    affine_backward,
-    affine_forward,
-    batchnorm_backward,
-    batchnorm_forward,
-    batchnorm_inference,
-    binary_cross_entropy_with_logits,
-    dropout_backward,
-    dropout_forward,
-    layernorm_backward,
-    layernorm_forward,
-    spatial_batchnorm_backward,
-    spatial_batchnorm_forward,
-    spatial_batchnorm_inference,
-    conv_backward,
-    conv_forward,
-    l2_penalty,
-    max_pool_backward,
-    max_pool_forward,
-    relu_backward,
-    relu_forward,
-    softmax_loss,
-    tanh_backward,
-    tanh_forward,
-)
+from netspec.networks import deep_conv_stages, fc_net_stages
+from reference_numpy.layers import (affine_backward, affine_forward, binary_cross_entropy_with_logits, conv_backward,
+                                    conv_forward, l2_penalty, max_pool_backward, max_pool_forward, relu_backward,
+                                    relu_forward, softmax_loss, tanh_backward, tanh_forward)
+from reference_numpy.stages import backward, run
 
 __all__ = ["Model", "occupancy_net", "digits_mlp", "two_layer_net", "conv_net", "fc_net", "deep_conv_net", "char_lm",
            "row_lstm", "transformer_lm", "MODELS"]
@@ -244,46 +224,12 @@ def conv_net(input_shape=(1, 28, 28), num_filters=8, filter_size=3, stride=1, pa
 
 # --------------------------------------------------------------------------- cs231n assignment 2
 
-def _deep(name, config, layers, reg, init, stateful):
-    """A network as a list of layer tuples, the NumPy twin of jaxnets.models.deep:
-    ("affine", i), ("conv", i, pad), ("relu",), ("pool", size), ("batchnorm", i),
-    ("spatial_batchnorm", i), ("layernorm", i), ("dropout", rate). The training loss takes
-    `noise`: the uniform draws of each dropout layer in order (`jaxnets.models.Model.noise`);
-    with batch norm, loss_and_grads also returns the batch statistics (running_mean{i},
-    running_var{i}) and scores (inference) takes the running statistics `state`."""
-
-    def run(params, x, train, state=None, noise=None):
-        h, caches, stats, draws = x, [], {}, iter(noise or ())
-        for layer in layers:
-            kind = layer[0]
-            if kind in ("affine", "conv"):
-                i = layer[1]
-                w = params[f"W{i}"]
-                b = params.get(f"b{i}", np.zeros(w.shape[0] if w.ndim == 4 else w.shape[1]))  # none before batch norm
-                h, cache = affine_forward(h, w, b) if kind == "affine" else conv_forward(h, w, b, 1, layer[2])
-            elif kind == "relu":
-                h, cache = relu_forward(h)
-            elif kind == "pool":
-                h, cache = max_pool_forward(h, layer[1], layer[1], layer[1])
-            elif kind == "dropout":
-                h, cache = dropout_forward(h, next(draws) if train else None, rate=layer[1], train=train)
-            else:
-                i = layer[1]
-                gamma, beta = params[f"gamma{i}"], params[f"beta{i}"]
-                if kind == "layernorm":
-                    h, cache = layernorm_forward(h, gamma, beta)
-                elif train:
-                    x_in = h
-                    h, cache = (batchnorm_forward if kind == "batchnorm" else spatial_batchnorm_forward)(h, gamma, beta)
-                    axes = (0,) if kind == "batchnorm" else (0, 2, 3)
-                    stats[f"running_mean{i}"] = x_in.mean(axis=axes)
-                    stats[f"running_var{i}"] = x_in.var(axis=axes)
-                else:
-                    infer = batchnorm_inference if kind == "batchnorm" else spatial_batchnorm_inference
-                    h = infer(h, gamma, beta, state[f"running_mean{i}"], state[f"running_var{i}"])
-                    cache = None
-            caches.append(cache)
-        return h, caches, stats
+def _deep(name, config, stages, reg, init, stateful):
+    """A network as a stage list (`netspec.networks`, the one jaxnets runs) through this
+    package's interpreter (`reference_numpy.stages`). The training loss takes `noise`: the
+    uniform draws of each dropout stage in order (`jaxnets.models.Model.noise`); with batch
+    norm, loss_and_grads also returns the batch statistics (running_mean{i}, running_var{i})
+    and scores (inference) takes the running statistics `state`."""
 
     def l2(params):
         return sum(l2_penalty(params[k], reg)[0] for k in params if k.startswith("W")) if reg else 0.0
@@ -291,29 +237,15 @@ def _deep(name, config, layers, reg, init, stateful):
     def scores(params, x, state=None, train=False, noise=None):
         """Inference scores (running statistics `state`), or with train=True the training
         forward's (batch statistics, dropout with the draws `noise`)."""
-        return run(params, x, train, state, noise)[0]
+        return run(stages, params, x, train, state, noise)[0]
 
     def loss(params, x, y, noise=None):
-        return softmax_loss(run(params, x, True, noise=noise)[0], y)[0] + l2(params)
-
-    backwards = {"affine": affine_backward, "conv": conv_backward, "relu": relu_backward,
-                 "pool": max_pool_backward, "dropout": dropout_backward, "batchnorm": batchnorm_backward,
-                 "spatial_batchnorm": spatial_batchnorm_backward, "layernorm": layernorm_backward}
+        return softmax_loss(run(stages, params, x, True, noise=noise)[0], y)[0] + l2(params)
 
     def loss_and_grads(params, x, y, noise=None):
-        out, caches, stats = run(params, x, True, noise=noise)
-        value, dh = softmax_loss(out, y)
-        grads = {}
-        for layer, cache in zip(reversed(layers), reversed(caches)):
-            back = backwards[layer[0]](dh, cache)
-            if layer[0] in ("affine", "conv"):
-                dh, grads[f"W{layer[1]}"], db = back
-                if f"b{layer[1]}" in params:
-                    grads[f"b{layer[1]}"] = db
-            elif layer[0] in ("batchnorm", "spatial_batchnorm", "layernorm"):
-                dh, grads[f"gamma{layer[1]}"], grads[f"beta{layer[1]}"] = back
-            else:
-                dh = back
+        out, tape, stats = run(stages, params, x, True, noise=noise)
+        value, dout = softmax_loss(out, y)
+        grads = backward(stages, params, tape, dout)
         for k in params:
             if k.startswith("W") and reg:
                 penalty, dw = l2_penalty(params[k], reg)
@@ -336,10 +268,7 @@ def fc_net(hidden_dims=(100, 100), input_size=784, num_classes=10, norm=None, dr
     dims = (input_size, *hidden_dims, num_classes)
     config = {"hidden_dims": list(hidden_dims), "input_size": input_size, "num_classes": num_classes,
               "norm": norm, "dropout": dropout, "reg": reg, "weight_scale": weight_scale, "momentum": momentum}
-    layers = []
-    for i in range(1, len(dims) - 1):
-        layers += [("affine", i)] + ([(norm, i)] if norm else []) + [("relu",)] + ([("dropout", dropout)] if dropout else [])
-    layers.append(("affine", len(dims) - 1))
+    stages = fc_net_stages(hidden_dims, norm, dropout)
 
     def init(rng):
         params = {}
@@ -351,7 +280,7 @@ def fc_net(hidden_dims=(100, 100), input_size=784, num_classes=10, norm=None, dr
                 params[f"gamma{i}"], params[f"beta{i}"] = np.ones(d_out), np.zeros(d_out)
         return params
 
-    return _deep("fc_net", config, layers, reg, init, norm == "batchnorm")
+    return _deep("fc_net", config, stages, reg, init, norm == "batchnorm")
 
 
 def deep_conv_net(input_shape=(1, 28, 28), filters=(32, 64), filter_size=3, hidden=256, num_classes=10,
@@ -364,14 +293,12 @@ def deep_conv_net(input_shape=(1, 28, 28), filters=(32, 64), filter_size=3, hidd
     config = {"input_shape": list(input_shape), "filters": list(filters), "filter_size": filter_size,
               "hidden": hidden, "num_classes": num_classes, "batchnorm": batchnorm, "dropout": dropout,
               "reg": reg, "weight_scale": weight_scale, "momentum": momentum}
-    layers, shapes, c_in = [], [], c
-    for i, f in enumerate(filters, 1):
-        layers += [("conv", i, filter_size // 2)] + ([("spatial_batchnorm", i)] if batchnorm else []) + [("relu",), ("pool", 2)]
+    stages = deep_conv_stages(len(filters), filter_size, batchnorm, dropout)
+    shapes, c_in = [], c
+    for f in filters:
         shapes.append((f, c_in, filter_size, filter_size))
         c_in, h, w = f, h // 2, w // 2
     k = len(filters) + 1
-    layers += [("affine", k)] + ([("batchnorm", k)] if batchnorm else []) + [("relu",)]
-    layers += ([("dropout", dropout)] if dropout else []) + [("affine", k + 1)]
     shapes += [(c_in * h * w, hidden), (hidden, num_classes)]
 
     def init(rng):
@@ -388,7 +315,7 @@ def deep_conv_net(input_shape=(1, 28, 28), filters=(32, 64), filter_size=3, hidd
                 params[f"gamma{i}"], params[f"beta{i}"] = np.ones(width), np.zeros(width)
         return params
 
-    return _deep("deep_conv", config, layers, reg, init, batchnorm)
+    return _deep("deep_conv", config, stages, reg, init, batchnorm)
 
 
 from reference_numpy.sequence_models import char_lm, row_lstm, transformer_lm  # noqa: E402 - they build this file's Model

@@ -7,6 +7,7 @@ from reference_numpy.checks import check_dout, f64
 __all__ = [
     "word_embedding_forward", "word_embedding_backward",
     "temporal_affine_forward", "temporal_affine_backward",
+    "last_step_forward", "last_step_backward",
     "temporal_softmax_loss",
 ]
 
@@ -57,6 +58,23 @@ def temporal_affine_backward(dout, cache):
     check_dout("temporal_affine_backward", dout, (n, t, w.shape[1]))
     dout2 = dout.reshape(n * t, -1)
     return (dout2 @ w.T).reshape(x.shape), x.reshape(n * t, d).T @ dout2, dout2.sum(axis=0)
+
+
+def last_step_forward(h):
+    """out = h[:, -1] for h (N, T, H); cache = h's shape."""
+    h = f64(h)
+    if h.ndim != 3 or h.shape[1] < 1:
+        raise ValueError(f"last_step_forward: h must be (N, T, H) with T >= 1, got shape {h.shape}")
+    return h[:, -1].copy(), h.shape
+
+
+def last_step_backward(dout, shape):
+    """dh: dout at the last step, zeros elsewhere."""
+    dout = f64(dout)
+    check_dout("last_step_backward", dout, (shape[0], shape[2]))
+    dh = np.zeros(shape)
+    dh[:, -1] = dout
+    return dh
 
 
 def temporal_softmax_loss(x, y, mask):

@@ -11,37 +11,20 @@ import math
 
 import numpy as np
 
+from netspec.networks import char_lm_stages, row_lstm_stages
+from netspec.stages import KINDS
 from reference_numpy.attention import (TRANSFORMER_BLOCK_PARAMS, transformer_block_backward,
                                        transformer_block_forward)
-from reference_numpy.layers import affine_backward, affine_forward, layernorm_backward, layernorm_forward, softmax_loss
-from reference_numpy.rnn import gru_backward, gru_forward, lstm_backward, lstm_forward, rnn_backward, rnn_forward
+from reference_numpy.layers import layernorm_backward, layernorm_forward, softmax_loss
+from reference_numpy.stages import backward, run
 from reference_numpy.sequence import (temporal_affine_backward, temporal_affine_forward, temporal_softmax_loss,
                                       word_embedding_backward, word_embedding_forward)
 
-#: cell -> (forward, backward, gates, bias names)
-CELLS = {
-    "rnn": (rnn_forward, rnn_backward, 1, ("b",)),
-    "lstm": (lstm_forward, lstm_backward, 4, ("b",)),
-    "gru": (gru_forward, gru_backward, 3, ("b", "bh")),
-}
-
-
-def _recurrent(cell, params, x):
-    forward = CELLS[cell][0]
-    h0 = np.zeros((x.shape[0], params["Wh"].shape[0]))
-    return forward(x, h0, params["Wx"], params["Wh"], *(params[b] for b in CELLS[cell][3]))
-
-
-def _recurrent_grads(cell, grads, dh, cache):
-    dx, _, grads["Wx"], grads["Wh"], *dbiases = CELLS[cell][1](dh, cache)
-    grads.update(zip(CELLS[cell][3], dbiases))
-    return dx
-
 
 def _recurrent_init(rng, cell, d, hidden):
-    g = CELLS[cell][2] * hidden
+    g = KINDS[cell].gates * hidden
     params = {"Wx": rng.standard_normal((d, g)) / math.sqrt(d), "Wh": rng.standard_normal((hidden, g)) / math.sqrt(hidden)}
-    params.update({b: np.zeros(g) for b in CELLS[cell][3]})
+    params.update({b: np.zeros(g) for b in KINDS[cell].params[2:]})
     return params
 
 
@@ -65,56 +48,43 @@ def char_lm(vocab_size=27, seq_len=12, embed=16, hidden=64, cell="lstm"):
                 "W_vocab": rng.standard_normal((hidden, vocab_size)) / math.sqrt(hidden),
                 "b_vocab": np.zeros(vocab_size)}
 
-    def forward(params, x):
-        emb, c_emb = word_embedding_forward(x, params["W_embed"])
-        h, c_cell = _recurrent(cell, params, emb)
-        out, c_out = temporal_affine_forward(h, params["W_vocab"], params["b_vocab"])
-        return out, (c_emb, c_cell, c_out)
+    stages = char_lm_stages(cell)
 
     def scores(params, x):
-        return forward(params, x)[0]
+        return run(stages, params, np.asarray(x))[0]
 
     def loss_and_grads(params, x, y):
-        out, (c_emb, c_cell, c_out) = forward(params, x)
+        out, tape, _ = run(stages, params, np.asarray(x))
         y = np.asarray(y)
         mask = y >= 0
         value, dout = temporal_softmax_loss(out, np.maximum(y, 0), mask)
         scale = y.shape[0] / max(int(mask.sum()), 1)
-        grads = {}
-        dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dout * scale, c_out)
-        grads["W_embed"] = word_embedding_backward(_recurrent_grads(cell, grads, dh, c_cell), c_emb)
-        return value * scale, grads
+        return value * scale, backward(stages, params, tape, dout * scale)
 
     return _model("char_lm", config, init, scores, loss_and_grads)
 
 
 def row_lstm(input_shape=(1, 28, 28), hidden=128, num_classes=10, cell="lstm"):
-    c, rows, width = input_shape
+    c, rows_, width = input_shape
     config = {"input_shape": list(input_shape), "hidden": hidden, "num_classes": num_classes, "cell": cell}
 
     def init(rng):
         return {**_recurrent_init(rng, cell, c * width, hidden),
                 "W_out": rng.standard_normal((hidden, num_classes)) / math.sqrt(hidden), "b_out": np.zeros(num_classes)}
 
-    def forward(params, x):
+    stages = row_lstm_stages(cell)
+
+    def rows(x):
         x = np.asarray(x, np.float64)
-        seq = np.swapaxes(x, 1, 2).reshape(x.shape[0], rows, c * width)
-        h, c_cell = _recurrent(cell, params, seq)
-        out, c_out = affine_forward(h[:, -1], params["W_out"], params["b_out"])
-        return out, (h, c_cell, c_out)
+        return np.swapaxes(x, 1, 2).reshape(x.shape[0], rows_, c * width)
 
     def scores(params, x):
-        return forward(params, x)[0]
+        return run(stages, params, rows(x))[0]
 
     def loss_and_grads(params, x, y):
-        out, (h, c_cell, c_out) = forward(params, x)
+        out, tape, _ = run(stages, params, rows(x))
         value, dout = softmax_loss(out, np.asarray(y))
-        grads = {}
-        dlast, grads["W_out"], grads["b_out"] = affine_backward(dout, c_out)
-        dh = np.zeros_like(h)
-        dh[:, -1] = dlast
-        _recurrent_grads(cell, grads, dh, c_cell)
-        return value, grads
+        return value, backward(stages, params, tape, dout)
 
     return _model("row_lstm", config, init, scores, loss_and_grads)
 

@@ -1,6 +1,7 @@
 """The networks every backprop course builds next (cs231n assignment 2), as lists of stages
-(`jaxnets.models.stages`): a fully connected net of any depth with optional batch or layer
-norm and dropout, and a deeper ConvNet with spatial batch norm and dropout.
+(`netspec.networks`, run by `jaxnets.models.stages`): a fully connected net of any depth with
+optional batch or layer norm and dropout, and a deeper ConvNet with spatial batch norm and
+dropout.
 
     fc_net:        {affine - [batch/layer norm] - ReLU - [dropout]} x (L - 1) - affine - softmax
     deep_conv_net: {conv - [spatial batch norm] - ReLU - 2x2 max pool} x K
@@ -19,16 +20,16 @@ import jax.numpy as jnp
 from jaxnets.models import checks
 from jaxnets.models import stages as S
 from jaxnets.models.base import Model, register_model
-from jaxnets.models.stages import Stage
 from jaxnets.ops import AUTODIFF
+from netspec.networks import deep_conv_stages, fc_net_stages
 
 NORMS = (None, "batchnorm", "layernorm")
 
 
 def _model(name, config, stages, init, input_shape, num_classes, reg, momentum, widths, dropout_shapes,
            conv_filters=None):
-    stateful = any(s.kind in S.STATEFUL for s in stages)
-    stochastic = any(s.kind == "dropout" and s.arg for s in stages)
+    stateful = any(s.decl.statistics for s in stages)
+    stochastic = any("randomness" in s.decl.constants for s in stages)
 
     def scores(params, x, layers=AUTODIFF, state=None):
         return S.forward(stages, params, x, layers, train=False, state=state)[0]
@@ -92,17 +93,9 @@ def fc_net(hidden_dims=(100, 100), input_size=784, num_classes=10, norm=None, dr
     dims = (input_size, *hidden_dims, num_classes)
     config = {"hidden_dims": list(hidden_dims), "input_size": input_size, "num_classes": num_classes,
               "norm": norm, "dropout": dropout, "reg": reg, "weight_scale": weight_scale, "momentum": momentum}
-    stages, widths, dropout_shapes = [], {}, {}
-    for i, h in enumerate(hidden_dims, 1):
-        stages.append(Stage("affine", i))
-        if norm:
-            stages.append(Stage(norm, i))
-            widths[i] = h
-        stages.append(Stage("relu"))
-        if dropout:
-            stages.append(Stage("dropout", i, dropout))
-            dropout_shapes[i] = (h,)
-    stages.append(Stage("affine", len(dims) - 1))
+    stages = fc_net_stages(hidden_dims, norm, dropout)
+    widths = {i: h for i, h in enumerate(hidden_dims, 1)} if norm else {}
+    dropout_shapes = {i: (h,) for i, h in enumerate(hidden_dims, 1)} if dropout else {}
 
     def init(key):
         keys = jax.random.split(key, len(dims) - 1)
@@ -115,7 +108,7 @@ def fc_net(hidden_dims=(100, 100), input_size=784, num_classes=10, norm=None, dr
                 params[f"gamma{i}"], params[f"beta{i}"] = jnp.ones(d_out), jnp.zeros(d_out)
         return params
 
-    return _model("fc_net", config, tuple(stages), init, (input_size,), num_classes, reg, momentum, widths,
+    return _model("fc_net", config, stages, init, (input_size,), num_classes, reg, momentum, widths,
                   dropout_shapes)
 
 
@@ -144,22 +137,9 @@ def deep_conv_net(input_shape=(1, 28, 28), filters=(32, 64), filter_size=3, hidd
     config = {"input_shape": list(input_shape), "filters": list(filters), "filter_size": filter_size,
               "hidden": hidden, "num_classes": num_classes, "batchnorm": batchnorm, "dropout": dropout,
               "reg": reg, "weight_scale": weight_scale, "momentum": momentum}
-    stages, widths = [], {}
-    for i, f in enumerate(filters, 1):
-        stages.append(Stage("conv", i, filter_size // 2))
-        if batchnorm:
-            stages.append(Stage("spatial_batchnorm", i))
-            widths[i] = f
-        stages += [Stage("relu"), Stage("max_pool", 0, 2)]
+    stages = deep_conv_stages(len(filters), filter_size, batchnorm, dropout)
     k = len(filters) + 1
-    stages.append(Stage("affine", k))
-    if batchnorm:
-        stages.append(Stage("batchnorm", k))
-        widths[k] = hidden
-    stages.append(Stage("relu"))
-    if dropout:
-        stages.append(Stage("dropout", k, dropout))
-    stages.append(Stage("affine", k + 1))
+    widths = {**{i: f for i, f in enumerate(filters, 1)}, k: hidden} if batchnorm else {}
     shapes = [(f, c_in, filter_size, filter_size) for f, c_in in zip(filters, (c, *filters[:-1]))]
     shapes += [(flat, hidden), (hidden, num_classes)]
 
@@ -175,5 +155,5 @@ def deep_conv_net(input_shape=(1, 28, 28), filters=(32, 64), filter_size=3, hidd
                 params[f"gamma{i}"], params[f"beta{i}"] = jnp.ones(widths[i]), jnp.zeros(widths[i])
         return params
 
-    return _model("deep_conv", config, tuple(stages), init, input_shape, num_classes, reg, momentum, widths,
+    return _model("deep_conv", config, stages, init, input_shape, num_classes, reg, momentum, widths,
                   {k: (hidden,)} if dropout else {}, conv_filters="W1")

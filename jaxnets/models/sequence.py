@@ -6,8 +6,9 @@
               - the last hidden state - affine - softmax loss
 
 Both start from h0 = 0 (and the LSTM from c0 = 0) and have the one Model signature; neither
-has state or dropout. The recurrent cell is a config field; each cell kind is declared once in
-`CELLS` (its pair, its Layers field, its biases), and the models read only that table.
+has state or dropout. Both are stage lists (`netspec.networks`) run by `jaxnets.models.stages`,
+as the deep nets are; the recurrent cell is a config field, a stage kind of `netspec.stages`
+(its pair, parameters, gates and initial state declared there once, for the NumPy twin too).
 
 The language model's targets are per time step, a target < 0 meaning "no target" (padding):
 the loss mask is y >= 0 (`jaxnets.data.text` pads that way). Its training loss is the mean
@@ -19,44 +20,23 @@ across batches of different lengths and with PyTorch's CrossEntropyLoss(ignore_i
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.models import checks
+from jaxnets.models import stages as S
 from jaxnets.models.base import Model, register_model
 from jaxnets.programs import program_cache
-from jaxnets.ops import (AUTODIFF, affine_backward, affine_forward, gru_backward, gru_forward, lstm_backward,
-                         lstm_forward, rnn_backward, rnn_forward, softmax_loss, temporal_affine_backward,
-                         temporal_affine_forward, temporal_softmax_loss, word_embedding_backward,
-                         word_embedding_forward)
-
-
-class Cell(NamedTuple):
-    """A recurrent cell kind: `forward(x, h0, Wx, Wh, *biases) -> (h, cache)`, `backward(dh,
-    cache) -> (dx, dh0, dWx, dWh, *dbiases)`, the `Layers` field of its differentiable
-    function, its number of gates (Wx is (D, gates*H)) and its bias parameters."""
-
-    forward: Callable
-    backward: Callable
-    layer: str
-    gates: int
-    biases: tuple
-
-
-CELLS = {
-    "rnn": Cell(rnn_forward, rnn_backward, "rnn", 1, ("b",)),
-    "lstm": Cell(lstm_forward, lstm_backward, "lstm", 4, ("b",)),
-    "gru": Cell(gru_forward, gru_backward, "gru", 3, ("b", "bh")),
-}
+from jaxnets.ops import AUTODIFF, softmax_loss, temporal_softmax_loss
+from netspec.networks import char_lm_stages, row_lstm_stages
+from netspec.stages import CELLS, KINDS
 
 
 def _cell(where, cell):
     if cell not in CELLS:
         raise ValueError(f"{where}: cell must be one of {', '.join(CELLS)}, got {cell!r}")
-    return CELLS[cell]
+    return KINDS[cell]
 
 
 def _recurrent_init(key, cell, d, hidden):
@@ -64,32 +44,8 @@ def _recurrent_init(key, cell, d, hidden):
     kx, kh = jax.random.split(key)
     g = cell.gates * hidden
     params = {"Wx": jax.random.normal(kx, (d, g)) / math.sqrt(d), "Wh": jax.random.normal(kh, (hidden, g)) / math.sqrt(hidden)}
-    params.update({b: jnp.zeros(g) for b in cell.biases})
+    params.update({b: jnp.zeros(g) for b in cell.params[2:]})
     return params
-
-
-def initial_state(params, x):
-    """h0 = 0 (N, H), made from x so that it varies along a mesh axis where x does (a scan
-    under `shard_map`, e.g. data-parallel accuracy counts, needs carries of one kind)."""
-    zero = jnp.zeros_like(x[:, 0, :1], dtype=jnp.result_type(x, params["Wh"]))  # the dtype h will have
-    return jnp.broadcast_to(zero, (x.shape[0], params["Wh"].shape[0]))
-
-
-def _run_cell(cell, params, x, layers):
-    h0 = initial_state(params, x)
-    fn = getattr(layers, cell.layer)
-    return fn(x, h0, params["Wx"], params["Wh"], *(params[b] for b in cell.biases))
-
-
-def _cell_forward(cell, params, x):
-    h0 = initial_state(params, x)
-    return cell.forward(x, h0, params["Wx"], params["Wh"], *(params[b] for b in cell.biases))
-
-
-def _cell_grads(cell, grads, back):
-    dx, _, grads["Wx"], grads["Wh"], *dbiases = back  # h0 is the constant 0: its gradient is dropped
-    grads.update(zip(cell.biases, dbiases))
-    return dx
 
 
 # ----------------------------------------------------------------------------- character LM
@@ -117,6 +73,7 @@ def char_lm(vocab_size=27, seq_len=12, embed=16, hidden=64, cell="lstm"):
     embed, hidden = checks.count(where, "embed", embed), checks.count(where, "hidden", hidden)
     kind = _cell(where, cell)
     config = {"vocab_size": vocab_size, "seq_len": seq_len, "embed": embed, "hidden": hidden, "cell": cell}
+    stages = char_lm_stages(cell)
 
     def init(key):
         ke, kr, kv = jax.random.split(key, 3)
@@ -125,8 +82,7 @@ def char_lm(vocab_size=27, seq_len=12, embed=16, hidden=64, cell="lstm"):
                 "b_vocab": jnp.zeros(vocab_size)}
 
     def scores(params, x, layers=AUTODIFF, state=None):
-        emb = layers.word_embedding(x, params["W_embed"])
-        return layers.temporal_affine(_run_cell(kind, params, emb, layers), params["W_vocab"], params["b_vocab"])
+        return S.forward(stages, params, x, layers)[0]
 
     def loss(params, state, x, y, key=None, layers=AUTODIFF):
         mask = target_mask(y)
@@ -134,17 +90,11 @@ def char_lm(vocab_size=27, seq_len=12, embed=16, hidden=64, cell="lstm"):
         return value * per_token_scale(mask, value.dtype), state
 
     def loss_and_grads(params, state, x, y, key=None, layout=None):
-        emb, c_emb = word_embedding_forward(x, params["W_embed"])
-        h, c_cell = _cell_forward(kind, params, emb)
-        out, c_out = temporal_affine_forward(h, params["W_vocab"], params["b_vocab"])
+        out, tape, _ = S.manual_forward(stages, params, x)
         mask = target_mask(y)
         value, dout = temporal_softmax_loss(out, jnp.maximum(y, 0), mask)
         scale = per_token_scale(mask, value.dtype)
-        grads = {}
-        dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dout * scale, c_out)
-        demb = _cell_grads(kind, grads, kind.backward(dh, c_cell))
-        grads["W_embed"] = word_embedding_backward(demb, c_emb)
-        return value * scale, grads, state
+        return value * scale, S.manual_backward(stages, params, tape, dout * scale), state
 
     def predict(params, x, state=None):
         return jnp.argmax(scores(params, x), axis=-1)
@@ -233,6 +183,7 @@ def row_lstm(input_shape=(1, 28, 28), hidden=128, num_classes=10, cell="lstm"):
     kind = _cell(where, cell)
     c, rows, width = input_shape
     config = {"input_shape": list(input_shape), "hidden": hidden, "num_classes": num_classes, "cell": cell}
+    stages = row_lstm_stages(cell)
 
     def as_rows(x):
         """(N, C, H, W) -> (N, H, C*W): row t of every channel is step t's input."""
@@ -245,22 +196,15 @@ def row_lstm(input_shape=(1, 28, 28), hidden=128, num_classes=10, cell="lstm"):
                 "b_out": jnp.zeros(num_classes)}
 
     def scores(params, x, layers=AUTODIFF, state=None):
-        h = _run_cell(kind, params, as_rows(x), layers)
-        return layers.affine(h[:, -1], params["W_out"], params["b_out"])
+        return S.forward(stages, params, as_rows(x), layers)[0]
 
     def loss(params, state, x, y, key=None, layers=AUTODIFF):
         return layers.softmax_loss(scores(params, x, layers), y), state
 
     def loss_and_grads(params, state, x, y, key=None, layout=None):
-        h, c_cell = _cell_forward(kind, params, as_rows(x))
-        out, c_out = affine_forward(h[:, -1], params["W_out"], params["b_out"])
+        out, tape, _ = S.manual_forward(stages, params, as_rows(x))
         value, dout = softmax_loss(out, y)
-        grads = {}
-        dlast, grads["W_out"], grads["b_out"] = affine_backward(dout, c_out)
-        # only the last step feeds the loss; backprop through time carries it to the others
-        dh = jnp.zeros_like(h).at[:, -1].set(dlast)
-        _cell_grads(kind, grads, kind.backward(dh, c_cell))
-        return value, grads, state
+        return value, S.manual_backward(stages, params, tape, dout), state
 
     def predict(params, x, state=None):
         return jnp.argmax(scores(params, x), axis=1)

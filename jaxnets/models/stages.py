@@ -1,20 +1,23 @@
-"""Networks written as a short list of stages (affine, conv, batch/layer norm, ReLU, max pool,
-dropout), run three ways from the same list, so a deep net is written once:
+"""Networks written as a short list of stages (`netspec.stages`: every stage kind declared
+once, in the table the NumPy twin reads too), run three ways from the same list:
 
 - `forward(...)` with a set of single-output layers (`ops.AUTODIFF` or `ops.CUSTOM_VJP`):
-  the loss jax.grad differentiates, in training mode (batch statistics, dropout) or inference
-  mode (running statistics, no dropout);
-- `manual_loss_and_grads(...)`: the hand-written pairs forward, caches kept, then every
-  backward in reverse (the "manual" mode);
-- both return the batch statistics of every batch-norm stage, from which the model's running
+  the scores jax.grad differentiates through, in training mode (batch statistics, dropout) or
+  inference mode (running statistics, no dropout);
+- `manual_forward(...)` then `manual_backward(...)`: the hand-written pairs forward with
+  their caches kept, and every backward in reverse from the loss's gradient (the "manual"
+  mode); a model puts its own loss between the two;
+- both return the batch statistics of every `statistics` stage, from which the model's running
   averages are updated (`update_state`), functionally.
-Conv stages take the layout they are given (`layers.layout` in `forward`, `layout` in
-`manual_loss_and_grads`).
 
-Parameters follow cs231n's FullyConnectedNet / ConvNet names: W1, b1, ... per affine or conv
-stage, gamma1, beta1 for the norm after stage 1, and the state running_mean1, running_var1. A
-stage followed by batch norm has no bias: batch norm subtracts the batch mean, so such a bias
-would not change the output and its gradient is exactly 0 (beta takes its place).
+The interpreter knows no kind by name: the table says which op a stage calls, with which
+arguments, what its backward returns and what it keeps as state. Conv stages take the layout
+they are given (`layers.layout` in `forward`, `layout` in `manual_forward`).
+
+Parameters follow cs231n's names (`netspec.stages.stage`): W1, b1, ... per affine or conv
+stage, gamma1, beta1 for the norm after stage 1, and the state running_mean1, running_var1.
+A stage followed by batch norm has no bias: batch norm subtracts the batch mean, so such a
+bias would not change the output and its gradient is exactly 0 (beta takes its place).
 Dropout stage j draws its mask from `fold_in(key, j)` (`dropout_noise`), so the NumPy twin
 can be given the very same draws.
 """
@@ -24,39 +27,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxnets import ops
 from jaxnets.models.base import add_l2_penalty
-from jaxnets.ops import (AUTODIFF, affine_backward, affine_forward, batch_moments, batchnorm_backward,
-                         batchnorm_forward, batchnorm_inference, conv_backward, conv_forward, dropout_backward,
-                         dropout_forward, dropout_noise, layernorm_backward, layernorm_forward, max_pool_backward,
-                         max_pool_forward, relu_backward, relu_forward, running_average, softmax_loss,
-                         spatial_batchnorm_backward, spatial_batchnorm_forward, spatial_batchnorm_inference)
+from jaxnets.ops import AUTODIFF, batch_moments, dropout_noise, running_average, softmax_loss
+from netspec.stages import state_names
 
 EPS = 1e-5
 
 
-class Stage(NamedTuple):
-    """kind: "affine" | "conv" | "batchnorm" | "spatial_batchnorm" | "layernorm" | "relu" |
-    "max_pool" | "dropout"; index: the parameter number (W{index}, gamma{index}) or the
-    dropout number; arg: conv pad, pool size or dropout rate."""
-
-    kind: str
-    index: int = 0
-    arg: float = 0
-
-
-NORMS = ("batchnorm", "spatial_batchnorm", "layernorm")
-STATEFUL = ("batchnorm", "spatial_batchnorm")
-
-
 def init_state(stages, widths):
-    """Running mean 0 and variance 1 per feature of every batch-norm stage (cs231n's start);
+    """Running mean 0 and variance 1 per feature of every `statistics` stage (cs231n's start);
     `widths[index]` is the number of features (or channels) of stage `index`. NumPy float32
     arrays (made on the host: nothing is compiled per width)."""
     state = {}
     for s in stages:
-        if s.kind in STATEFUL:
-            state[f"running_mean{s.index}"] = np.zeros(widths[s.index], np.float32)
-            state[f"running_var{s.index}"] = np.ones(widths[s.index], np.float32)
+        if s.decl.statistics:
+            mean, var = state_names(s)
+            state[mean], state[var] = np.zeros(widths[s.index], np.float32), np.ones(widths[s.index], np.float32)
     return state
 
 
@@ -67,94 +54,130 @@ def update_state(state, stats, momentum):
             for k in state}
 
 
-def _stats(stats, index, mean, var):
-    stats[f"running_mean{index}"], stats[f"running_var{index}"] = mean, var
+def _params(s, params):
+    """The stage's parameter values in argument order; an absent optional one (a bias before
+    batch norm) as zeros of the first parameter's output width."""
+    values = []
+    for role, name in zip(s.decl.params, s.params):
+        if name in params:
+            values.append(params[name])
+        elif role in s.decl.optional:
+            w = values[0]
+            values.append(jnp.zeros(w.shape[0] if w.ndim == 4 else w.shape[-1], w.dtype))
+        else:
+            raise KeyError(f"stage {s.kind} {s.index}: parameter {name!r} missing")
+    return values
 
 
-def _bias(params, i, w):
-    """b{i}, or zeros for a stage without a bias (followed by batch norm)."""
-    b = params.get(f"b{i}")
-    return jnp.zeros(w.shape[0] if w.ndim == 4 else w.shape[1], w.dtype) if b is None else b
+def _constants(s, inputs, values, key):
+    """The non-differentiated arrays the stage's forward takes after its inputs."""
+    out = []
+    for c in s.decl.constants:
+        if c == "randomness":
+            out.append(jax.random.fold_in(key, s.index))
+        else:  # "initial_state": zeros (N, H) made from x, so that they vary along a mesh axis where
+            # x does (a scan under shard_map, e.g. data-parallel accuracy counts, needs carries of one kind)
+            x, w = inputs[0], values[s.decl.params.index(s.decl.state_from)]
+            zero = jnp.zeros_like(x[:, 0, :1], dtype=jnp.result_type(x, w))  # the dtype h will have
+            out.append(jnp.broadcast_to(zero, (x.shape[0], w.shape[0])))
+    return out
+
+
+def _context(s, layout):
+    return [layout for c in s.decl.context if c == "layout"]
+
+
+def _start(x):
+    """The stream a network starts from: x, or the values of a tuple x (the last on top)."""
+    return list(x) if isinstance(x, tuple) else [x]
+
+
+def _pop(stream, n):
+    taken = stream[len(stream) - n:]
+    del stream[len(stream) - n:]
+    return taken
 
 
 def forward(stages, params, x, layers=AUTODIFF, *, train=True, state=None, key=None):
     """(scores, batch statistics) of the stages; train: batch statistics and dropout (with
-    `key`), else running statistics from `state` and no dropout."""
-    h, stats = x, {}
+    `key`), else running statistics from `state` and no dropout. `layers`' functions are
+    called by the kinds' `pair` names."""
+    stream, stats = _start(x), {}
     for s in stages:
-        i = s.index
-        if s.kind == "affine":
-            h = layers.affine(h, params[f"W{i}"], _bias(params, i, params[f"W{i}"]))
-        elif s.kind == "conv":
-            h = layers.conv(h, params[f"W{i}"], _bias(params, i, params[f"W{i}"]), 1, int(s.arg), layers.layout)
-        elif s.kind == "relu":
-            h = layers.relu(h)
-        elif s.kind == "max_pool":
-            h = layers.max_pool(h, int(s.arg), int(s.arg), int(s.arg))
-        elif s.kind == "layernorm":
-            h = layers.layernorm(h, params[f"gamma{i}"], params[f"beta{i}"], EPS)
-        elif s.kind in STATEFUL:
-            gamma, beta = params[f"gamma{i}"], params[f"beta{i}"]
-            if train:
-                _stats(stats, i, *batch_moments(jax.lax.stop_gradient(h)))
-                h = getattr(layers, s.kind)(h, gamma, beta, EPS)
-            else:
-                infer = batchnorm_inference if s.kind == "batchnorm" else spatial_batchnorm_inference
-                h = infer(h, gamma, beta, state[f"running_mean{i}"], state[f"running_var{i}"], eps=EPS)
-        elif s.kind == "dropout" and train and s.arg:
-            h = layers.dropout(h, jax.random.fold_in(key, i), s.arg)
-    return h, stats
+        d = s.decl
+        if d.train_only and not train:
+            continue
+        inputs = _pop(stream, d.inputs)
+        values = _params(s, params)
+        if d.statistics and not train:
+            mean, var = (state[k] for k in state_names(s))
+            stream.append(getattr(ops, f"{d.pair}_inference")(*inputs, *values, mean, var, **dict(s.options)))
+            continue
+        if d.statistics:
+            for k, v in zip(state_names(s), batch_moments(jax.lax.stop_gradient(inputs[0]))):
+                stats[k] = v
+        out = getattr(layers, d.pair)(*inputs, *_constants(s, inputs, values, key), *values, *s.args,
+                                      *_context(s, layers.layout), *(v for _, v in s.options))
+        stream.extend(out if d.outputs > 1 else (out,))
+    return stream[-1], stats
 
 
-_PAIRS = {
-    "affine": (affine_forward, affine_backward),
-    "conv": (conv_forward, conv_backward),
-    "relu": (relu_forward, relu_backward),
-    "max_pool": (max_pool_forward, max_pool_backward),
-    "batchnorm": (batchnorm_forward, batchnorm_backward),
-    "spatial_batchnorm": (spatial_batchnorm_forward, spatial_batchnorm_backward),
-    "layernorm": (layernorm_forward, layernorm_backward),
-    "dropout": (dropout_forward, dropout_backward),
-}
+class Tape(NamedTuple):
+    """What `manual_forward` keeps for `manual_backward`: per stage its cache and outputs (the
+    outputs give the zero gradient of a value no later stage read), and the values left on
+    the stream (the scores are the last)."""
+
+    caches: tuple
+    outputs: tuple
+    stream: tuple
 
 
-def _pair_forward(s, params, h, key, layout):
-    i = s.index
-    if s.kind in ("affine", "conv"):
-        static = (1, int(s.arg), layout) if s.kind == "conv" else ()
-        return _PAIRS[s.kind][0](h, params[f"W{i}"], _bias(params, i, params[f"W{i}"]), *static)
-    if s.kind in NORMS:
-        return _PAIRS[s.kind][0](h, params[f"gamma{i}"], params[f"beta{i}"], eps=EPS)
-    if s.kind == "max_pool":
-        return max_pool_forward(h, int(s.arg), int(s.arg), int(s.arg))
-    if s.kind == "dropout":
-        return dropout_forward(h, jax.random.fold_in(key, i), rate=s.arg)
-    return relu_forward(h)
+def manual_forward(stages, params, x, key=None, layout=None):
+    """(scores, tape, batch statistics): the hand-written forward pairs in training mode."""
+    stream, caches, outputs, stats = _start(x), [], [], {}
+    for s in stages:
+        d = s.decl
+        inputs = _pop(stream, d.inputs)
+        values = _params(s, params)
+        res = getattr(ops, f"{d.pair}_forward")(*inputs, *_constants(s, inputs, values, key), *values, *s.args,
+                                                 *_context(s, layout), **dict(s.options))
+        outs, cache = res[:-1], res[-1]
+        if d.statistics:
+            for k, v in zip(state_names(s), (cache.mean, cache.var)):
+                stats[k] = v
+        stream.extend(outs)
+        caches.append(cache)
+        outputs.append(outs)
+    return stream[-1], Tape(tuple(caches), tuple(outputs), tuple(stream)), stats
+
+
+def manual_backward(stages, params, tape, dscores):
+    """The gradient of every parameter from dL/dscores: each stage's backward in reverse; a
+    parameter used by several stages gets the sum; a value no stage read gets zeros."""
+    dstream, grads = [None] * (len(tape.stream) - 1) + [dscores], {}
+    for s, cache, outs in zip(reversed(stages), reversed(tape.caches), reversed(tape.outputs)):
+        d = s.decl
+        douts = [jnp.zeros_like(o) if g is None else g for g, o in zip(_pop(dstream, d.outputs), outs)]
+        back = getattr(ops, f"{d.pair}_backward")(*douts, cache)
+        back = iter(back if isinstance(back, tuple) else (back,))
+        dinputs = [next(back) for _ in range(d.inputs)] if "inputs" in d.grads else [None] * d.inputs
+        if "constants" in d.grads:
+            for _ in d.constants:  # h0 is the constant 0: its gradient is dropped
+                next(back)
+        for name, g in zip(s.params, back):
+            if name in params:  # an absent optional parameter's gradient is not reported
+                grads[name] = grads[name] + g if name in grads else g
+        dstream.extend(dinputs)
+    return grads
 
 
 def manual_loss_and_grads(stages, params, x, y, reg, key=None, layout=None):
     """(loss, grads, batch statistics): the hand-written forward pairs, softmax loss, and
     every backward in reverse (cs231n FullyConnectedNet.loss / ConvNet.loss), plus 002's L2
     on every W; conv stages in `layout`'s forms."""
-    h, caches, stats = x, [], {}
-    for s in stages:
-        h, cache = _pair_forward(s, params, h, key, layout)
-        caches.append(cache)
-        if s.kind in STATEFUL:
-            _stats(stats, s.index, cache.mean, cache.var)
-    value, dh = softmax_loss(h, y)
-    grads = {}
-    for s, cache in zip(reversed(stages), reversed(caches)):
-        back = _PAIRS[s.kind][1](dh, cache)
-        i = s.index
-        if s.kind in ("affine", "conv"):
-            dh, grads[f"W{i}"], db = back
-            if f"b{i}" in params:
-                grads[f"b{i}"] = db
-        elif s.kind in NORMS:
-            dh, grads[f"gamma{i}"], grads[f"beta{i}"] = back
-        else:
-            dh = back
+    scores, tape, stats = manual_forward(stages, params, x, key, layout)
+    value, dscores = softmax_loss(scores, y)
+    grads = manual_backward(stages, params, tape, dscores)
     value, grads = add_l2_penalty(value, grads, params, reg, weight_names(params))
     return value, grads, stats
 
@@ -174,10 +197,10 @@ def l2_value(value, params, reg, layers):
 
 
 def noise(stages, key, shapes):
-    """The uniform draws each dropout stage takes from `key` (`dropout_noise(fold_in(key, j),
-    shape)`), in stage order, for inputs of `shapes[j]`: what the NumPy twin is given."""
+    """The uniform draws each randomness-taking stage takes from `key` (`dropout_noise(fold_in(
+    key, j), shape)`), in stage order, for inputs of `shapes[j]`: what the NumPy twin is given."""
     return tuple(dropout_noise(jax.random.fold_in(key, s.index), shapes[s.index])
-                 for s in stages if s.kind == "dropout" and s.arg)
+                 for s in stages if "randomness" in s.decl.constants)
 
 
 def predict_fn(stages):

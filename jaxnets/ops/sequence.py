@@ -15,6 +15,7 @@ from jaxnets.ops.vjp import loss_vjp, manual_vjp
 __all__ = [
     "word_embedding_forward", "word_embedding_backward",
     "temporal_affine_forward", "temporal_affine_backward",
+    "last_step_forward", "last_step_backward",
     "temporal_softmax_loss",
 ]
 
@@ -78,6 +79,23 @@ def temporal_affine_backward(dout, cache):
     return dout @ w.T, weight_gradient(x.reshape(rows, -1), dout2), jnp.sum(dout2, axis=0)
 
 
+# ----------------------------------------------------------------------------- last step
+
+def last_step_forward(h):
+    """out = h[:, -1]: the last time step of h (N, T, H), out (N, H) (a sequence classifier's
+    summary of the sequence). Returns `(out, cache)`."""
+    if h.ndim != 3 or h.shape[1] < 1:
+        raise ValueError(f"last_step_forward: h must be (N, T, H) with T >= 1, got shape {h.shape}")
+    return h[:, -1], h  # the cache is h itself (a custom_vjp residual must be an array)
+
+
+def last_step_backward(dout, cache):
+    """Return dh (N, T, H) for last_step_forward: dout at the last step, 0 at every other (only
+    the last step reached the loss from here; backprop through time carries it to the others).
+    """
+    return jnp.zeros_like(cache).at[:, -1].set(dout)
+
+
 # ----------------------------------------------------------------------------- temporal softmax loss
 
 def temporal_softmax_loss(x, y, mask):
@@ -114,6 +132,7 @@ LAYERS = {
     "word_embedding": (word_embedding_forward,
                        manual_vjp(word_embedding_forward, word_embedding_backward, no_grad_argnums=(0,))),
     "temporal_affine": (temporal_affine_forward, manual_vjp(temporal_affine_forward, temporal_affine_backward)),
+    "last_step": (last_step_forward, manual_vjp(last_step_forward, last_step_backward)),
     # a loss: the pair returns (value, gradient); autodiff differentiates its value
     "temporal_softmax_loss": (temporal_softmax_loss, loss_vjp(temporal_softmax_loss)),
 }

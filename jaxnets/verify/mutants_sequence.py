@@ -136,6 +136,10 @@ def temporal_affine_backward_db_per_step(dout, cache):
     return dout @ w.T, weight_gradient(x.reshape(rows, -1), dout2), jnp.sum(dout, axis=0)  # (T, M): not over t
 
 
+def last_step_backward_at_first_step(dout, cache):
+    return jnp.zeros_like(cache).at[:, 0].set(dout)  # the gradient sent to step 0, not T - 1
+
+
 def gelu_backward_without_product_rule(dout, cache):
     x = cache
     return dout * 0.5 * erfc(-x / math.sqrt(2))  # d(x Phi(x)) = Phi(x) + x phi(x): the x phi(x) forgotten
@@ -192,6 +196,8 @@ PLANTED = (
      "backprop through time carries dh but not dc: dnext_c = 0 at every step"),
     ("temporal_affine_db_per_step", "temporal_affine", temporal_affine_backward_db_per_step,
      "db summed over the batch only, one bias gradient per time step"),
+    ("last_step_gradient_at_first_step", "last_step", last_step_backward_at_first_step,
+     "dh[:, 0] = dout: the summary's gradient sent to the first step instead of the last"),
     ("gelu_without_product_rule", "gelu", gelu_backward_without_product_rule,
      "GELU' = Phi(x), the x phi(x) of the product rule forgotten"),
     ("multihead_heads_not_transposed", "multihead_attention", multihead_attention_backward_heads_not_transposed,

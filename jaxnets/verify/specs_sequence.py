@@ -125,6 +125,17 @@ def _v_temporal_affine(g, rng, stress):
     return tuple(rng.standard_normal(s) for s in shapes), (), True
 
 
+def _g_last_step(draw):
+    return {"N": draw("N", 1, 3), "T": draw("T", 1, 5), "H": draw("H", 1, 4)}
+
+
+def _v_last_step(g, rng, stress):
+    shape = (g["N"], g["T"], g["H"])
+    if stress:  # small integers: exact zeros and repeated values (the layer is linear)
+        return (rng.integers(-2, 3, shape).astype(np.float64),), (), True
+    return (rng.standard_normal(shape),), (), True
+
+
 def _g_temporal_loss(draw):
     return {"N": draw("N", 1, 3), "T": draw("T", 1, 5), "V": draw("V", 1, 6)}
 
@@ -298,6 +309,7 @@ EDGES = {
                        {"N": 1, "T": 1, "V": 5, "D": 1}),
     "temporal_affine": ({"N": 1, "T": 1, "D": 1, "M": 1}, {"N": 2, "T": 3, "D": 4, "M": 2},
                         {"N": 3, "T": 2, "D": 3, "M": 3}),
+    "last_step": ({"N": 1, "T": 1, "H": 1}, {"N": 2, "T": 6, "H": 3}, {"N": 3, "T": 2, "H": 1}),
     "temporal_softmax_loss": ({"N": 1, "T": 1, "V": 1}, {"N": 3, "T": 4, "V": 5}, {"N": 2, "T": 5, "V": 2}),
     "attention": ({"N": 2, "heads": 2, "Tq": 4, "Tk": 4, "d": 3, "dv": 2, "mask": "none", "causal": True},
                   {"N": 1, "heads": 1, "Tq": 3, "Tk": 5, "d": 2, "dv": 3, "mask": "padding", "causal": False},
@@ -341,6 +353,8 @@ SPECS = (
     OpSpec("temporal_affine", "layer", ("x", "w", "b"), _g_temporal_affine, _v_temporal_affine,
                    ops.temporal_affine_forward, npl.temporal_affine_forward, ops.temporal_affine_backward,
                    npl.temporal_affine_backward, edges=EDGES["temporal_affine"]),
+    OpSpec("last_step", "layer", ("h",), _g_last_step, _v_last_step, ops.last_step_forward, npl.last_step_forward,
+           ops.last_step_backward, npl.last_step_backward, edges=EDGES["last_step"]),
     OpSpec("temporal_softmax_loss", "loss", ("x",), _g_temporal_loss, _v_temporal_loss,
                    ops.temporal_softmax_loss, npl.temporal_softmax_loss, edges=EDGES["temporal_softmax_loss"],
                    stress_in_float32=False),
