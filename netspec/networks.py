@@ -7,9 +7,11 @@ FullyConnectedNet and deeper ConvNet, and the recurrent sequence models.
                    - affine - [batch norm] - ReLU - [dropout] - affine
     char_lm:       word embedding - RNN / LSTM / GRU - temporal affine
     row_lstm:      (the image as rows) RNN / LSTM / GRU - last step - affine
+    transformer_lm: word embedding - positional embedding - pre-norm causal transformer
+                   blocks - layer norm - temporal affine
 The loss is the model's, after the list.
 """
-from netspec.stages import stage
+from netspec.stages import Stage, stage
 
 #: the norms' epsilon (cs231n's and PyTorch's default)
 EPS = 1e-5
@@ -58,3 +60,12 @@ def char_lm_stages(cell):
 def row_lstm_stages(cell):
     """The cell's Wx, Wh, b (and bh) over the rows; the last step; W_out, b_out."""
     return stage(cell), stage("last_step"), stage("affine", "_out")
+
+
+def transformer_lm_stages(blocks, heads, activation):
+    """W_embed; W_pos; block i's TRANSFORMER_BLOCK_PARAMS suffixed _i (heads, no extra mask,
+    causal, the MLP's activation); the final layer norm lnf_gamma, lnf_beta; W_vocab, b_vocab."""
+    return (stage("word_embedding", "_embed"), stage("positional_embedding", "_pos"),
+            *(stage("transformer_block", f"_{i}", heads, None, True, activation) for i in range(blocks)),
+            Stage("temporal_layernorm", "f", ("lnf_gamma", "lnf_beta"), (), (("eps", EPS),)),
+            stage("temporal_affine", "_vocab"))

@@ -62,6 +62,10 @@ class StageKind(NamedTuple):
     gates: int = 0
 
 
+#: the pre-norm block's parameters in its forward's argument order (ops.TRANSFORMER_BLOCK_PARAMS)
+TRANSFORMER_BLOCK_PARAMS = ("ln1_gamma", "ln1_beta", "Wq", "bq", "Wk", "bk", "Wv", "bv", "Wo", "bo",
+                            "ln2_gamma", "ln2_beta", "W1", "b1", "W2", "b2")
+
 _RECURRENT = {"constants": ("initial_state",), "grads": ("inputs", "constants", "params"), "state_from": "Wh"}
 
 KINDS = {
@@ -75,6 +79,10 @@ KINDS = {
     "dropout": StageKind("dropout", constants=("randomness",), grads=("inputs",), train_only=True),
     "word_embedding": StageKind("word_embedding", ("W",), grads=("params",)),
     "temporal_affine": StageKind("temporal_affine", ("W", "b")),
+    "temporal_layernorm": StageKind("temporal_layernorm", ("gamma", "beta")),
+    "positional_embedding": StageKind("positional_embedding", ("W",)),
+    # args: heads, mask, causal, activation
+    "transformer_block": StageKind("transformer_block", TRANSFORMER_BLOCK_PARAMS),
     "last_step": StageKind("last_step", grads=("inputs",)),
     "rnn": StageKind("rnn", ("Wx", "Wh", "b"), gates=1, **_RECURRENT),
     "lstm": StageKind("lstm", ("Wx", "Wh", "b"), gates=4, **_RECURRENT),

@@ -13,6 +13,7 @@ import numpy as np
 from reference_numpy.checks import check_dout, f64
 from reference_numpy.norm import layernorm_backward, layernorm_forward
 from reference_numpy.sequence import temporal_affine_backward, temporal_affine_forward
+from netspec.stages import TRANSFORMER_BLOCK_PARAMS  # noqa: F401 - the block's argument order, declared once
 
 __all__ = [
     "gelu_forward", "gelu_backward",
@@ -124,8 +125,6 @@ def multihead_attention_backward(dout, cache):
 
 # --------------------------------------------------------------------------- pre-norm transformer block
 
-TRANSFORMER_BLOCK_PARAMS = ("ln1_gamma", "ln1_beta", "Wq", "bq", "Wk", "bk", "Wv", "bv", "Wo", "bo",
-                            "ln2_gamma", "ln2_beta", "W1", "b1", "W2", "b2")
 _ACTIVATIONS = {"relu": (lambda u: (np.where(u > 0, u, 0.0), u),
                          lambda d, u: np.where(u > 0, d, 0.0)),
                 "gelu": (gelu_forward, gelu_backward)}

@@ -15,7 +15,7 @@ from reference_numpy.checks import check_dout, f64
 __all__ = [
     "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
     "spatial_batchnorm_forward", "spatial_batchnorm_backward", "spatial_batchnorm_inference",
-    "layernorm_forward", "layernorm_backward",
+    "layernorm_forward", "layernorm_backward", "temporal_layernorm_forward", "temporal_layernorm_backward",
     "spatial_groupnorm_forward", "spatial_groupnorm_backward",
     "running_average", "dropout_forward", "dropout_backward",
 ]
@@ -123,6 +123,23 @@ def layernorm_backward(dout, cache):
     check_dout("layernorm_backward", dout, xhat.shape)
     dx = _rows_backward((dout * gamma).T, stats).T
     return dx, np.sum(dout * xhat, axis=0), np.sum(dout, axis=0)
+
+
+def temporal_layernorm_forward(x, gamma, beta, *, eps=1e-5):
+    """Layer norm of every step of x (N, T, D): layernorm_forward on the N*T rows."""
+    x = f64(x)
+    if x.ndim != 3:
+        raise ValueError(f"temporal_layernorm_forward: x must be (N, T, D), got shape {x.shape}")
+    out, cache = layernorm_forward(x.reshape(-1, x.shape[2]), gamma, beta, eps=eps)
+    return out.reshape(x.shape), (x.shape, cache)
+
+
+def temporal_layernorm_backward(dout, cache):
+    shape, rows = cache
+    dout = f64(dout)
+    check_dout("temporal_layernorm_backward", dout, shape)
+    dx, dgamma, dbeta = layernorm_backward(dout.reshape(-1, shape[2]), rows)
+    return dx.reshape(shape), dgamma, dbeta
 
 
 # --------------------------------------------------------------------------- group norm

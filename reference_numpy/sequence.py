@@ -7,7 +7,7 @@ from reference_numpy.checks import check_dout, f64
 __all__ = [
     "word_embedding_forward", "word_embedding_backward",
     "temporal_affine_forward", "temporal_affine_backward",
-    "last_step_forward", "last_step_backward",
+    "last_step_forward", "last_step_backward", "positional_embedding_forward", "positional_embedding_backward",
     "temporal_softmax_loss",
 ]
 
@@ -58,6 +58,23 @@ def temporal_affine_backward(dout, cache):
     check_dout("temporal_affine_backward", dout, (n, t, w.shape[1]))
     dout2 = dout.reshape(n * t, -1)
     return (dout2 @ w.T).reshape(x.shape), x.reshape(n * t, d).T @ dout2, dout2.sum(axis=0)
+
+
+def positional_embedding_forward(x, W):
+    """out[:, t] = x[:, t] + W[t] for x (N, T, D), W (P >= T, D); cache = (T, P)."""
+    x, W = f64(x), f64(W)
+    if x.ndim != 3 or W.ndim != 2 or W.shape[1] != x.shape[2] or W.shape[0] < x.shape[1]:
+        raise ValueError(f"positional_embedding_forward: need x (N, T, D) and W (P >= T, D); got {x.shape} and {W.shape}")
+    return x + W[:x.shape[1]], W.shape
+
+
+def positional_embedding_backward(dout, shape):
+    """dx = dout; dW[t] = sum_n dout[n, t] for t < T, 0 beyond."""
+    dout = f64(dout)
+    dW = np.zeros(shape)
+    for t in range(dout.shape[1]):  # row by row: each position's gradient from every sequence
+        dW[t] = dout[:, t].sum(axis=0)
+    return dout.copy(), dW
 
 
 def last_step_forward(h):

@@ -11,14 +11,12 @@ import math
 
 import numpy as np
 
-from netspec.networks import char_lm_stages, row_lstm_stages
+from netspec.networks import char_lm_stages, row_lstm_stages, transformer_lm_stages
 from netspec.stages import KINDS
-from reference_numpy.attention import (TRANSFORMER_BLOCK_PARAMS, transformer_block_backward,
-                                       transformer_block_forward)
-from reference_numpy.layers import layernorm_backward, layernorm_forward, softmax_loss
+from reference_numpy.attention import TRANSFORMER_BLOCK_PARAMS
+from reference_numpy.layers import softmax_loss
+from reference_numpy.sequence import temporal_softmax_loss
 from reference_numpy.stages import backward, run
-from reference_numpy.sequence import (temporal_affine_backward, temporal_affine_forward, temporal_softmax_loss,
-                                      word_embedding_backward, word_embedding_forward)
 
 
 def _recurrent_init(rng, cell, d, hidden):
@@ -110,37 +108,17 @@ def transformer_lm(vocab_size=27, seq_len=12, dim=64, heads=4, blocks=2, ffn=256
                        "b_vocab": np.zeros(vocab_size)})
         return params
 
-    def forward(params, x):
-        x = np.asarray(x)
-        emb, c_emb = word_embedding_forward(x, params["W_embed"])
-        h = emb + params["W_pos"][:x.shape[1]]
-        c_blocks = []
-        for i in range(blocks):
-            h, c = transformer_block_forward(h, *(params[k] for k in keys[i]), heads, None, True, activation)
-            c_blocks.append(c)
-        z, c_ln = layernorm_forward(h.reshape(-1, dim), params["lnf_gamma"], params["lnf_beta"])
-        out, c_out = temporal_affine_forward(z.reshape(h.shape), params["W_vocab"], params["b_vocab"])
-        return out, (c_emb, c_blocks, c_ln, c_out)
+    stages = transformer_lm_stages(blocks, heads, activation)
 
     def scores(params, x):
-        return forward(params, x)[0]
+        return run(stages, params, np.asarray(x))[0]
 
     def loss_and_grads(params, x, y):
-        out, (c_emb, c_blocks, c_ln, c_out) = forward(params, x)
+        out, tape, _ = run(stages, params, np.asarray(x))
         y = np.asarray(y)
         mask = y >= 0
         value, dout = temporal_softmax_loss(out, np.maximum(y, 0), mask)
         scale = y.shape[0] / max(int(mask.sum()), 1)
-        grads = {}
-        dz, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dout * scale, c_out)
-        dh, grads["lnf_gamma"], grads["lnf_beta"] = layernorm_backward(dz.reshape(-1, dim), c_ln)
-        dh = dh.reshape(out.shape[:2] + (dim,))
-        for i in reversed(range(blocks)):
-            dh, *dblock = transformer_block_backward(dh, c_blocks[i])
-            grads.update(zip(keys[i], dblock))
-        grads["W_pos"] = np.zeros_like(params["W_pos"])
-        grads["W_pos"][:dh.shape[1]] = dh.sum(axis=0)
-        grads["W_embed"] = word_embedding_backward(dh, c_emb)
-        return value * scale, grads
+        return value * scale, backward(stages, params, tape, dout * scale)
 
     return _model("transformer_lm", config, init, scores, loss_and_grads)

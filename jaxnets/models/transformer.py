@@ -5,7 +5,8 @@ cs231n assignment 3's transformer without the image), from the hand-written atte
                     - `blocks` pre-norm transformer blocks, causal self-attention
                     - final layer norm - temporal affine - temporal softmax loss per token
 
-It has the one Model signature, no state and no dropout. Targets are per step, < 0 meaning
+It is a stage list (`netspec.networks.transformer_lm_stages`) run by `jaxnets.models.stages`,
+as the other sequence models; it has the one Model signature, no state and no dropout. Targets are per step, < 0 meaning
 no target, and the loss is the mean cross-entropy per token exactly as char_lm's
 (`sequence.target_mask`, `sequence.per_token_scale`), so `token_nll` and `sample` serve both
 models. The causal mask makes the scores at step t depend on tokens 0..t only; a sequence
@@ -18,17 +19,18 @@ import jax
 import jax.numpy as jnp
 
 from jaxnets.models import checks
+from jaxnets.models import stages as S
 from jaxnets.models.base import Model, register_model
 from jaxnets.models.sequence import per_token_scale, target_mask
 from jaxnets.programs import program_cache
-from jaxnets.ops import (AUTODIFF, TRANSFORMER_BLOCK_PARAMS, layernorm_backward, layernorm_forward,
-                         temporal_affine_backward, temporal_affine_forward, temporal_softmax_loss,
-                         transformer_block_backward, transformer_block_forward, word_embedding_backward,
+from jaxnets.ops import (AUTODIFF, TRANSFORMER_BLOCK_PARAMS, positional_embedding_forward, temporal_affine_forward,
+                         temporal_layernorm_forward, temporal_softmax_loss, transformer_block_forward,
                          word_embedding_forward)
 from jaxnets.ops.attention import ACTIVATIONS, masked_softmax, split_heads, visible_keys
+from netspec.networks import EPS, transformer_lm_stages
 
 #: layer norm's epsilon, the blocks' and the final one's (PyTorch's default)
-LN_EPS = 1e-5
+LN_EPS = EPS
 
 
 def block_keys(i):
@@ -56,6 +58,7 @@ def transformer_lm(vocab_size=27, seq_len=12, dim=64, heads=4, blocks=2, ffn=256
         raise ValueError(f"{where}: activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     config = {"vocab_size": vocab_size, "seq_len": seq_len, "dim": dim, "heads": heads, "blocks": blocks,
               "ffn": ffn, "activation": activation}
+    stages = transformer_lm_stages(blocks, heads, activation)
     shapes = {"Wq": (dim, dim), "Wk": (dim, dim), "Wv": (dim, dim), "Wo": (dim, dim), "W1": (dim, ffn),
               "W2": (ffn, dim)}
 
@@ -76,22 +79,15 @@ def transformer_lm(vocab_size=27, seq_len=12, dim=64, heads=4, blocks=2, ffn=256
                        "b_vocab": jnp.zeros(vocab_size)})
         return params
 
-    def positions(params, x):
-        """W_pos's first t rows for x (N, t): t <= seq_len, a clear error otherwise."""
+    def check_length(x):
+        """Token ids (N, t) with t <= seq_len (the positions it has embeddings for)."""
         if x.ndim != 2 or x.shape[1] > seq_len:
             raise ValueError(f"{where}: token ids must be (N, t) with t <= seq_len = {seq_len} (the positions it has "
                              f"embeddings for), got shape {x.shape}")
-        return params["W_pos"][:x.shape[1]]
-
-    def block_args(params, i):
-        return [params[k] for k in block_keys(i)]
+        return x
 
     def scores(params, x, layers=AUTODIFF, state=None):
-        h = layers.word_embedding(x, params["W_embed"]) + positions(params, x)
-        for i in range(blocks):
-            h = layers.transformer_block(h, *block_args(params, i), heads, None, True, activation)
-        z = layers.layernorm(h.reshape(-1, dim), params["lnf_gamma"], params["lnf_beta"], LN_EPS).reshape(h.shape)
-        return layers.temporal_affine(z, params["W_vocab"], params["b_vocab"])
+        return S.forward(stages, params, check_length(x), layers)[0]
 
     def loss(params, state, x, y, key=None, layers=AUTODIFF):
         mask = target_mask(y)
@@ -99,28 +95,11 @@ def transformer_lm(vocab_size=27, seq_len=12, dim=64, heads=4, blocks=2, ffn=256
         return value * per_token_scale(mask, value.dtype), state
 
     def loss_and_grads(params, state, x, y, key=None, layout=None):
-        emb, c_emb = word_embedding_forward(x, params["W_embed"])
-        h = emb + positions(params, x)
-        c_blocks = []
-        for i in range(blocks):
-            h, c = transformer_block_forward(h, *block_args(params, i), heads, None, True, activation)
-            c_blocks.append(c)
-        z, c_ln = layernorm_forward(h.reshape(-1, dim), params["lnf_gamma"], params["lnf_beta"], eps=LN_EPS)
-        out, c_out = temporal_affine_forward(z.reshape(h.shape), params["W_vocab"], params["b_vocab"])
+        out, tape, _ = S.manual_forward(stages, params, check_length(x))
         mask = target_mask(y)
         value, dout = temporal_softmax_loss(out, jnp.maximum(y, 0), mask)
         scale = per_token_scale(mask, value.dtype)
-        grads = {}
-        dz, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dout * scale, c_out)
-        dh, grads["lnf_gamma"], grads["lnf_beta"] = layernorm_backward(dz.reshape(-1, dim), c_ln)
-        dh = dh.reshape(h.shape)
-        for i in reversed(range(blocks)):
-            dh, *dblock = transformer_block_backward(dh, c_blocks[i])
-            grads.update(zip(block_keys(i), dblock))
-        # h0 = embedding + W_pos[:t]: every sequence of the batch adds its gradient to the positions' rows
-        grads["W_pos"] = jnp.zeros_like(params["W_pos"]).at[:x.shape[1]].set(jnp.sum(dh, axis=0))
-        grads["W_embed"] = word_embedding_backward(dh, c_emb)
-        return value * scale, grads, state
+        return value * scale, S.manual_backward(stages, params, tape, dout * scale), state
 
     def predict(params, x, state=None):
         return jnp.argmax(scores(params, x), axis=-1)
@@ -142,11 +121,11 @@ def _maps_program(model):
 
 
 def _attention_maps(cfg, params, x):
-    h = word_embedding_forward(x, params["W_embed"])[0] + params["W_pos"][:x.shape[1]]
+    h = positional_embedding_forward(word_embedding_forward(x, params["W_embed"])[0], params["W_pos"])[0]
     maps = []
     for i in range(cfg["blocks"]):
         args = [params[k] for k in block_keys(i)]
-        a = layernorm_forward(h.reshape(-1, cfg["dim"]), args[0], args[1], eps=LN_EPS)[0].reshape(h.shape)
+        a = temporal_layernorm_forward(h, args[0], args[1], eps=LN_EPS)[0]
         q = split_heads(temporal_affine_forward(a, args[2], args[3])[0], cfg["heads"])
         k = split_heads(temporal_affine_forward(a, args[4], args[5])[0], cfg["heads"])
         s = (q / math.sqrt(q.shape[-1])) @ jnp.swapaxes(k, -1, -2)

@@ -25,6 +25,7 @@ from jaxnets.ops.activations import gelu_backward, gelu_forward, relu_backward, 
 from jaxnets.ops.norm import layernorm_backward, layernorm_forward
 from jaxnets.ops.sequence import temporal_affine_backward, temporal_affine_forward
 from jaxnets.ops.vjp import manual_vjp
+from netspec.stages import TRANSFORMER_BLOCK_PARAMS  # noqa: F401 - the block's argument order, declared once
 
 __all__ = [
     "AttentionCache", "attention_forward", "attention_backward",
@@ -182,8 +183,6 @@ def multihead_attention_backward(dout, cache):
 # ----------------------------------------------------------------------------- pre-norm transformer block
 
 #: the parameters of transformer_block_forward, in argument order after x
-TRANSFORMER_BLOCK_PARAMS = ("ln1_gamma", "ln1_beta", "Wq", "bq", "Wk", "bk", "Wv", "bv", "Wo", "bo",
-                            "ln2_gamma", "ln2_beta", "W1", "b1", "W2", "b2")
 ACTIVATIONS = {"relu": (relu_forward, relu_backward), "gelu": (gelu_forward, gelu_backward)}
 
 

@@ -37,7 +37,7 @@ from jaxnets.ops.vjp import manual_vjp
 __all__ = [
     "NormCache", "batchnorm_forward", "batchnorm_backward", "batchnorm_inference",
     "spatial_batchnorm_forward", "spatial_batchnorm_backward", "spatial_batchnorm_inference",
-    "layernorm_forward", "layernorm_backward",
+    "layernorm_forward", "layernorm_backward", "temporal_layernorm_forward", "temporal_layernorm_backward",
     "spatial_groupnorm_forward", "spatial_groupnorm_backward", "running_average", "batch_moments",
 ]
 
@@ -236,6 +236,23 @@ def layernorm_backward(dout, cache):
     return dx, _sum(along, (0,))[0], _sum(dout, (0,))[0]
 
 
+def temporal_layernorm_forward(x, gamma, beta, *, eps=1e-5):
+    """Layer norm of every time step of x (N, T, D) over its D features (a transformer's layer
+    norm): layernorm_forward on the N*T rows, reshaped back. Returns `(out, cache)`."""
+    if x.ndim != 3:
+        raise ValueError(f"temporal_layernorm_forward: x must be (N, T, D), got shape {x.shape}")
+    out, cache = layernorm_forward(x.reshape(-1, x.shape[2]), gamma, beta, eps=eps)
+    return out.reshape(x.shape), cache
+
+
+def temporal_layernorm_backward(dout, cache):
+    """Return `(dx, dgamma, dbeta)` for temporal_layernorm_forward: layernorm_backward on the
+    N*T rows of dout in the forward's (batch-major) row order, dgamma and dbeta summed over
+    every row — every sequence and every step."""
+    dx, dgamma, dbeta = layernorm_backward(dout.reshape(-1, dout.shape[2]), cache)
+    return dx.reshape(dout.shape), dgamma, dbeta
+
+
 # ----------------------------------------------------------------------------- group norm
 
 
@@ -285,6 +302,7 @@ def _positional(forward, *names):
 _batchnorm = _positional(batchnorm_forward, "eps")
 _spatial_batchnorm = _positional(spatial_batchnorm_forward, "eps")
 _layernorm = _positional(layernorm_forward, "eps")
+_temporal_layernorm = _positional(temporal_layernorm_forward, "eps")
 _groupnorm = _positional(spatial_groupnorm_forward, "groups", "eps")
 
 LAYERS = {
@@ -292,5 +310,7 @@ LAYERS = {
     "spatial_batchnorm": (_spatial_batchnorm,
                           manual_vjp(_spatial_batchnorm, spatial_batchnorm_backward, nondiff_argnums=(3,))),
     "layernorm": (_layernorm, manual_vjp(_layernorm, layernorm_backward, nondiff_argnums=(3,))),
+    "temporal_layernorm": (_temporal_layernorm,
+                           manual_vjp(_temporal_layernorm, temporal_layernorm_backward, nondiff_argnums=(3,))),
     "spatial_groupnorm": (_groupnorm, manual_vjp(_groupnorm, spatial_groupnorm_backward, nondiff_argnums=(3, 4))),
 }

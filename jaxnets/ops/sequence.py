@@ -15,7 +15,7 @@ from jaxnets.ops.vjp import loss_vjp, manual_vjp
 __all__ = [
     "word_embedding_forward", "word_embedding_backward",
     "temporal_affine_forward", "temporal_affine_backward",
-    "last_step_forward", "last_step_backward",
+    "last_step_forward", "last_step_backward", "positional_embedding_forward", "positional_embedding_backward",
     "temporal_softmax_loss",
 ]
 
@@ -79,6 +79,25 @@ def temporal_affine_backward(dout, cache):
     return dout @ w.T, weight_gradient(x.reshape(rows, -1), dout2), jnp.sum(dout2, axis=0)
 
 
+# ----------------------------------------------------------------------------- positional embedding
+
+def positional_embedding_forward(x, W):
+    """out[:, t] = x[:, t] + W[t]: learned positions added to x (N, T, D), W (P, D) with
+    P >= T (a sequence shorter than P takes the first T rows). Returns `(out, cache)`."""
+    if x.ndim != 3 or W.ndim != 2 or W.shape[1] != x.shape[2] or W.shape[0] < x.shape[1]:
+        raise ValueError(f"positional_embedding_forward: need x (N, T, D) and W (P >= T, D); got {x.shape} and {W.shape}")
+    return x + W[:x.shape[1]], W  # the cache is W (a custom_vjp residual must be an array)
+
+
+def positional_embedding_backward(dout, cache):
+    """Return `(dx, dW)` for positional_embedding_forward.
+
+    out[n, t] = x[n, t] + W[t], so dx = dout and dW[t] = sum over the N sequences of
+    dout[n, t] (every sequence adds its gradient to the same row); rows t >= T get 0.
+    """
+    return dout, jnp.zeros_like(cache).at[:dout.shape[1]].set(jnp.sum(dout, axis=0))
+
+
 # ----------------------------------------------------------------------------- last step
 
 def last_step_forward(h):
@@ -133,6 +152,8 @@ LAYERS = {
                        manual_vjp(word_embedding_forward, word_embedding_backward, no_grad_argnums=(0,))),
     "temporal_affine": (temporal_affine_forward, manual_vjp(temporal_affine_forward, temporal_affine_backward)),
     "last_step": (last_step_forward, manual_vjp(last_step_forward, last_step_backward)),
+    "positional_embedding": (positional_embedding_forward,
+                             manual_vjp(positional_embedding_forward, positional_embedding_backward)),
     # a loss: the pair returns (value, gradient); autodiff differentiates its value
     "temporal_softmax_loss": (temporal_softmax_loss, loss_vjp(temporal_softmax_loss)),
 }

@@ -7,6 +7,8 @@ tests/test_optimizers.py against optax).
 import jax
 import jax.numpy as jnp
 
+from jaxnets.ops.norm import layernorm_backward
+
 
 def _dxhat_terms(dxhat, xhat, axes):
     total = jnp.sum(dxhat, axis=axes, keepdims=True)
@@ -43,6 +45,13 @@ def layernorm_backward_batch_axis(dout, cache):
     m, total, along = _dxhat_terms(dxhat, cache.xhat, (0,))  # batch norm's axis, not the row's
     dx = (cache.inv_std / m) * (m * dxhat - total - cache.xhat * along)
     return dx, jnp.sum(dout * cache.xhat, axis=0), jnp.sum(dout, axis=0)
+
+
+def temporal_layernorm_backward_time_major(dout, cache):
+    """dout's rows taken time-major (t, n) against the forward's batch-major (n, t) rows."""
+    n, t, d = dout.shape
+    dx, dgamma, dbeta = layernorm_backward(jnp.swapaxes(dout, 0, 1).reshape(-1, d), cache)
+    return dx.reshape(dout.shape), dgamma, dbeta
 
 
 def spatial_groupnorm_backward_interleaved_groups(dout, cache):
@@ -94,6 +103,8 @@ PLANTED = (
      "dgamma = dout * xhat per example, not summed over the batch"),
     ("layernorm_normalised_over_batch_axis", "layernorm", layernorm_backward_batch_axis,
      "layer norm's dx with batch norm's sums over the batch instead of the row"),
+    ("temporal_layernorm_rows_time_major", "temporal_layernorm", temporal_layernorm_backward_time_major,
+     "dout flattened time-major, (T, N) rows, against the cache's batch-major (N, T) rows"),
     ("groupnorm_groups_reshaped_wrongly", "spatial_groupnorm", spatial_groupnorm_backward_interleaved_groups,
      "channels regrouped k, k+G, ... (reshape (N, C/G, G, ...)) instead of consecutive runs"),
     ("dropout_mask_not_rescaled", "dropout", dropout_backward_mask_not_rescaled,

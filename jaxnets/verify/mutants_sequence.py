@@ -136,6 +136,10 @@ def temporal_affine_backward_db_per_step(dout, cache):
     return dout @ w.T, weight_gradient(x.reshape(rows, -1), dout2), jnp.sum(dout, axis=0)  # (T, M): not over t
 
 
+def positional_embedding_backward_first_sequence(dout, cache):
+    return dout, jnp.zeros_like(cache).at[:dout.shape[1]].set(dout[0])  # one sequence's, not the batch's sum
+
+
 def last_step_backward_at_first_step(dout, cache):
     return jnp.zeros_like(cache).at[:, 0].set(dout)  # the gradient sent to step 0, not T - 1
 
@@ -196,6 +200,8 @@ PLANTED = (
      "backprop through time carries dh but not dc: dnext_c = 0 at every step"),
     ("temporal_affine_db_per_step", "temporal_affine", temporal_affine_backward_db_per_step,
      "db summed over the batch only, one bias gradient per time step"),
+    ("positional_gradient_from_one_sequence", "positional_embedding", positional_embedding_backward_first_sequence,
+     "dW_pos[t] = dout[0, t]: the first sequence's gradient instead of the sum over the batch"),
     ("last_step_gradient_at_first_step", "last_step", last_step_backward_at_first_step,
      "dh[:, 0] = dout: the summary's gradient sent to the first step instead of the last"),
     ("gelu_without_product_rule", "gelu", gelu_backward_without_product_rule,

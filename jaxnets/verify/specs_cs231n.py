@@ -77,6 +77,10 @@ EDGES = {
                   {"N": 5, "D": 4}, {"N": 3, "D": 1}, {"N": 6, "D": 2}),
     "layernorm": ({"N": 3, "D": 1},  # one feature per row: variance 0
                   {"N": 1, "D": 4}, {"N": 5, "D": 3}),
+    # first: several sequences and steps (the public API's first example; a row-order slip
+    # is invisible with N = 1 or T = 1, and D = 1 has dx = 0)
+    "temporal_layernorm": ({"N": 3, "T": 2, "D": 3}, {"N": 2, "T": 3, "D": 1},  # one feature per step: variance 0
+                           {"N": 1, "T": 1, "D": 4}),
     "spatial_batchnorm": ({"N": 1, "C": 2, "H": 1, "W": 1},  # one value per channel
                           {"N": 2, "C": 3, "H": 2, "W": 3}, {"N": 3, "C": 1, "H": 3, "W": 2}),
     "spatial_groupnorm": ({"N": 2, "G": 2, "C": 4, "H": 2, "W": 3},  # groups of 2 consecutive channels
@@ -125,6 +129,14 @@ def _norm_values(shape, groups_of, features):
 
 def _rows(g):
     return (g["N"], g["D"])
+
+
+def _steps(g):
+    return (g["N"], g["T"], g["D"])
+
+
+def _g_steps(draw):
+    return {"N": draw("N", 1, 3), "T": draw("T", 1, 4), "D": _not_two(draw("D", 1, 5))}
 
 
 def _images(g):
@@ -204,6 +216,8 @@ SPECS = (
            lambda g: (g["alpha"],), edges=EDGES["leaky_relu"]),
     _norm_spec("batchnorm", _g_rows, _norm_values(_rows, lambda x: x, lambda g: g["D"])),
     _norm_spec("layernorm", _g_rows, _norm_values(_rows, lambda x: x.T, lambda g: g["D"])),
+    _norm_spec("temporal_layernorm", _g_steps, _norm_values(_steps, lambda x: x.reshape(-1, x.shape[-1]).T,
+                                                             lambda g: g["D"])),
     _norm_spec("spatial_batchnorm", _g_images, _norm_values(_images, _channel_columns, lambda g: g["C"])),
     _norm_spec("spatial_groupnorm", _g_groups, _v_groupnorm, static=lambda g: (g["G"], EPS),
                names=("groups", "eps")),

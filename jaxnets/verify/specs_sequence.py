@@ -125,6 +125,19 @@ def _v_temporal_affine(g, rng, stress):
     return tuple(rng.standard_normal(s) for s in shapes), (), True
 
 
+def _g_positions(draw):
+    g = {"N": draw("N", 1, 3), "T": draw("T", 1, 4), "D": draw("D", 1, 3)}
+    g["P"] = g["T"] + draw("extra", 0, 2)  # more positions than steps: the rows beyond get 0
+    return g
+
+
+def _v_positions(g, rng, stress):
+    shapes = ((g["N"], g["T"], g["D"]), (g["P"], g["D"]))
+    if stress:  # small integers: exact zeros and repeated values (the layer is linear)
+        return tuple(rng.integers(-2, 3, s).astype(np.float64) for s in shapes), (), True
+    return tuple(rng.standard_normal(s) for s in shapes), (), True
+
+
 def _g_last_step(draw):
     return {"N": draw("N", 1, 3), "T": draw("T", 1, 5), "H": draw("H", 1, 4)}
 
@@ -309,6 +322,8 @@ EDGES = {
                        {"N": 1, "T": 1, "V": 5, "D": 1}),
     "temporal_affine": ({"N": 1, "T": 1, "D": 1, "M": 1}, {"N": 2, "T": 3, "D": 4, "M": 2},
                         {"N": 3, "T": 2, "D": 3, "M": 3}),
+    "positional_embedding": ({"N": 1, "T": 1, "D": 1, "P": 1}, {"N": 3, "T": 4, "D": 2, "P": 6},
+                             {"N": 2, "T": 3, "D": 3, "P": 3}),
     "last_step": ({"N": 1, "T": 1, "H": 1}, {"N": 2, "T": 6, "H": 3}, {"N": 3, "T": 2, "H": 1}),
     "temporal_softmax_loss": ({"N": 1, "T": 1, "V": 1}, {"N": 3, "T": 4, "V": 5}, {"N": 2, "T": 5, "V": 2}),
     "attention": ({"N": 2, "heads": 2, "Tq": 4, "Tk": 4, "d": 3, "dv": 2, "mask": "none", "causal": True},
@@ -353,6 +368,9 @@ SPECS = (
     OpSpec("temporal_affine", "layer", ("x", "w", "b"), _g_temporal_affine, _v_temporal_affine,
                    ops.temporal_affine_forward, npl.temporal_affine_forward, ops.temporal_affine_backward,
                    npl.temporal_affine_backward, edges=EDGES["temporal_affine"]),
+    OpSpec("positional_embedding", "layer", ("x", "W"), _g_positions, _v_positions, ops.positional_embedding_forward,
+           npl.positional_embedding_forward, ops.positional_embedding_backward, npl.positional_embedding_backward,
+           edges=EDGES["positional_embedding"]),
     OpSpec("last_step", "layer", ("h",), _g_last_step, _v_last_step, ops.last_step_forward, npl.last_step_forward,
            ops.last_step_backward, npl.last_step_backward, edges=EDGES["last_step"]),
     OpSpec("temporal_softmax_loss", "loss", ("x",), _g_temporal_loss, _v_temporal_loss,
