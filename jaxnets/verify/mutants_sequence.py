@@ -1,8 +1,8 @@
 """Planted mistakes in the sequence layers (issue 20): the slips of backprop through time,
 gates, embeddings, masks and attention. Each is a modified copy of the correct `jaxnets.ops`
 function with one mistake, in `mutants_cs231n.PLANTED`'s record format (name, op, function,
-what is wrong). Not yet in `mutants.MUTANTS`: the engine that will run them is being rewritten
-(issue 17); until then tests/test_sequence_ops.py checks that each is caught.
+what is wrong); `mutants.MUTANTS` lists them with the others, and tests/test_mutants.py checks
+that each is caught.
 """
 import math
 
