@@ -14,7 +14,6 @@ key token; each row sums to 1, the keys after the query are masked).
 Our setup (no document trains one): Adam, learning rate 0.003, minibatches of 64 names,
 gradients clipped to global norm 1.
 """
-import jax
 import numpy as np
 
 from experiments import plots

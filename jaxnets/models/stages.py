@@ -32,8 +32,6 @@ from jaxnets.models.base import add_l2_penalty
 from jaxnets.ops import AUTODIFF, batch_moments, dropout_noise, running_average, softmax_loss
 from netspec.stages import state_names
 
-EPS = 1e-5
-
 
 def init_state(stages, widths):
     """Running mean 0 and variance 1 per feature of every `statistics` stage (cs231n's start);

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from jaxnets.verify.adapters.custom import kind_of, unwrap
 from jaxnets.verify.api import check
-from jaxnets.verify.known import KNOWN, known_examples
+from jaxnets.verify.known import known_examples
 from jaxnets.verify.prepare import CheckInputError, first_line
 
 _FORWARD = re.compile(r"^(?P<stem>.+?)_forward(?P<suffix>_\w+)?$")
