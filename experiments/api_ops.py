@@ -7,7 +7,7 @@ import json
 import sys
 
 from experiments import suite_report
-from jaxnets import verify as eq
+from jaxnets import conformance as eq
 
 
 def main(argv=None):

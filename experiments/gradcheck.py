@@ -44,10 +44,10 @@ option), with one line and no traceback.
 
 For the built-in report: each op gets --cases deterministic cases (geometries cycling through
 the op's pool, every other pass with stress inputs: kinks, ties, saturation, huge scores)
-checked by `jaxnets.verify.compare_op` in float64, and --float32-cases of them in float32; each
+checked by `jaxnets.gradcheck.compare_op` in float64, and --float32-cases of them in float32; each
 model variant --model-cases cases in both dtypes, in every gradient mode (its fast layout
 included). The tables give the largest cs231n relative error per pair of gradient sources; a
-cell over its tolerance is marked "!". Then every mutant of `jaxnets.verify.mutants` runs
+cell over its tolerance is marked "!". Then every mutant of `jaxnets.conformance.mutants` runs
 through the same checker (with --public-api, also through the public API, as a cs231n pair
 and as a jax.custom_vjp, with the custom-rule mutants). Exit status 0 when everything agrees,
 the correct functions pass and every mutant is caught, 1 otherwise.
@@ -58,8 +58,8 @@ import os
 import sys
 
 from experiments import runs, suite_report, usercheck
-from jaxnets.verify import DEFAULT_CASES, CheckInputError
-from jaxnets.verify.report import jsonable
+from jaxnets.gradcheck import DEFAULT_CASES, CheckInputError
+from jaxnets.gradcheck.report import jsonable
 
 #: seconds a case may take on the command line before it counts as a runaway
 DEFAULT_TIMEOUT = 60.0

@@ -6,9 +6,10 @@ import time
 import jax
 import numpy as np
 
-from jaxnets import verify as eq
-from jaxnets.verify import mutants as mut
-from jaxnets.verify.report import STATUSES
+from jaxnets import conformance as eq
+from jaxnets.conformance import mutants as mut
+from jaxnets.gradcheck import check_layer
+from jaxnets.gradcheck.report import STATUSES
 
 JAX_SOURCES = ("manual", "autodiff", "custom_vjp", "fast")
 ANALYTIC_COLUMNS = tuple(f"{m} vs numpy" for m in JAX_SOURCES)
@@ -92,14 +93,14 @@ def check_mutants():
 def check_ops_public(names, seeds=(0,), log=print):
     """Each correct built-in op in `names` through `check_layer` as a user would call it (its
     examples grouped by call signature), at each seed: a row per op and seed."""
-    from jaxnets.verify import public_api as pa
+    from jaxnets.conformance import public_api as pa
 
     rows = []
     for name in names:
         args = pa.op_layer(name)
         for seed in seeds:
-            reports = [eq.check_layer(args.forward, args.backward, group, reference=args.reference, name=name,
-                                      seed=seed) for group in pa.example_groups(args.examples)]
+            reports = [check_layer(args.forward, args.backward, group, reference=args.reference, name=name,
+                                   seed=seed) for group in pa.example_groups(args.examples)]
             status = max((r.status for r in reports), key=STATUSES.index)
             rows.append({"op": name, "seed": seed, "status": status,
                          "failures": sorted({k for r in reports for k, row in r.rows.items() if row.status == "fail"}),
@@ -111,8 +112,8 @@ def check_ops_public(names, seeds=(0,), log=print):
 
 def check_public_api(log=print, seeds=(0,)):
     """Every correct op (at `seeds`) and every mutant through the public API, as cs231n pairs
-    and as jax.custom_vjp objects, and the custom-rule mutants (`jaxnets.verify.public_api`)."""
-    from jaxnets.verify import public_api as pa
+    and as jax.custom_vjp objects, and the custom-rule mutants (`jaxnets.conformance.public_api`)."""
+    from jaxnets.conformance import public_api as pa
 
     ops_rows = check_ops_public(eq.OP_NAMES, seeds, log)
     kinds = {}
@@ -268,7 +269,7 @@ def power_block(api):
         for r in kind["results"]:
             how[r["how"]] = how.get(r["how"], 0) + 1
         lines.append(f"- {kind['score']}: " + ", ".join(f"{n} by {h}" for h, n in sorted(how.items())) + ".")
-    lines.append("- the custom-rule mutants (`jaxnets/verify/mutants_custom.py`), each by the row made for it: "
+    lines.append("- the custom-rule mutants (`jaxnets/conformance/mutants_custom.py`), each by the row made for it: "
                  + "; ".join(f"`{r['name']}` by {', '.join(r['caught_by']) or 'none'}"
                              + ("" if r["caught"] else " (**missed**)") for r in api["custom"]) + ".")
     statuses = {}

@@ -31,9 +31,9 @@ from jax.test_util import check_grads
 
 from jaxnets import ops
 from jaxnets.ops.vjp import loss_vjp, manual_vjp
-from jaxnets.verify import CheckInputError, check, precise_jax
-from jaxnets.verify.mutants import MUTANTS, loss_vjp_ignoring_cotangent
-from jaxnets.verify.mutants_custom import CUSTOM_MUTANTS, cos_update
+from jaxnets.gradcheck import CheckInputError, check, precise_jax
+from jaxnets.conformance.mutants import MUTANTS, loss_vjp_ignoring_cotangent
+from jaxnets.conformance.mutants_custom import CUSTOM_MUTANTS, cos_update
 from reference_numpy import layers as npl
 
 #: jaxnets cases per check (its default is 60; 24 keeps the run lean on a shared machine)

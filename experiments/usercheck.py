@@ -1,6 +1,6 @@
 """`jaxnets gradcheck FILE.py[:NAME]`: a user's file, loaded and checked as it is.
 
-FILE.py alone: everything `jaxnets.verify.discover.find` lists in it, one summary row each,
+FILE.py alone: everything `jaxnets.gradcheck.discover.find` lists in it, one summary row each,
 then the reports of what failed. FILE.py:NAME: one thing, its whole report — NAME may be a
 custom_vjp or custom_jvp object, a pair's stem (NAME_forward / NAME_backward), a backward
 (`batchnorm_backward_alt`), a loss or any JAX function. Its example comes from `--example`
@@ -18,9 +18,9 @@ import warnings
 
 import numpy as np
 
-from jaxnets.verify import CheckInputError, check
-from jaxnets.verify.case import Example
-from jaxnets.verify.discover import Found, check_module, examples_for, find
+from jaxnets.gradcheck import CheckInputError, check
+from jaxnets.gradcheck.case import Example
+from jaxnets.gradcheck.discover import Found, check_module, examples_for, find
 
 DOMAIN_WORDS = {"real": "real", "positive": "positive", "nonnegative": "nonnegative", "unit": "unit"}
 

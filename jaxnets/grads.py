@@ -9,7 +9,7 @@
                 "manual" itself for a model without one. Equal to "manual" up to rounding.
 
 The first three are the modes the documents' derivations are checked with (MODES); all four
-are covered by the equivalence suite (`jaxnets.verify`).
+are covered by the equivalence suite (`jaxnets.conformance`).
 
 Every mode has the model's one signature, `(params, state, x, y, key) -> (loss, grads,
 new_state)`: the state (batch norm's running statistics, {} without) goes in and its update

@@ -40,7 +40,8 @@ def _fresh_compiled_programs():
     ~50 memory mappings and a process may have 65530 (vm.max_map_count), which the whole
     suite's programs, kept, exceeded (XLA's compiler then crashed). Modules share few."""
     yield
-    from jaxnets.verify import subject, suite
+    from jaxnets.conformance import suite
+    from jaxnets.gradcheck import subject
 
     subject.clear_programs()
     suite.clear_subjects()

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from jaxnets import ops
-from jaxnets.verify import (DEFAULT_CASES, OP_NAMES, CheckInputError, assert_layer, check, check_layer, hints,
-                            load_case)
-from jaxnets.verify.case import UPSTREAM, VALUE_KINDS
-from jaxnets.verify.mutants import MUTANTS
-from jaxnets.verify.public_api import mutant_layer, op_layer, public_mutant_score
+from jaxnets.conformance import OP_NAMES
+from jaxnets.gradcheck import (DEFAULT_CASES, CheckInputError, assert_layer, check, check_layer, hints, load_case)
+from jaxnets.gradcheck.case import UPSTREAM, VALUE_KINDS
+from jaxnets.conformance.mutants import MUTANTS
+from jaxnets.conformance.public_api import mutant_layer, op_layer, public_mutant_score
 from reference_numpy import layers as npl
 
 RNG = np.random.default_rng(0)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from jaxnets import ops
-from jaxnets.verify import check, check_layer
-from jaxnets.verify.mutants import MUTANTS
-from jaxnets.verify.mutants_custom import CUSTOM_MUTANTS
-from jaxnets.verify.oracles import context
-from jaxnets.verify.public_api import mutant_layer
+from jaxnets.gradcheck import check, check_layer
+from jaxnets.conformance.mutants import MUTANTS
+from jaxnets.conformance.mutants_custom import CUSTOM_MUTANTS
+from jaxnets.gradcheck.oracles import context
+from jaxnets.conformance.public_api import mutant_layer
 from reference_numpy import layers as npl
 
 RNG = np.random.default_rng(1)

@@ -1,4 +1,4 @@
-"""`jaxnets.verify.check` on JAX's own custom-derivative objects, as real code writes them
+"""`jaxnets.gradcheck.check` on JAX's own custom-derivative objects, as real code writes them
 (tests/realcode: JAX's tutorial, jax.nn, jax.scipy.special, a gradient-reversal layer), with
 zero adapter lines: correct rules pass (AMBIGUOUS at kinks, a DOMAIN note where the forward
 itself overflows), intentional non-derivatives and planted mistakes fail with the right row
@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxnets.verify import CheckInputError, check
-from jaxnets.verify.case import VALUE_KINDS
-from jaxnets.verify.mutants_custom import CUSTOM_MUTANTS
+from jaxnets.gradcheck import CheckInputError, check
+from jaxnets.gradcheck.case import VALUE_KINDS
+from jaxnets.conformance.mutants_custom import CUSTOM_MUTANTS
 
 REAL = os.path.join(os.path.dirname(__file__), "realcode")
 RNG = np.random.default_rng(0)
@@ -215,8 +215,8 @@ def test_a_correct_rule_whose_gradient_is_all_rounding_passes_and_a_wrong_one_st
     # attention_backward's ds = p * (dp - sum(p * dp)) leaves eps * |dp| * |k| ~ 1e-10 where the
     # true gradient is 0 (autodiff gives 0): relative error 1, at the gradient's own scale. The
     # rule's and autodiff's float32 reruns measure that rounding; without it, this was a false FAIL
-    from jaxnets.verify import judges
-    from jaxnets.verify.mutants_sequence import attention_backward_without_row_sum
+    from jaxnets.gradcheck import judges
+    from jaxnets.conformance.mutants_sequence import attention_backward_without_row_sum
 
     forward, backward, example = _saturated_attention()
     opts = dict(cases=len(VALUE_KINDS), leading_sizes=False, second_order=False, transforms=False)  # a "large" case

@@ -13,8 +13,7 @@ from jaxnets.grads import MODES, value_and_grad
 from jaxnets.models import MODELS, conv_net, two_layer_net
 from jaxnets.models.mlp import one_pass_gradient
 from jaxnets.training import TrainConfig, chunk_fn, initial_state, make_optimizer, sample_batch_indices
-from jaxnets.verify import (MODEL_VARIANTS, TOL_ANALYTIC_F32_MODELS, TOL_ANALYTIC_F64, compare_arrays,
-                            make_model_case)
+from jaxnets.conformance import (MODEL_VARIANTS, TOL_ANALYTIC_F32_MODELS, TOL_ANALYTIC_F64, compare_arrays, make_model_case)
 from reference_numpy import models as npm
 
 SEEDS = (0, 1)

@@ -8,19 +8,7 @@ import pytest
 
 from jaxnets.grads import value_and_grad
 from jaxnets.models import MODELS
-from jaxnets.verify import (
-    JAX_MODES,
-    MODEL_SPECS,
-    MODEL_VARIANTS,
-    OP_NAMES,
-    OPS,
-    TOL_ANALYTIC_F64,
-    compare_arrays,
-    geometry_pool,
-    make_model_case,
-    make_op_case,
-    op_gradient_fn,
-)
+from jaxnets.conformance import (JAX_MODES, MODEL_SPECS, MODEL_VARIANTS, OP_NAMES, OPS, TOL_ANALYTIC_F64, compare_arrays, geometry_pool, make_model_case, make_op_case, op_gradient_fn)
 from reference_numpy import models as npm
 
 MODEL_NAMES = list(MODELS)

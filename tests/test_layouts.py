@@ -14,7 +14,7 @@ from jaxnets.ops import conv_backward, conv_forward, weight_gradient
 from jaxnets.ops.dense import WIDE_INPUT
 from jaxnets.ops.layout import (CONV_ALGORITHMS, CONV_PRIMITIVE_MIN_CHANNELS, LAYOUTS, Layout, check_layout,
                                 default_layout)
-from jaxnets.verify import OPS, TOL_ANALYTIC_F64, compare_arrays, compare_op, geometry_pool, make_op_case
+from jaxnets.conformance import OPS, TOL_ANALYTIC_F64, compare_arrays, compare_op, geometry_pool, make_op_case
 from reference_numpy import layers as npl
 from reference_numpy import models as npm
 

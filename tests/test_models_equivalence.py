@@ -5,12 +5,7 @@ documents' sizes too; float32 with its own bound."""
 import numpy as np
 import pytest
 
-from jaxnets.verify import (
-    MODEL_VARIANTS,
-    compare_model,
-    kink_distance,
-    make_model_case,
-)
+from jaxnets.conformance import MODEL_VARIANTS, compare_model, kink_distance, make_model_case
 from jaxnets.grads import MODES
 from jaxnets.models import MODELS
 

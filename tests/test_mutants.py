@@ -2,7 +2,7 @@
 is flagged by the same checker the equivalence tests use, and the correct functions pass it."""
 import pytest
 
-from jaxnets.verify import mutants as M
+from jaxnets.conformance import mutants as M
 
 
 @pytest.mark.parametrize("op", sorted({m.op for m in M.MUTANTS}))
@@ -43,7 +43,7 @@ def test_a_loss_whose_vjp_ignores_its_cotangent_is_caught_only_with_a_cotangent_
 
     import numpy as np
 
-    from jaxnets.verify import compare_op, geometry_pool, make_op_case
+    from jaxnets.conformance import compare_op, geometry_pool, make_op_case
 
     mutant = next(m for m in M.MUTANTS if m.name == "loss_vjp_ignores_cotangent")
     case = make_op_case("softmax_loss", geometry_pool("softmax_loss")[1], 0)

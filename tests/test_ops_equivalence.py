@@ -2,7 +2,7 @@
 on hypothesis-drawn geometries, seeds and stress inputs (kinks and ties on purpose).
 
 Each hypothesis example picks a geometry from the op's pool (edge cases + seeded draws, see
-jaxnets.verify), a seed and a stress flag; one XLA compilation per pool geometry.
+jaxnets.conformance), a seed and a stress flag; one XLA compilation per pool geometry.
 JAXNETS_OP_EXAMPLES sets the examples per op (default 200).
 """
 import os
@@ -12,21 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxnets.verify.specs_sequence import SEQUENCE_OPS
-from jaxnets.verify import (
-    ANALYTIC,
-    KINK_MARGIN,
-    OP_NAMES,
-    OPS,
-    TOL_ANALYTIC_F32,
-    TOL_ANALYTIC_F64,
-    compare_arrays,
-    compare_op,
-    geometry_pool,
-    hand_op_case,
-    op_sources,
-    make_op_case,
-)
+from jaxnets.conformance.specs_sequence import SEQUENCE_OPS
+from jaxnets.conformance import (ANALYTIC, KINK_MARGIN, OP_NAMES, OPS, TOL_ANALYTIC_F32, TOL_ANALYTIC_F64, compare_arrays, compare_op, geometry_pool, hand_op_case, op_sources, make_op_case)
 
 OP_EXAMPLES = int(os.environ.get("JAXNETS_OP_EXAMPLES", "200"))
 # the sequence layers (an LSTM over 20 steps, a transformer block) cost a compilation per

@@ -2,7 +2,7 @@
 
 Equal to `max_pool(relu(conv(x, w, b, 1, pad)), P, P, P)` (document 000's three blocks), and
 its backward to the three backwards chained, up to float rounding; checked five ways like
-every op (`jaxnets.verify`).
+every op (`jaxnets.conformance`).
 
 Why one layer: the convolution is computed only where a pool window reads it, directly in
 pool-phase layout: conv output (P a + p, P b + q) is phase p*P + q of pool cell (a, b). All

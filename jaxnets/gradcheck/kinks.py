@@ -1,0 +1,164 @@
+"""Explaining a disagreement between two gradient sources by finite differences at the
+coordinates where they disagree: at a kink (both values between its one-sided slopes: two
+conventions, "ambiguous"), on the domain's boundary (one-sided differences decide where they
+converge), or where finite differences are smooth (they decide; with `arbiter`, a rule that
+agrees with them while autodiff of the primal does not passes, with a note).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from jaxnets.gradcheck.compare import cotangent_scale, gradient_scale
+from jaxnets.gradcheck.finite_diff import judge as judge_probe, probe, relative_error
+from jaxnets.gradcheck.oracles import fd
+from jaxnets.gradcheck.tolerances import ROUNDING_FACTOR
+
+#: failing coordinates of an analytic pair probed by finite differences for a kink
+KINK_PROBES = 8
+
+
+def bad_coords(ctx, ga, gb, cot, rounding=None):
+    tol, bad = ctx.tol, []
+    dscale = cotangent_scale(cot)
+    for i, (a, b) in enumerate(zip(ga, gb)):
+        atol = max(tol.atol or 0.0, ROUNDING_FACTOR * rounding[i] if rounding else 0.0)
+        floor = max(1e-8, (tol.floor or 0.0) * gradient_scale(a, b, dscale), atol / tol.analytic)
+        err = np.abs(a - b) / np.maximum(floor, np.abs(a) + np.abs(b))
+        bad += [(float(err.flat[j]), i, int(j)) for j in np.flatnonzero(~(err <= tol.analytic))]
+    bad.sort(reverse=True)
+    return bad
+
+
+def explain(ctx, finding, ga, gb, cot, arbiter=False, rounding=None):
+    """Explain a disagreement by finite differences at the disagreeing coordinates.
+
+    At a kink (or too close to one for the steps) both values must lie between the
+    one-sided slopes: the finding is ambiguous (two conventions). On the domain's boundary
+    (0 for a positive input) one-sided differences into the domain decide when they converge,
+    and otherwise the rule's finite value is a convention they cannot confirm (ambiguous).
+    With `arbiter`, where finite differences decide and agree with the first source (the
+    rule) but not the second (autodiff of the primal), the finding passes with a note."""
+    bad = bad_coords(ctx, ga, gb, cot, rounding)[:KINK_PROBES]
+    cot64 = [np.asarray(c, np.float64) for c in cot]
+    verdicts = []  # (kind: "kink" | "overruled" | "fail", note, convention)
+    two_sided = []
+    for _, i, j in bad:
+        h = fd.step(ctx.diff64[i], ctx.domains[i], flat=j)
+        if h > 1e-12:
+            two_sided.append((i, j, None, h))
+        else:
+            verdicts.append(at_boundary(ctx, i, j, float(ga[i].flat[j]), float(gb[i].flat[j]), cot64, arbiter))
+    if two_sided:
+        values, bounds, mag = fd.probe_values(ctx, two_sided, weights=cot64)
+        mag += max(ctx.input_terms(finite(ga)), ctx.input_terms(finite(gb)))
+        for (i, j, _, h), vals, bnd in zip(two_sided, values, bounds):
+            pr = probe(vals, h, mag, bnd)
+            a, b = float(ga[i].flat[j]), float(gb[i].flat[j])
+            va, ca = judge_probe(pr, a, ctx.tol.fd)
+            vb, cb = judge_probe(pr, b, ctx.tol.fd)
+            where = position(ctx, i, j)
+            if pr.kind == "smooth":
+                if arbiter and va == "pass" and vb == "fail":
+                    verdicts.append(("overruled", (where, pr.estimate, a, b), None))
+                elif arbiter and va == "fail" and vb == "pass":
+                    verdicts.append(("fail", f"finite differences at {where} ({pr.estimate:.10g}) agree with "
+                                             f"autodiff, not with your rule", None))
+                else:
+                    verdicts.append(("fail", f"finite differences are smooth at {where}, where they disagree too: "
+                                             f"not a convention at a kink", None))
+            elif "fail" in (va, vb):
+                bad_side = "your rule" if va == "fail" else "autodiff"
+                verdicts.append(("fail", f"at {where}, a kink, {bad_side}'s value lies outside the one-sided slopes "
+                                         f"{slopes(pr)}: no convention", None))
+            else:
+                verdicts.append(("kink", "", f"{ca or '?'}/{cb or '?'}"))
+    settle(finding, verdicts, len(bad_coords(ctx, ga, gb, cot, rounding)))
+
+
+def finite(grads):
+    return [np.where(np.isfinite(g), g, 0.0) for g in grads]
+
+
+def position(ctx, i, j):
+    return f"{ctx.names[i]}{[int(v) for v in np.unravel_index(j, ctx.diff64[i].shape)]}"
+
+
+def at_boundary(ctx, i, j, a, b, cot64, arbiter):
+    """A verdict for a disagreement at a coordinate on its domain's boundary."""
+    where = f"{position(ctx, i, j)} = {ctx.diff64[i].flat[j]:g}, the domain's boundary"
+    r1, r2, mag = fd.one_sided(ctx, i, j, cot64)
+    if not math.isfinite(a):
+        return ("fail", f"your rule is {a} at {where}, where the forward is finite", None)
+    noise = 32 * np.finfo(np.float64).eps * mag / (fd.FD_STEP / 4)
+    if relative_error(r1, r2, ctx.tol.fd, noise) <= ctx.tol.fd:  # one-sided differences converge
+        ok_a = relative_error(a, r2, ctx.tol.fd, noise) <= ctx.tol.fd
+        ok_b = math.isfinite(b) and relative_error(b, r2, ctx.tol.fd, noise) <= ctx.tol.fd
+        if ok_a and not ok_b and arbiter:
+            return ("overruled", (where, r2, a, b), None)
+        if ok_a and ok_b:
+            return ("kink", "", "one-sided/one-sided")
+        return ("fail", f"one-sided differences at {where} give {r2:.10g}", None)
+    side = "autodiff is " + (f"{b}" if not math.isfinite(b) else f"{b:.10g}")
+    return ("kink", f"at {where} one-sided differences do not converge ({r1:.6g}, {r2:.6g}); your rule's "
+                    f"{a:.10g} is a convention there ({side})", "boundary/boundary")
+
+
+def settle(finding, verdicts, n_bad):
+    fails = [v for v in verdicts if v[0] == "fail"]
+    if not verdicts or fails:
+        if fails:
+            finding.note = fails[0][1]
+        return
+    overruled = [v[1] for v in verdicts if v[0] == "overruled"]
+    kinks = [v for v in verdicts if v[0] == "kink"]
+    if overruled:
+        where, est, a, b = overruled[0]
+        note = (f"autodiff of your primal is wrong here: at {where} finite differences give {est:.10g}, your rule "
+                f"{a:.10g}, autodiff {b:.10g}; your rule agrees with finite differences"
+                + (f" ({len(overruled)} coordinate(s))" if len(overruled) > 1 else ""))
+        if not kinks:
+            finding.status, finding.note = "pass", note
+            finding.err = 0.0  # the rule agreed with finite differences within their tolerance
+            return
+    conventions = tuple(v[2] for v in kinks if v[2] and v[2] not in ("boundary/boundary", "one-sided/one-sided"))
+    boundary_notes = [v[1] for v in kinks if v[1]]
+    finding.status = "ambiguous"
+    finding.conventions = conventions
+    a, b = finding.check.split(" ~ ")[0], finding.check.split(" ~ ")[-1].split(" (")[0]
+    finding.note = (boundary_notes[0] if boundary_notes else
+                    f"differs only at {n_bad} kink coordinate(s), both between the one-sided slopes "
+                    f"({', '.join(sorted(set(conventions)))} = {a}/{b})")
+
+
+def slopes(pr):
+    return f"[{pr.lo:.6g}, {pr.hi:.6g}] (left {pr.left:.6g}, right {pr.right:.6g})"
+
+
+
+def explain_tangents(ctx, finding, k, direction, ta, tb):
+    """`_at_kinks` for output tangents along one direction of leaf k: each disagreeing
+    output coordinate probed by finite differences of that output alone."""
+    h = fd.step(ctx.diff64[k], ctx.domains[k], direction=direction)
+    if h <= 1e-12:
+        return
+    verdicts = []
+    for o, (a, b) in enumerate(zip(ta, tb)):
+        err = np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))
+        for j in np.flatnonzero(~(err <= ctx.tol.analytic))[:KINK_PROBES]:
+            weights = [np.zeros(np.shape(c)) for c in ctx.cot64]
+            weights[o].flat[j] = 1.0
+            values, bounds, mag = fd.probe_values(ctx, [(k, None, direction, h)], weights=weights)
+            pr = probe(values[0], h, mag + abs(float(a.flat[j])), bounds[0])
+            va, ca = judge_probe(pr, float(a.flat[j]), ctx.tol.fd)
+            vb, cb = judge_probe(pr, float(b.flat[j]), ctx.tol.fd)
+            where = f"{ctx.out_names[o]}{[int(v) for v in np.unravel_index(j, np.shape(a))]}"
+            if pr.kind == "smooth" and va == "pass" and vb != "pass":
+                verdicts.append(("overruled", (where, pr.estimate, float(a.flat[j]), float(b.flat[j])), None))
+            elif pr.kind == "smooth" or "fail" in (va, vb):
+                verdicts.append(("fail", f"finite differences of {where} along the direction decide against "
+                                         f"{'your rule' if va == 'fail' else 'both'}", None))
+            else:
+                verdicts.append(("kink", "", f"{ca or '?'}/{cb or '?'}"))
+    settle(finding, verdicts, len(verdicts))

@@ -1,0 +1,227 @@
+"""Finite differences of a function of the differentiated leaves: the independent oracle.
+
+`probe_values(ctx, requests, fn)` evaluates phi = sum over outputs of sum(out * cotangent) at
+x + PROBE_OFFSETS * h along each request — (leaf, flat index or None, direction or None, h) —
+and returns what `finite_diff.probe` needs to tell a smooth point from a kink: the values,
+the output-by-output one-sided bounds, and a magnitude for the noise floor. JAX functions
+are evaluated in one vmapped, jitted call per chunk of requests (one compilation per call
+signature); NumPy functions point by point. `fn` defaults to the subject's primal; second
+order passes the rule's own gradient as the function to difference.
+
+`requests_for(ctx, rng, ...)` chooses them: up to FD_MAX_COORDS coordinates per leaf plus the
+all-ones and a random direction, each with a step that stays inside the leaf's domain (a
+coordinate on the boundary of a positive input gets one-sided steps: `one_sided`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+
+from jaxnets.gradcheck.finite_diff import PROBE_OFFSETS, fd_coords, fd_layer, fd_scalar, output_bounds
+from jaxnets.gradcheck.tolerances import FD_STEP
+
+#: finite-difference requests per jitted call (padded), so one shape compiles once
+FD_CHUNK = 32
+#: output elements one vmapped call may hold (requests x PROBE_OFFSETS x output size): for a
+#: large layer the chunk shrinks, so a call neither pads to 32 requests nor holds gigabytes
+FD_CHUNK_ELEMENTS = 2_000_000
+#: directions per leaf a finite-difference call takes (padded with zeros)
+FD_DIRECTIONS = 3
+
+
+def step(x, dom, flat=None, direction=None):
+    """The step h for a probe of leaf values x: FD_STEP scaled to the values' size, and no
+    further than half-way to the domain's edge (0 for positive inputs, 0 and 1 for
+    probabilities); 0 when there is no room."""
+    rms = float(np.sqrt(np.mean(x * x))) if x.size else 1.0
+    h = FD_STEP * min(1.0, max(rms, 1e-3))
+    if dom in ("unit", "positive", "nonnegative"):
+        dist = x if dom != "unit" else np.minimum(x, 1.0 - x)
+        if flat is not None:
+            h = min(h, 0.5 * float(dist.flat[flat]))
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(direction != 0, dist / np.abs(direction), np.inf)
+            h = min(h, 0.5 * float(np.min(ratio)))
+    return h
+
+
+def requests_for(ctx, rng, max_coords, directions=2, leaves=None):
+    """Coordinate and direction requests for every differentiated leaf (or `leaves`)."""
+    reqs = []
+    for i, x in enumerate(ctx.diff64):
+        if leaves is not None and i not in leaves:
+            continue
+        shape, dom = x.shape, ctx.domains[i]
+        coords = np.ravel_multi_index(fd_coords(shape, rng, max_coords), shape) if shape else np.array([0])
+        reqs += [(i, int(j), None, step(x, dom, flat=int(j))) for j in coords]
+        dirs = [np.ones(shape), rng.standard_normal(shape), rng.standard_normal(shape)][:directions]
+        reqs += [(i, None, d, step(x, dom, direction=d)) for d in dirs]
+    # an input on its domain's edge (a probability of exactly 0) has no room for a step
+    return [r for r in reqs if r[3] > 1e-12]
+
+
+def boundary_coords(ctx, max_coords=8):
+    """(leaf, flat index) of entries sitting exactly on their domain's edge (0 for positive
+    or non-negative inputs): one-sided differences are the only oracle there."""
+    out = []
+    for i, x in enumerate(ctx.diff64):
+        if ctx.domains[i] in ("positive", "nonnegative", "unit"):
+            flat = np.flatnonzero((x.ravel() == 0) | ((x.ravel() == 1) & (ctx.domains[i] == "unit")))
+            out += [(i, int(j)) for j in (flat if max_coords is None else flat[:max_coords])]
+    return out
+
+
+def one_sided(ctx, i, j, weights=None):
+    """Two estimates of the one-sided derivative of phi along coordinate j of leaf i, into
+    the domain (right at 0, left at 1): Richardson of forward differences from the steps
+    (h, h/2) and from (h/2, h/4), h = FD_STEP. They agree where the function is smooth on
+    the domain's side; where it is not (a square root's infinite slope at 0) they do not, and
+    finite differences cannot decide there. NumPy evaluation (a handful of points)."""
+    x = ctx.diff64[i]
+    sign = -1.0 if x.flat[j] == 1 else 1.0
+    vals = []
+    for t in (0.0, FD_STEP / 4, FD_STEP / 2, FD_STEP):
+        moved = [d.copy() for d in ctx.diff64]
+        moved[i].flat[j] += sign * t
+        vals.append(_phi(ctx, moved, weights))
+    f0, f4, f2, f1 = vals
+    d1, d2, d4 = (f1 - f0) / FD_STEP, (f2 - f0) / (FD_STEP / 2), (f4 - f0) / (FD_STEP / 4)
+    return sign * (2 * d2 - d1), sign * (2 * d4 - d2), max(abs(v) for v in vals)
+
+
+def _phi(ctx, diff, weights=None):
+    outs = ctx.bound.outputs(diff, ctx.arrays64)
+    return float(sum(np.sum(np.asarray(o, np.float64) * c) for o, c in zip(outs, weights or ctx.cot64)))
+
+
+def _flat_out(outs):
+    return jnp.concatenate([jnp.ravel(o) for o in outs]) if len(outs) > 1 else jnp.ravel(outs[0])
+
+
+def probe_values(ctx, requests, outs_fn=None, key=None, extra=(), weights=None):
+    """((len, 7) phi values, (len, 5) output bounds, magnitude of phi) for the requests.
+
+    phi = sum(outs_fn(diff, arrays, extra) * weights): by default the primal's flattened
+    outputs and the case's cotangent (or `weights`, one per output leaf). A caller differencing another function (second order:
+    the rule's gradient) passes it with `key`, the name its compiled program is kept under."""
+    if outs_fn is None:
+        b = ctx.bound
+        outs_fn, key = (lambda d, a, e: _flat_out(b.outputs(list(d), a))), "primal"
+        weights = np.concatenate([np.ravel(c) for c in (ctx.cot64 if weights is None else weights)])
+        if not ctx.subject.jax_primal:
+            return _probe_numpy(ctx, requests, outs_fn, extra, weights)
+        try:
+            return _probe_jax(ctx, requests, outs_fn, key, extra, weights)
+        except Exception:  # a forward JAX traces but cannot vmap: evaluate it point by point
+            return _probe_numpy(ctx, requests, outs_fn, extra, weights)
+    return _probe_jax(ctx, requests, outs_fn, key, extra, weights)
+
+
+def _probe_jax(ctx, requests, outs_fn, key, extra, weights):
+    s, b = ctx.subject, ctx.bound
+    diff = ctx.diff64
+    dirs = []
+    for i, x in enumerate(diff):
+        given = [r[2] for r in requests if r[0] == i and r[2] is not None]
+        if len(given) > FD_DIRECTIONS:
+            raise ValueError(f"at most {FD_DIRECTIONS} directions per leaf")
+        dirs.append(np.stack(given + [np.zeros(x.shape)] * (FD_DIRECTIONS - len(given))))
+    chunk_size = int(max(1, min(FD_CHUNK, FD_CHUNK_ELEMENTS // max(1, len(PROBE_OFFSETS) * int(np.size(weights))))))
+    chunk_fn = s.jitted(b.key(("fd", key, chunk_size)), lambda: lambda *a: _fd_chunk(outs_fn, *a),
+                        shared=key == "primal")
+    which, idx, d_id, steps = [], [], [], []
+    counters = [0] * len(diff)
+    for i, flat, direction, h in requests:
+        which.append(i)
+        idx.append(-1 if flat is None else flat)
+        d_id.append(-1 if direction is None else counters[i])
+        counters[i] += direction is not None
+        steps.append(h)
+    values, bounds, mags = [], [], []
+    for start in range(0, len(requests), chunk_size):
+        sl = slice(start, start + chunk_size)
+        pad = chunk_size - len(which[sl])
+        chunk = [np.asarray(v[sl] + [v[sl][-1]] * pad) for v in (which, idx, d_id, steps)]
+        vals, bnds, mag = jax.device_get(chunk_fn(tuple(diff), ctx.arrays64, extra, weights, tuple(dirs), *chunk))
+        values.append(np.asarray(vals)[: chunk_size - pad])
+        bounds.append(np.asarray(bnds)[: chunk_size - pad])
+        mags.append(float(mag))
+    return np.concatenate(values), np.concatenate(bounds), max(mags)
+
+
+def _fd_chunk(outs_fn, diff, arrays, extra, weights, dirs, which, idx, d_id, steps):
+    """phi along FD_CHUNK requests at the PROBE_OFFSETS, all vmapped: each request moves leaf
+    `which` along a unit vector (d_id < 0) or its d_id-th direction; the other leaves get a
+    zero step, so one traced function serves every leaf."""
+    offsets = jnp.asarray(PROBE_OFFSETS)
+
+    def at(w, i_, d_, t):
+        moved = []
+        for i, x in enumerate(diff):
+            unit = (jnp.arange(x.size) == i_).reshape(x.shape).astype(x.dtype)
+            direction = jnp.where(d_ < 0, unit, dirs[i][jnp.maximum(d_, 0)])
+            moved.append(x + jnp.where(w == i, t, 0.0) * direction)
+        return outs_fn(tuple(moved), arrays, extra)
+
+    def one(w, i_, d_, h):
+        outs = jax.vmap(lambda t: at(w, i_, d_, t))(offsets * h)
+        phi = jnp.sum(outs * weights, axis=1)
+        return phi, output_bounds(outs, weights, h)
+
+    values, bounds = jax.vmap(one)(which, idx, d_id, steps)
+    base = jnp.sum(jnp.abs(outs_fn(diff, arrays, extra) * weights))
+    return values, bounds, jnp.maximum(base, jnp.max(jnp.abs(values)))
+
+
+def _probe_numpy(ctx, requests, outs_fn, extra, weights):
+    def out(diff):
+        return np.asarray(outs_fn(diff, ctx.arrays64, extra), np.float64)
+
+    base = [d.copy() for d in ctx.diff64]
+    mag = float(np.sum(np.abs(out(base) * weights)))
+    values = np.empty((len(requests), len(PROBE_OFFSETS)))
+    bounds = np.empty((len(requests), 5))
+    for r, (i, flat, direction, h) in enumerate(requests):
+        outs = []
+        for off in PROBE_OFFSETS:
+            moved = [d.copy() for d in base]
+            if direction is None:
+                moved[i].flat[flat] += off * h
+            else:
+                moved[i] = moved[i] + off * h * direction
+            outs.append(out(moved))
+        outs = np.stack(outs)
+        values[r] = outs @ weights
+        bounds[r] = output_bounds(outs, weights, h)
+    return values, bounds, max(mag, float(np.max(np.abs(values))) if values.size else 0.0)
+
+
+def richardson_estimates(ctx, salt, limit):
+    """[(coords, estimate)] per leaf: the suite's Richardson differences of the reference's
+    NumPy forward (a layer: of sum(out * dout); a scalar output: of cotangent * loss)."""
+    ref = ctx.subject.reference
+    rng = np.random.default_rng([ctx.case.tags["seed"], salt])
+    b = ctx.ref_bound
+    out = []
+    scalar = np.ndim(ctx.cot64[0]) == 0  # a loss (a model's loss comes first, its state after)
+    for k, x in enumerate(ctx.ref_diff):
+        coords = fd_coords(x.shape, rng, limit)
+
+        several = len(ctx.cot64) > 1 and not scalar
+
+        def forward(*diff, k=k):
+            outs = b.outputs(list(diff), ctx.ref_arrays, ref.primal)
+            # several outputs (an LSTM step's next_h, next_c): phi sums over all of them
+            return np.concatenate([np.ravel(o) for o in outs]) if several else outs[0]
+
+        if scalar:
+            cot = float(ctx.cot64[0])
+            est = fd_scalar(lambda v, k=k: cot * forward(*[v if i == k else d for i, d in enumerate(ctx.ref_diff)]),
+                            [x], 0, coords)
+        else:
+            dout = np.concatenate([np.ravel(c) for c in ctx.cot64]) if several else ctx.cot64[0]
+            est = fd_layer(forward, list(ctx.ref_diff), k, dout, coords)
+        out.append((coords, est))
+    return out
