@@ -8,7 +8,7 @@ import numpy as np
 
 from jaxnets import conformance as eq
 from jaxnets.conformance import mutants as mut
-from jaxnets.gradcheck import check_layer
+from jaxnets.gradcheck.api import check_layer
 from jaxnets.gradcheck.report import STATUSES
 
 JAX_SOURCES = ("manual", "autodiff", "custom_vjp", "fast")

@@ -31,7 +31,8 @@ from jax.test_util import check_grads
 
 from jaxnets import ops
 from jaxnets.ops.vjp import loss_vjp, manual_vjp
-from jaxnets.gradcheck import CheckInputError, check, precise_jax
+from jaxnets.gradcheck import CheckInputError, check
+from jaxnets.gradcheck.tolerances import precise_jax
 from jaxnets.conformance.mutants import MUTANTS, loss_vjp_ignoring_cotangent
 from jaxnets.conformance.mutants_custom import CUSTOM_MUTANTS, cos_update
 from reference_numpy import layers as npl

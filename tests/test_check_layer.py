@@ -10,7 +10,8 @@ import pytest
 
 from jaxnets import ops
 from jaxnets.conformance import OP_NAMES
-from jaxnets.gradcheck import (DEFAULT_CASES, CheckInputError, assert_layer, check, check_layer, hints, load_case)
+from jaxnets.gradcheck import CheckInputError, Options, assert_grads, check, hints, load_case
+from jaxnets.gradcheck.api import DEFAULT_CASES, check_layer, run_check
 from jaxnets.gradcheck.case import UPSTREAM, VALUE_KINDS
 from jaxnets.conformance.mutants import MUTANTS
 from jaxnets.conformance.public_api import mutant_layer, op_layer, public_mutant_score
@@ -230,10 +231,18 @@ def test_bad_input_is_one_clear_error(forward, backward, example, message):
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
-def test_assert_layer_raises_with_the_report():
-    assert assert_layer(relu_forward, relu_backward, (X,), **FAST).ok
+def test_assert_grads_raises_with_the_report():
+    assert assert_grads(relu_forward, X, backward=relu_backward, **FAST).ok
     with pytest.raises(AssertionError, match="FAIL backward ~ autodiff"):
-        assert_layer(ops.affine_forward, affine_backward_missing_sum, (X, W, B), **FAST)
+        assert_grads(ops.affine_forward, X, W, B, backward=affine_backward_missing_sum, **FAST)
+
+
+def test_options_are_one_value_and_unknown_ones_are_refused():
+    one = check(relu_forward, X, backward=relu_backward, options=Options(cases=5, seed=2))
+    two = check(relu_forward, X, backward=relu_backward, cases=5, seed=2)
+    assert len(one.cases) == len(two.cases) == 5
+    with pytest.raises(CheckInputError, match="unknown option rows"):
+        check(relu_forward, X, backward=relu_backward, rows=["autodiff"])
 
 
 # ----------------------------------------------------------------------------- the catalogue through the public API

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxnets import ops
-from jaxnets.gradcheck import check, check_layer
+from jaxnets.gradcheck.api import check_layer, run_check
 from jaxnets.conformance.mutants import MUTANTS
 from jaxnets.conformance.mutants_custom import CUSTOM_MUTANTS
 from jaxnets.gradcheck.oracles import context
@@ -41,8 +41,8 @@ def only(report):
 ])
 def test_a_custom_rule_row_catches_its_mutant_on_its_own(name, row):
     m = _custom(name)
-    assert check(m.correct, *m.example, rows=[row], **QUICK).ok
-    assert only(check(m.mutant, *m.example, rows=[row], **QUICK)), f"{row} alone misses {name}"
+    assert run_check(m.correct, *m.example, rows=[row], **QUICK).ok
+    assert only(run_check(m.mutant, *m.example, rows=[row], **QUICK)), f"{row} alone misses {name}"
 
 
 @pytest.mark.parametrize("mutant,row", [
@@ -86,7 +86,7 @@ def test_the_in_context_check_needs_its_upstream_gradient_to_be_other_than_one(m
     wiring = next(m for m in MUTANTS if m.name == "loss_vjp_ignores_cotangent")
     obj = wiring.wiring(wiring.fn)
     scores, y = RNG.standard_normal((4, 5)), np.array([0, 3, 1, 4])
-    assert only(check(obj, scores, y, rows=["in context"], **QUICK)) == ["custom_vjp ~ autodiff (in context)"]
+    assert only(run_check(obj, scores, y, rows=["in context"], **QUICK)) == ["custom_vjp ~ autodiff (in context)"]
     draw = context.draw
 
     def upstream_one(ctx, rng):
@@ -94,7 +94,7 @@ def test_the_in_context_check_needs_its_upstream_gradient_to_be_other_than_one(m
         return maps, [np.ones_like(r) for r in r1], [np.zeros_like(r) for r in r2]
 
     monkeypatch.setattr(context, "draw", upstream_one)
-    assert check(obj, scores, y, rows=["in context"], **QUICK).ok, "with an upstream of 1 the mistake hides"
+    assert run_check(obj, scores, y, rows=["in context"], **QUICK).ok, "with an upstream of 1 the mistake hides"
 
 
 @jax.custom_vjp
@@ -113,7 +113,7 @@ sin_two_paths.defvjp(lambda x: (jnp.sin(x), x), _two_paths_bwd)
 
 def test_jit_against_eager_sees_a_rule_that_takes_another_path_when_not_traced():
     # every other row runs the rule jitted, where it is right; only the eager call differs
-    report = check(sin_two_paths, X, cases=7, leading_sizes=False)
+    report = run_check(sin_two_paths, X, cases=7, leading_sizes=False)
     assert only(report) == ["bwd: jit ~ eager"], report.text()
 
 

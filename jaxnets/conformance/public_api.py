@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from jaxnets.ops.vjp import loss_vjp, manual_vjp
-from jaxnets.gradcheck.api import check, check_layer
+from jaxnets.gradcheck.api import check_layer, run_check
 from jaxnets.conformance.mutants import MUTANTS
 from jaxnets.conformance.mutants_custom import CUSTOM_MUTANTS
 from jaxnets.conformance.op_specs import OPS
@@ -204,8 +204,8 @@ def check_mutant_public(mutant, cases=24, reference=True, examples=None, kind="p
                 report = check_layer(fn, args.backward, group, cases=cases, fail_fast=True,
                                      reference=args.reference if reference else None, name=mutant.name, **kwargs)
             else:
-                report = check(fn, examples=group, cases=cases, fail_fast=True,
-                               reference=ref if reference else None, name=mutant.name, **kwargs)
+                report = run_check(fn, examples=group, cases=cases, fail_fast=True,
+                                   reference=ref if reference else None, name=mutant.name, **kwargs)
             failing = [r for r in report.rows.values() if r.status == "fail"]
             if failing:
                 w = failing[0].worst
@@ -236,9 +236,9 @@ def custom_mutant_results(cases=24, **kwargs):
     """Each mutant of `mutants_custom` and its correct rule through `check`."""
     out = []
     for m in CUSTOM_MUTANTS:
-        good = check(m.correct, *m.example, cases=cases, **kwargs)
+        good = run_check(m.correct, *m.example, cases=cases, **kwargs)
         try:
-            bad = check(m.mutant, *m.example, cases=cases, **kwargs)
+            bad = run_check(m.mutant, *m.example, cases=cases, **kwargs)
             failing = tuple(k for k, r in bad.rows.items() if r.status == "fail")
         except CheckInputError as exc:
             failing = (f"bad input: {exc}",)

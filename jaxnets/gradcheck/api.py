@@ -1,4 +1,4 @@
-"""Check anyone's derivative rule: `check`, `check_layer`, `assert_layer`.
+"""Check anyone's derivative rule: `check` (and `run_check`, the same with the checker's own hooks).
 
 `check(f, *example_args, ...)` takes the code as it is written:
 
@@ -29,6 +29,7 @@ from jaxnets.gradcheck.adapters.custom import custom_subject, kind_of, positiona
 from jaxnets.gradcheck.adapters.pair import PairError, as_numeric, pair_subject, split_example
 from jaxnets.gradcheck.case import Example, domain, generate, load_case, save_case
 from jaxnets.gradcheck.checks import user_table
+from jaxnets.gradcheck.options import Options
 from jaxnets.gradcheck.prepare import CheckInputError, prepare
 from jaxnets.gradcheck.tolerances import GRAD_SCALE_FLOOR, TOL_ANALYTIC_F64, TOL_FD_F64, Tolerance, precise_jax
 
@@ -143,27 +144,44 @@ def _domains(example):
     return tuple(out)
 
 
-def check(fn, *example, backward=None, examples=None, kwargs=None, reference=None, cases=None, seed=0, name=None,
-          kinks=(0.0,), rtol=None, atol=None, fd_rtol=None, domains=(), leading_sizes=True, transforms=True,
-          second_order=True, fast=None, fail_fast=False, save_dir=None, rerun=None, replay=None, timeout=None,
-          progress=None, subject=None, twin=False, rows=None):
-    """Check a derivative rule; returns a Report (`.ok`, `.text()`, `.to_json()`).
+def check(fn, *example, backward=None, examples=None, kwargs=None, domains=(), reference=None, name=None,
+          options=None, **settings):
+    """Check a derivative rule; returns a `Report` (`.ok`, `.status`, `.text()`, `.to_json()`).
 
+    fn: a `jax.custom_vjp` or `jax.custom_jvp` object (or a function wrapping one), a
+        cs231n-style forward with its `backward=` (`forward(...) -> (out, cache)`,
+        `backward(dout, cache) -> grads`), a loss `fn(scores, *targets) -> (loss, dscores)`,
+        or any JAX function (its JAX derivative is checked).
     example: the positional arguments of one valid call (`kwargs`: its keyword values); or
-        `examples=[(args...), ...]` for several geometries. `domains`: per positional
-        argument, "real", "positive", "nonnegative", "unit" or None (inferred).
-    reference: a trusted implementation (a pair, a loss or a JAX function) that defines the
-        convention at kinks. cases: how many cases (default 60; fast mode 8), seeded by
-        `seed`. kinks: input values where the rule has kinks, planted besides 0.
-    rtol / atol / fd_rtol: tolerances (defaults: 1e-10 relative between analytic sources with
-        a scale-aware floor, 1e-6 against finite differences).
-    fast: random projections instead of coordinate sweeps (default: above FAST_ABOVE
-        elements). second_order / transforms / leading_sizes: switch those checks off.
-    timeout: seconds per case. save_dir / rerun / replay: see `jaxnets gradcheck --replay`.
+        `examples=[(args...), ...]` for several geometries. Only their shapes, dtypes and
+        domains are used: the checker draws its own values.
+    domains: per positional argument, "real", "positive", "nonnegative", "unit" or None
+        (inferred).
+    reference: a trusted implementation (a (forward, backward) pair, a loss or a JAX
+        function) that the rule must match, its convention at kinks included.
+    name: what the report calls the rule (default: its function's name).
+    options: an `Options` (how many cases, which seed, tolerances, ...); any of its fields
+        may also be given as a keyword here: `check(f, x, cases=10, seed=1)`.
+
+    Bad input (no example, an example the forward rejects, an unknown option) raises
+    `CheckInputError` (a ValueError) with one line.
+    """
+    opts = Options.of(options, settings)
+    return run_check(fn, *example, backward=backward, examples=examples, kwargs=kwargs, domains=domains,
+                     reference=reference, name=name, **opts.as_kwargs())
+
+
+def run_check(fn, *example, backward=None, examples=None, kwargs=None, reference=None, cases=None, seed=0,
+              name=None, kinks=(0.0,), rtol=None, atol=None, fd_rtol=None, domains=(), leading_sizes=True,
+              transforms=True, second_order=True, fast=None, fail_fast=False, save_dir=None, rerun=None, replay=None,
+              timeout=None, progress=None, subject=None, twin=False, rows=None):
+    """`check` with the checker's own hooks (for its command line, discovery and the
+    conformance suite): every `Options` field as a keyword, and
+    fail_fast: stop at the first failing case; rerun: the command that re-runs a saved case;
+    progress(done, total, seconds): called as cases finish; subject: a prepared `Subject`;
     twin: the reference is the project's twin of a known name, not the user's: it does not
-        define the convention at kinks. rows: keep only the rows of the table whose names
-        contain one of these strings (to see what one check catches on its own).
-    Bad input raises CheckInputError (a ValueError) with one line.
+    define the convention at kinks; rows: keep only the rows of the table whose names contain
+    one of these strings (to see what one check catches on its own).
     """
     start = time.perf_counter()
     if cases is not None and (not isinstance(cases, int) or cases < 1):
@@ -240,9 +258,10 @@ def _fits(subject, case, ex, path):
 
 
 def check_layer(forward, backward=None, example=None, **options):
-    """`check` in the pair convention: `forward` with its `backward`, or a loss
+    """`run_check` in the pair convention: `forward` with its `backward`, or a loss
     `forward(scores, *targets) -> (loss, dscores)` alone; `example` is one tuple of arguments
-    (a trailing dict of keyword values), or a list of them."""
+    (a trailing dict of keyword values), or a list of them. (The conformance suite's way in;
+    a user writes `check(forward, *args, backward=backward)`.)"""
     examples = example if isinstance(example, list) and example and isinstance(example[0], (tuple, Example)) \
         else [example] if example is not None else None
     name, reference = options.pop("name", None), options.pop("reference", None)
@@ -253,16 +272,7 @@ def check_layer(forward, backward=None, example=None, **options):
             raise CheckInputError(str(exc)) from None
         if reference is not None:
             subject.reference = reference_subject(reference, subject)
-    return check(forward, examples=examples, subject=subject, **options)
-
-
-def assert_layer(forward, backward=None, example=None, **options):
-    """check_layer, raising AssertionError with the report when a gradient disagrees (for a
-    user's own pytest suite); returns the report otherwise."""
-    report = check_layer(forward, backward, example, **options)
-    if not report.ok:
-        raise AssertionError(report.text())
-    return report
+    return run_check(forward, examples=examples, subject=subject, **options)
 
 
 def describe(subject, fast):

@@ -48,13 +48,15 @@ import importlib.util
 import json
 import os
 import sys
+import types
 import warnings
 
 import numpy as np
 
-from jaxnets.gradcheck.api import DEFAULT_CASES, check
+from jaxnets.gradcheck.api import DEFAULT_CASES, run_check
 from jaxnets.gradcheck.case import Example
 from jaxnets.gradcheck.discover import Found, check_module, examples_for, find
+from jaxnets.gradcheck.options import Options
 from jaxnets.gradcheck.prepare import CheckInputError
 from jaxnets.gradcheck.report import jsonable
 
@@ -193,15 +195,52 @@ def options_of(args):
                 timeout=args.timeout or None)
 
 
+def sidecar_path(path):
+    """Where the examples of FILE.py may live without editing it: FILE_examples.py beside it."""
+    root, ext = os.path.splitext(path)
+    return f"{root}_examples{ext}"
+
+
+def with_examples(module, path):
+    """The module as discovery reads it, with FILE_examples.py beside it read as if it were
+    appended to FILE.py: its NAME_example() / NAME_examples() functions see the file's names
+    (a Point class of the file, say) and the file itself is never edited."""
+    sidecar = sidecar_path(path)
+    if not os.path.isfile(sidecar):
+        return module
+    merged = types.ModuleType(module.__name__)
+    merged.__dict__.update(vars(module))
+    folder = os.path.dirname(os.path.abspath(sidecar))
+    sys.path.insert(0, folder)
+    try:
+        with open(sidecar) as fh:
+            exec(compile(fh.read(), sidecar, "exec"), merged.__dict__)
+    except Exception as exc:
+        msg = " ".join(str(exc).split())[:200]
+        raise CheckInputError(f"{sidecar}: running it failed: {type(exc).__name__}: {msg}") from None
+    finally:
+        sys.path.remove(folder)
+    return merged
+
+
+def check_path(path, options, seed=None, rerun=None, on_row=None):
+    """Everything checkable in the file at `path` (a ModuleReport), with `options` (an
+    `Options`); examples also from FILE_examples.py beside it."""
+    module = with_examples(load_module(path), path)
+    settings = options.as_kwargs()
+    settings.pop("replay")
+    if seed is not None:
+        settings["seed"] = seed
+    with quiet_numpy():
+        return check_module(module, path, rerun=rerun, on_row=on_row, **settings)
+
+
 def check_file(args, log, prog="jaxnets gradcheck"):
     """FILE.py: the summary table, then the reports of what failed; the exit status."""
-    module = load_module(args.target)
     log(f"checking {args.target}:")
-    with quiet_numpy():
-        report = check_module(module, args.target, seed=args.seed, save_dir=args.save_dir,
-                              rerun=f"{prog} {args.target}",
-                              on_row=lambda r: log(f"  {r.name}: {r.status.upper()} ({r.seconds:.1f} s)"),
-                              **options_of(args))
+    report = check_path(args.target, Options(save_dir=args.save_dir, **options_of(args)), seed=args.seed,
+                        rerun=f"{prog} {args.target}",
+                        on_row=lambda r: log(f"  {r.name}: {r.status.upper()} ({r.seconds:.1f} s)"))
     print(report.table())
     for row in report.rows:
         if row.status in ("fail", "error") and row.report is not None:
@@ -213,7 +252,7 @@ def check_file(args, log, prog="jaxnets gradcheck"):
 def check_target(args, log, prog="jaxnets gradcheck"):
     """FILE.py:NAME: its whole report (a Report)."""
     path, _, name = args.target.rpartition(":")
-    module = load_module(path)
+    module = with_examples(load_module(path), path)
     item = resolve(module, path, name)
     reference = None
     rerun = f"{prog} {args.target}"
@@ -242,7 +281,7 @@ def check_target(args, log, prog="jaxnets gradcheck"):
         rerun = None
     progress = (lambda done, total, secs: log(f"  case {done}/{total} ({secs:.0f} s)"))
     with quiet_numpy():
-        return check(item.fn, examples=examples, backward=item.backward, reference=reference, name=item.name,
+        return run_check(item.fn, examples=examples, backward=item.backward, reference=reference, name=item.name,
                      seed=args.seed, save_dir=args.save_dir, rerun=rerun, replay=args.replay, twin=twin,
                      progress=progress, **options_of(args))
 

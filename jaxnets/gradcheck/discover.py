@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from jaxnets.gradcheck.adapters.custom import kind_of, unwrap
-from jaxnets.gradcheck.api import check
+from jaxnets.gradcheck.api import run_check
 from jaxnets.gradcheck.known import known_examples
 from jaxnets.gradcheck.prepare import CheckInputError, first_line
 
@@ -154,12 +154,14 @@ class ModuleReport:
         return "\n".join(lines)
 
 
-def check_module(module, path="", seed=0, on_row=None, **options):
-    """Check everything `find` lists in `module`; `on_row(row)` is called as each finishes."""
+def check_module(module, path="", seed=0, on_row=None, rerun=None, **options):
+    """Check everything `find` lists in `module`; `on_row(row)` is called as each finishes.
+    `rerun`: the command that checks the file; a failing row's re-run command names its item
+    (`rerun:NAME`), since a saved case re-runs one thing only."""
     report = ModuleReport(path or getattr(module, "__file__", module.__name__))
     for item in find(module):
         start = time.perf_counter()
-        row = check_found(module, item, seed=seed, **options)
+        row = check_found(module, item, seed=seed, rerun=f"{rerun}:{item.name}" if rerun else None, **options)
         row.seconds = time.perf_counter() - start
         report.rows.append(row)
         if on_row:
@@ -175,7 +177,7 @@ def check_found(module, item, seed=0, **options):
     if not exs:
         return Row(item.name, "skip", None, 0.0, where)
     try:
-        report = check(item.fn, examples=exs, backward=item.backward, reference=twin, seed=seed, name=item.name,
+        report = run_check(item.fn, examples=exs, backward=item.backward, reference=twin, seed=seed, name=item.name,
                        twin=twin is not None and where == KNOWN_SOURCE, **options)
     except NotImplementedError as exc:
         return Row(item.name, "skip", None, 0.0, f"not implemented ({exc})")
