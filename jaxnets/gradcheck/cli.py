@@ -47,6 +47,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shlex
 import sys
 import types
 import warnings
@@ -262,7 +263,12 @@ def check_target(args, log, prog="jaxnets gradcheck"):
             raise CheckInputError(f"--reference: expected FILE.py:NAME, got {args.reference!r}")
         ref_item = resolve(load_module(ref_path), ref_path, ref_name)
         reference = (ref_item.fn, ref_item.backward) if ref_item.backward is not None else ref_item.fn
-        rerun += f" --reference {args.reference}"
+        rerun += f" --reference {shlex.quote(args.reference)}"
+    # a saved case re-runs with the same example and keyword values (its shapes bind the rule)
+    rerun += f" --example {shlex.quote(args.example)}" if args.example else ""
+    rerun += "".join(f" --static {shlex.quote(item)}" for item in args.static or ())
+    rerun += "".join(f" --{flag.replace('_', '-')}" for flag in ("no_transforms", "no_second_order")
+                     if getattr(args, flag))
     statics = parse_statics(args.static)
     twin = False
     if args.example:
@@ -277,8 +283,6 @@ def check_target(args, log, prog="jaxnets gradcheck"):
             examples = [tuple(e) + (statics,) if isinstance(e, tuple) else e for e in examples]
         if reference is None and twin_ref is not None:
             reference, twin = twin_ref, True
-    if args.replay:
-        rerun = None
     progress = (lambda done, total, secs: log(f"  case {done}/{total} ({secs:.0f} s)"))
     with quiet_numpy():
         return run_check(item.fn, examples=examples, backward=item.backward, reference=reference, name=item.name,

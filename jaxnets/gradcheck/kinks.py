@@ -31,6 +31,20 @@ def bad_coords(ctx, ga, gb, cot, rounding=None):
     return bad
 
 
+def finding_first(ctx, finding, bad):
+    """The disagreeing coordinates with the finding's own first, so the evidence a report
+    prints is about the entry it names."""
+    names = list(ctx.names)
+    if finding.param not in names or not finding.index:
+        return bad
+    i = names.index(finding.param)
+    try:
+        j = int(np.ravel_multi_index(tuple(finding.index), ctx.diff64[i].shape))
+    except ValueError:
+        return bad
+    return sorted(bad, key=lambda t: (t[1], t[2]) != (i, j))
+
+
 def explain(ctx, finding, ga, gb, cot, arbiter=False, rounding=None):
     """Explain a disagreement by finite differences at the disagreeing coordinates.
 
@@ -40,7 +54,7 @@ def explain(ctx, finding, ga, gb, cot, arbiter=False, rounding=None):
     and otherwise the rule's finite value is a convention they cannot confirm (ambiguous).
     With `arbiter`, where finite differences decide and agree with the first source (the
     rule) but not the second (autodiff of the primal), the finding passes with a note."""
-    bad = bad_coords(ctx, ga, gb, cot, rounding)[:KINK_PROBES]
+    bad = finding_first(ctx, finding, bad_coords(ctx, ga, gb, cot, rounding))[:KINK_PROBES]
     cot64 = [np.asarray(c, np.float64) for c in cot]
     verdicts = []  # (kind: "kink" | "overruled" | "fail", note, convention)
     two_sided = []

@@ -53,6 +53,10 @@ def _fmt(v):
     return "-" if v is None else f"{v:.10g}"
 
 
+#: ambiguous cases listed by name under each row's conventions at kinks
+AMBIGUOUS_SHOWN = 4
+
+
 @dataclass
 class RowSummary:
     """Every finding of one row of the table, and what to do about its failures."""
@@ -64,6 +68,7 @@ class RowSummary:
     hints: list = field(default_factory=list)
     saved: str | None = None
     rerun: str | None = None
+    plain: frozenset = frozenset()  # cases of plain values (normal values, random upstream, no resizing)
 
     @property
     def status(self):
@@ -76,8 +81,11 @@ class RowSummary:
 
     @property
     def worst(self):
-        """The failing finding with the largest error (else the largest error overall)."""
-        pool = [f for f in self.findings if f.status == "fail"] or self.findings
+        """The failing finding to show: on a plain case when one fails (a mistake is plainest
+        at normal values with a random upstream gradient, not at 1e6 or with a one-hot
+        upstream), the largest error among those; else the largest error overall."""
+        fails = [f for f in self.findings if f.status == "fail"]
+        pool = [f for f in fails if f.case in self.plain] or fails or self.findings
         return max(pool, key=lambda f: (f.err if math.isfinite(f.err) else math.inf), default=None)
 
     @property
@@ -120,6 +128,12 @@ class Report:
     notes: dict
     settings: dict
     elapsed: float = 0.0
+
+    def __post_init__(self):
+        plain = frozenset(c.index for c in self.cases if c.tags.get("values") == "normal"
+                          and c.tags.get("upstream") == "random" and not c.tags.get("leading"))
+        for row in self.rows.values():
+            row.plain = plain
 
     @property
     def status(self):
@@ -227,8 +241,16 @@ class Report:
                 sources = [w.split(" (")[0] for w in row.split(" ~ ")]
                 name = ", ".join(f"{src} {words.get(c, c)}" for src, c in zip(sources, name.split("/")))
             by_row.setdefault(row, []).append(f"{words.get(name, name)} at {n}")
-        return (["at kinks (finite differences are no oracle there; the values lie between the one-sided slopes):"]
-                + [f"  {row}: {', '.join(items)} coordinate(s)" for row, items in by_row.items()])
+        lines = ["at kinks (finite differences are no oracle there; the values lie between the one-sided slopes):"]
+        for row, items in by_row.items():
+            lines.append(f"  {row}: {', '.join(items)} coordinate(s)")
+            cases = sorted({f.case for f in self.rows[row].findings if f.status == "ambiguous"}) \
+                if row in self.rows else []
+            if cases:
+                shown = "; ".join(self.label(c) for c in cases[:AMBIGUOUS_SHOWN])
+                more = f"; and {len(cases) - AMBIGUOUS_SHOWN} more" if len(cases) > AMBIGUOUS_SHOWN else ""
+                lines.append(f"    ambiguous on {len(cases)} case(s): {shown}{more}")
+        return lines
 
     def to_dict(self):
         return {

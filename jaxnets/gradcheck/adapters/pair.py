@@ -256,6 +256,8 @@ def _leaf(v, where):
         if not np.all(np.isfinite(a)):
             raise PairError(f"{where} contains NaN or inf")
         return a.astype(np.float64)
+    if a.dtype == np.uint32:
+        return a  # a legacy PRNG key's bits (jax.random.PRNGKey): passed through untouched
     if np.issubdtype(a.dtype, np.integer):
         return a.astype(np.int64)
     if a.dtype == object:
