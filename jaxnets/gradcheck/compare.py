@@ -1,10 +1,10 @@
 """Comparing two gradient sources: cs231n's relative error, max(|a - b| / max(1e-8, |a| + |b|)),
-recorded per parameter with where it is reached, and collected per checked case."""
+recorded per parameter with where it is reached (a `Comparison`), and the scales rounding is
+measured against."""
 from __future__ import annotations
 
-import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,42 +34,6 @@ class Comparison:
     def __str__(self):
         text = f"{self.param}: {self.pair} max rel error {self.err:.3e} at index {self.index} (tol {self.tol:.0e})"
         return f"{text}; {self.detail}" if self.detail else text
-
-
-@dataclass
-class CheckResult:
-    """Every comparison made for one case."""
-
-    label: str
-    dtype: str
-    fd: bool
-    comparisons: list = field(default_factory=list)
-
-    @property
-    def failures(self):
-        return [c for c in self.comparisons if not c.ok]
-
-    @property
-    def ok(self):
-        return not self.failures
-
-    def max_by_pair(self):
-        """{"manual vs numpy": largest error over parameters, ...}."""
-        out = {}
-        for c in self.comparisons:
-            out[c.pair] = max(out.get(c.pair, 0.0), c.err)
-        return out
-
-    def report(self, limit=12):
-        bad = self.failures
-        head = f"{self.label} [{self.dtype}, fd={'on' if self.fd else 'off'}]: "
-        if not bad:
-            return head + f"all {len(self.comparisons)} comparisons within tolerance"
-        lines = [head + f"{len(bad)} of {len(self.comparisons)} comparisons FAILED"]
-        lines += [f"  {c}" for c in sorted(bad, key=lambda c: -c.err)[:limit]]
-        if len(bad) > limit:
-            lines.append(f"  ... and {len(bad) - limit} more")
-        return "\n".join(lines)
 
 
 def compare_arrays(param, a_name, a, b_name, b, tol, coords=None, scale_floor=None, scale=None, atol=None):
@@ -114,37 +78,6 @@ def scaled_rel_error(a, b, scale_floor, scale=None, floor=0.0):
     r = np.abs(a - b) / np.maximum(max(1e-8, scale_floor * scale, floor), np.abs(a) + np.abs(b))
     flat = int(np.argmax(r))
     return float(r.flat[flat]), tuple(int(i) for i in np.unravel_index(flat, r.shape))
-
-
-def cast_floats(a, dtype):
-    """Floating arrays to `dtype`; integer labels and Python scalars unchanged."""
-    if isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.floating):
-        return a.astype(dtype)
-    return a
-
-
-def compare_sources(result, names, sources, tol, order):
-    """Every pair of the analytic sources `order` (keys of `sources`: (value, grads) or an
-    Exception): the value ("out"/"loss") and every gradient, named by `names`."""
-    for a, b in itertools.combinations(order, 2):
-        ra, rb = sources[a], sources[b]
-        if isinstance(ra, Exception) or isinstance(rb, Exception):
-            continue
-        result.comparisons.append(compare_arrays(names[0], a, ra[0], b, rb[0], tol))
-        if len(ra[1]) != len(rb[1]):
-            result.comparisons.append(Comparison("*", a, b, math.inf, (), tol,
-                                                 f"{len(ra[1])} vs {len(rb[1])} gradients"))
-            continue
-        for param, ga, gb in zip(names[1:], ra[1], rb[1]):
-            result.comparisons.append(compare_arrays(param, a, ga, b, gb, tol))
-
-
-def record_errors(result, sources, tol):
-    """A failed comparison for every source that raised instead of giving a gradient."""
-    for mode, r in sources.items():
-        if isinstance(r, Exception):
-            msg = " ".join(str(r).split())[:300]
-            result.comparisons.append(Comparison("*", mode, "(raised)", math.inf, (), tol, f"{type(r).__name__}: {msg}"))
 
 
 def gradient_scale(a, b, dout):
