@@ -267,8 +267,6 @@ def check_target(args, log, prog="jaxnets gradcheck"):
     # a saved case re-runs with the same example and keyword values (its shapes bind the rule)
     rerun += f" --example {shlex.quote(args.example)}" if args.example else ""
     rerun += "".join(f" --static {shlex.quote(item)}" for item in args.static or ())
-    rerun += "".join(f" --{flag.replace('_', '-')}" for flag in ("no_transforms", "no_second_order")
-                     if getattr(args, flag))
     statics = parse_statics(args.static)
     twin = False
     if args.example:
