@@ -106,7 +106,7 @@ def test_the_sequence_workloads_pair_and_autodiff_compute_the_same():
     from experiments.bench import sequence
 
     rng = np.random.default_rng(0)
-    for make in (sequence.lstm_case, sequence.mha_case):
+    for make in (sequence.lstm_case, sequence.gru_case, sequence.mha_case):
         arrays, pair, auto = make(rng)
         with jax.default_matmul_precision("float32"):
             outs = zip(pair(*arrays), auto(*arrays), strict=True)

@@ -93,7 +93,7 @@ def _parser():
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows even if torch is installed")
     p.add_argument("--workloads", default=ALL,
                    help=f"which workloads to run, e.g. AC (default {ALL}; E = the normalisation and "
-                        "dropout layers, S = the LSTM and causal multi-head attention, T = whole training "
+                        "dropout layers, S = the LSTM, GRU and causal multi-head attention, T = whole training "
                         "steps of the sequence models)")
     p.add_argument("--update-readme", metavar="PATH",
                    help="write the tables into PATH between the benchmark markers")

@@ -8,7 +8,7 @@ D  000's occupancy 5-5-1, full batch over 8143 rows: per-mode ms/iteration, for 
    manual/autodiff ratio only.
 E  cs231n's new layers (batch, layer and spatial batch norm, dropout), forward + backward at
    cs231n-sized inputs, against PyTorch's own layers (`experiments/bench/layers.py`).
-S  the sequence layers: an LSTM and causal multi-head attention, forward + backward, against
+S  the sequence layers: an LSTM, a GRU and causal multi-head attention, forward + backward, against
    autodiff and PyTorch (`experiments/bench/sequence.py`).
 T  one whole training step of each sequence model at its reproduce size, each gradient mode
    against the PyTorch peer's step on the same batch (`experiments/bench/steps.py`).
@@ -54,7 +54,7 @@ TITLES = {"A": "A: digits 784-10-10, full-batch GD, m = 41000",
           "D": "D: occupancy 5-5-1, full batch 8143 rows (manual/autodiff ratio only)",
           "E": "E: normalisation and dropout layers (and a transformer's layer norm), forward + backward, "
                "vs autodiff and PyTorch",
-          "S": "S: sequence layers (LSTM 64 x 28 steps x 28 -> 128; causal MHA 32 x 64 tokens, width 128, 4 heads), "
+          "S": "S: sequence layers (LSTM and GRU 64 x 28 steps x 28 -> 128; causal MHA 32 x 64 tokens, width 128, 4 heads), "
                "forward + backward, vs autodiff and PyTorch",
           "T": "T: one training step (forward, backward, clip, Adam) of row_lstm, char_lm (LSTM, GRU) and "
                "transformer_lm at their reproduce sizes, batch 64, vs the PyTorch peer's step on the same batch"}
