@@ -11,8 +11,8 @@ through time: the gradient reaching h_{t-1} is carried from step t) and then for
 dWh and db as single products over all N*T rows, instead of T small ones. Everything wide
 stays time-major (T, N, G*H), the order the scan reads and writes: x (D wide) is transposed
 before its product, dx after its own, and h and dh (H wide) once each; the gate arrays (4H
-wide) are never transposed (XLA:CPU copied each of them, ~5% of the LSTM pair, issue 29), as
-the weight gradients sum over the rows in any order.
+wide) are never transposed (XLA:CPU wrote each transpose out: three (T, N, 4H) copies in the
+compiled LSTM pair, issue 29), as the weight gradients sum over the rows in any order.
 """
 import jax
 import jax.numpy as jnp
