@@ -73,7 +73,7 @@ def _linear_into_torch(linear, w, b):
         linear.bias.copy_(torch.from_numpy(np.array(b, np.float32)))
 
 
-def _recurrent_net(name, config, params0):
+def recurrent_net(name, config, params0):
     """nn.Embedding + the cell's nn.LSTM / nn.GRU / nn.RNN + nn.Linear (char_lm), or the cell +
     nn.Linear on the last step (row_lstm), holding the run's initial parameters."""
     import torch
@@ -109,7 +109,7 @@ def _recurrent_net(name, config, params0):
     return Net()
 
 
-def _transformer_net(config, params0):
+def transformer_net(config, params0):
     """nn.Embedding + a positional nn.Parameter + `blocks` nn.TransformerEncoderLayer
     (norm_first=True, batch_first=True, dropout 0, our activation, a causal mask) + a final
     nn.LayerNorm + nn.Linear, holding the run's initial parameters (in_proj_weight is
@@ -165,6 +165,37 @@ def _transformer_net(config, params0):
     return Net()
 
 
+def torch_net(name, config, params0):
+    """The peer of model `name` (char_lm, row_lstm or transformer_lm) with `config`, holding the
+    parameters params0 (a dict of NumPy arrays, the model's own names)."""
+    return transformer_net(config, params0) if name == "transformer_lm" else recurrent_net(name, config, params0)
+
+
+def training_step(net, learning_rate, clip_norm=None):
+    """`step(x, y) -> loss` (a float tensor, before the update): one optimiser step of `net` as
+    the peer trains, zero_grad, the loss (CrossEntropyLoss(ignore_index=-1) over every scored
+    target), backward, `clip_grad_norm_` when clip_norm is set, `torch.optim.Adam` (betas 0.9,
+    0.999, eps 1e-8). The benchmark times this same step (`experiments/bench/steps.py`)."""
+    import torch
+    from torch import nn
+
+    loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
+    trained = [q for q in net.parameters() if q.requires_grad]
+    opt = torch.optim.Adam(trained, lr=learning_rate, betas=(0.9, 0.999), eps=1e-8)
+
+    def step(x, y):
+        opt.zero_grad()
+        scores = net(x)
+        loss = loss_fn(scores.reshape(-1, scores.shape[-1]), y.reshape(-1))
+        loss.backward()
+        if clip_norm:
+            nn.utils.clip_grad_norm_(trained, clip_norm)
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
 def peer(run_dir):
     import torch
     from torch import nn
@@ -181,19 +212,11 @@ def peer(run_dir):
         prepared, _ = char_lm.prepare(metrics["data"]["spec"])
     else:
         prepared = image_data.prepare(metrics["data"]["spec"], "conv", seed=metrics["seed"])
-    net = _transformer_net(config, params0) if metrics["model"] == "transformer_lm" else _recurrent_net(
-        metrics["model"], config, params0)
+    net = torch_net(metrics["model"], config, params0)
     as_x = (lambda a: torch.from_numpy(np.asarray(a, np.int64))) if model.token_inputs else (
         lambda a: torch.from_numpy(np.asarray(a, np.float32)))
     x_tr, y_tr = as_x(prepared.x_train), torch.from_numpy(np.asarray(prepared.y_train, np.int64))
-    loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
-
-    def loss_of(x, y):
-        scores = net(x)
-        return loss_fn(scores.reshape(-1, scores.shape[-1]), y.reshape(-1))
-
-    trained = [q for q in net.parameters() if q.requires_grad]
-    opt = torch.optim.Adam(trained, lr=cfg["learning_rate"], betas=(0.9, 0.999), eps=1e-8)
+    step = training_step(net, cfg["learning_rate"], cfg.get("clip_norm"))
     key = jax.random.key(cfg["seed"])
     n = len(prepared.x_train)
     steps = metrics["steps_done"]
@@ -201,12 +224,7 @@ def peer(run_dir):
     t0 = time.perf_counter()
     for idx in indices:
         idx = torch.from_numpy(idx.astype(np.int64))
-        opt.zero_grad()
-        loss = loss_of(x_tr[idx], y_tr[idx])
-        loss.backward()
-        if cfg.get("clip_norm"):
-            nn.utils.clip_grad_norm_(trained, cfg["clip_norm"])
-        opt.step()
+        step(x_tr[idx], y_tr[idx])
     train_s = time.perf_counter() - t0
 
     result = {"steps": int(steps), "train_time_s": train_s, "torch": torch.__version__}

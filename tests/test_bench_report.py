@@ -106,9 +106,52 @@ def test_the_sequence_workloads_pair_and_autodiff_compute_the_same():
     from experiments.bench import sequence
 
     rng = np.random.default_rng(0)
-    for make in (sequence.lstm_case, sequence.mha_case):
+    for make in (sequence.lstm_case, sequence.gru_case, sequence.mha_case):
         arrays, pair, auto = make(rng)
         with jax.default_matmul_precision("float32"):
             outs = zip(pair(*arrays), auto(*arrays), strict=True)
         for ours, theirs in outs:
             np.testing.assert_allclose(ours, theirs, rtol=2e-3, atol=2e-4)
+
+
+def test_the_training_step_verdicts_take_the_best_hand_written_mode():
+    rows = [_row("T", "char_lm, GRU: jaxnets manual", "step", 2e-3, "manual", "steps/s"),
+            _row("T", "char_lm, GRU: jaxnets custom_vjp", "step", 1e-3, "custom_vjp", "steps/s"),
+            _row("T", "char_lm, GRU: jaxnets autodiff", "step-autodiff", 1.5e-3, "autodiff", "steps/s"),
+            _row("T", "char_lm, GRU: PyTorch peer step", "torch-step", 2e-3, unit="steps/s")]
+    result = {**_result(), "rows": _result()["rows"] + rows}
+    s = report.summarise(result)
+    t = _targets(s)
+    auto = t["T: char_lm, GRU step, hand-written / autodiff time"]
+    assert auto["measured"] == pytest.approx(2 / 3) and auto["met"] and auto["best"].startswith("custom_vjp")
+    torch = t["T: char_lm, GRU step, times the PyTorch peer's steps/s"]
+    assert torch["measured"] == pytest.approx(2.0) and torch["met"] and torch["goal"] == ">= 1.5x"
+    assert "| T | char_lm, GRU: jaxnets custom_vjp | " in report.format_table({**result, "summary": s})
+    slow = [dict(r, seconds=r["seconds"] * 2) if r["kind"] == "step" else r for r in rows]
+    missed = _targets(report.summarise({**_result(), "rows": _result()["rows"] + slow}))
+    assert missed["T: char_lm, GRU step, times the PyTorch peer's steps/s"]["missed_by"] == pytest.approx(1.5)
+    assert _targets(report.summarise({**_result(), "rows": _result()["rows"] + rows[:3]}))[
+        "T: char_lm, GRU step, times the PyTorch peer's steps/s"]["met"] is None
+
+
+def test_the_training_step_workload_runs_every_mode_beside_the_peer():
+    """Workload T on its smallest model, one round of one call (no timing is checked): a row per
+    gradient mode and, with PyTorch installed, the peer's step after its loss matched ours."""
+    from experiments.bench import steps
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    case = next(c for c in steps.CASES if c[0] == "char_lm, GRU")
+    with jax_float32_matmuls():
+        rows = steps.step_rows({"rounds": 1, "inner": 1}, torch, cases=(case,))
+    kinds = [r["kind"] for r in rows]
+    assert sorted(kinds) == sorted(["step", "step", "step-autodiff"] + (["torch-step"] if torch else []))
+    assert all(r["unit"] == "steps/s" and r["value"] > 0 for r in rows)
+
+
+def jax_float32_matmuls():
+    import jax
+
+    return jax.default_matmul_precision("float32")

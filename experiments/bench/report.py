@@ -4,7 +4,8 @@ the machine's limit, manual/autodiff ratios, the targets met or missed, as Markd
 The targets are ratios measured in one run (the machine is shared and noisy): A, B and C's
 best jaxnets path as a share of the machine's limit and against PyTorch CPU, each layer's
 hand-written pair (workloads E and S) against autodiff of the same forward and against
-PyTorch's own layer, and manual against autodiff for every model and path.
+PyTorch's own layer, each sequence model's training step (workload T) against autodiff and
+the PyTorch peer's step, and manual against autodiff for every model and path.
 """
 from experiments.bench.layers import SAME_PROGRAM
 from experiments.bench.workloads import TITLES, UNITS
@@ -13,6 +14,9 @@ from experiments.bench.workloads import TITLES, UNITS
 PCT_OF_LIMIT = {"A": 60.0, "B": 80.0, "C": 25.0}
 #: best jaxnets path at least this many times PyTorch CPU's speed, same run
 TIMES_TORCH = {"A": 2.0, "B": 1.5, "C": 3.0}
+#: a sequence model's training step (workload T): the best hand-written mode at least this many
+#: times the PyTorch peer's steps/s, same run (issue 29)
+STEP_TIMES_TORCH = 1.5
 #: the jax rows that count as "jaxnets" for a workload's best; for C (a gradient) the training
 #: loop's rows count too: a step there is the same gradient plus the parameter update
 JAX_KINDS = ("jax-mode", "fused", "fast", "fused-train", "fast-train")
@@ -69,6 +73,41 @@ def _layers(result):
     return layers
 
 
+def _steps(result):
+    """{"T: model": seconds per step of the best hand-written mode (and which), autodiff and
+    the PyTorch peer} from workload T's rows."""
+    steps = {}
+    for r in result["rows"]:
+        if r["workload"] != "T":
+            continue
+        case = f"T: {r['impl'].split(': ', 1)[0]}"
+        t = steps.setdefault(case, {})
+        if r["kind"] == "step" and r["seconds"] < t.get("hand", float("inf")):
+            t["hand"], t["mode"] = r["seconds"], r["mode"]
+        elif r["kind"] == "step-autodiff":
+            t["autodiff"] = r["seconds"]
+        elif r["kind"] == "torch-step":
+            t["torch"] = r["seconds"]
+    return steps
+
+
+def _step_verdicts(steps):
+    verdicts = []
+    for case, t in steps.items():
+        best = f"{t['mode']}, one jit call per step"
+        ratio = t["hand"] / t["autodiff"]
+        verdicts.append(_verdict(f"{case} step, hand-written / autodiff time", "<= 1", ratio, ratio <= 1.0, ratio,
+                                 best, "x"))
+        name = f"{case} step, times the PyTorch peer's steps/s"
+        goal = f">= {STEP_TIMES_TORCH:g}x"
+        if "torch" not in t:
+            verdicts.append(_verdict(name, goal, None, None, None, "PyTorch not measured"))
+            continue
+        times = t["torch"] / t["hand"]
+        verdicts.append(_verdict(name, goal, times, times >= STEP_TIMES_TORCH, STEP_TIMES_TORCH / times, best, "x"))
+    return verdicts
+
+
 def _verdict(name, goal, measured, met, off, best, unit=""):
     return {"target": name, "goal": goal, "measured": measured, "unit": unit, "met": met,
             "missed_by": None if met or met is None else off, "best": best}
@@ -80,6 +119,7 @@ def summarise(result):
     summary = {w: _workload_summary(result, w, meta, peak, bw) for w, meta in result["work"].items()}
     summary["manual_over_autodiff"] = ratios = _manual_over_autodiff(result)
     summary["layers"] = layers = _layers(result)
+    summary["steps"] = steps = _steps(result)
     verdicts = []
     for w, goal in PCT_OF_LIMIT.items():
         if w not in summary:
@@ -111,6 +151,7 @@ def summarise(result):
             continue
         ratio = t["pair"] / t["torch"]
         verdicts.append(_verdict(name, "<= 1", ratio, ratio <= 1.0, ratio, "forward + backward, jit", "x"))
+    verdicts += _step_verdicts(steps)
     if ratios:
         paths = [(r, w, path) for w, rs in ratios.items()
                  for path, r in (("fused loop of many steps", rs["fused_loop"]), ("one jit call per step", rs["jit"]))
@@ -130,7 +171,7 @@ def _verdict_text(v):
 
 def format_table(result):
     lines = []
-    present = [w for w in "ABCDES" if any(r["workload"] == w for r in result["rows"])]
+    present = [w for w in "ABCDEST" if any(r["workload"] == w for r in result["rows"])]
     lines += [TITLES[w] for w in present] + [""]
     lines.append("| workload | implementation | median | vs doc NumPy | % of limit |")
     lines.append("| --- | --- | ---: | ---: | ---: |")

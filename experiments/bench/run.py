@@ -19,9 +19,12 @@ from pathlib import Path
 from experiments.bench import harness, report
 from experiments.bench.layers import layer_rows
 from experiments.bench.sequence import sequence_rows
+from experiments.bench.steps import step_rows
 from experiments.bench.workloads import ALL, M_DIGITS, WORKLOADS, run_workload
 
 DEFAULT_OUT = Path("runs") / "benchmark"
+#: the workloads that are rows of layers or steps rather than a `Workload`: (cfg, torch) -> rows
+ROW_WORKLOADS = {"E": layer_rows, "S": sequence_rows, "T": step_rows}
 
 CONFIGS = {
     "default": {"rounds": 7, "numpy_repeats": 5, "naive_repeats": 3, "naive_images_c": 2,
@@ -59,8 +62,8 @@ def run(quick=False, out=DEFAULT_OUT, torch=True, workloads=tuple(ALL)):
     result["rows"], result["work"] = [], {}
     for w in workloads:
         print(f"workload {w} ...", flush=True)
-        if w in ("E", "S"):
-            result["rows"] += (layer_rows if w == "E" else sequence_rows)(cfg, th)
+        if w in ROW_WORKLOADS:
+            result["rows"] += ROW_WORKLOADS[w](cfg, th)
             continue
         rows, meta = run_workload(WORKLOADS[w](cfg), cfg, th)
         result["rows"] += rows
@@ -90,7 +93,8 @@ def _parser():
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows even if torch is installed")
     p.add_argument("--workloads", default=ALL,
                    help=f"which workloads to run, e.g. AC (default {ALL}; E = the normalisation and "
-                        "dropout layers, S = the LSTM and causal multi-head attention)")
+                        "dropout layers, S = the LSTM, GRU and causal multi-head attention, T = whole training "
+                        "steps of the sequence models)")
     p.add_argument("--update-readme", metavar="PATH",
                    help="write the tables into PATH between the benchmark markers")
     p.add_argument("--keep-openblas-env", action="store_true",

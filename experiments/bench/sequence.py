@@ -1,9 +1,12 @@
-"""Workload S: the sequence layers of issue 20, forward + backward, the hand-written pair
+"""Workload S: the sequence layers of issues 20 and 29, forward + backward, the hand-written pair
 against jax autodiff of the same forward and PyTorch CPU, float32 ms per call.
 
 - LSTM: batch 64, 28 steps, 28 inputs, 128 hidden (row-by-row MNIST's shape): `lstm_forward`
   then `lstm_backward` for (h; dx, dh0, dWx, dWh, db); PyTorch's `nn.LSTM` (batch_first,
   h0 given, c0 = 0) with autograd for x, h0 and its weights.
+- GRU: the same shape (3H gates r, z, n, PyTorch's own convention, so its weights carry over
+  with both biases): `gru_forward` then `gru_backward` for (h; dx, dh0, dWx, dWh, db, dbh);
+  PyTorch's `nn.GRU` likewise.
 - Causal multi-head self-attention: batch 32, 64 tokens, width 128, 4 heads, projections
   included: `multihead_attention_forward(x, x, x, ...)` then its backward (dx = dquery + dkey +
   dvalue, as x feeds all three); PyTorch's `nn.MultiheadAttention` (batch_first, the causal
@@ -25,6 +28,7 @@ from jaxnets import ops
 LSTM_SHAPE = {"N": 64, "T": 28, "D": 28, "H": 128}
 MHA_SHAPE = {"N": 32, "T": 64, "E": 128, "heads": 4}
 LSTM_NAME = "LSTM 64 x 28 steps, 28 -> 128"
+GRU_NAME = "GRU 64 x 28 steps, 28 -> 128"
 MHA_NAME = "causal MHA 32 x 64 tokens, width 128, 4 heads"
 
 
@@ -45,6 +49,25 @@ def lstm_case(rng):
 
     def auto(x, h0, Wx, Wh, b, dh):
         out, vjp = jax.vjp(lambda *a: ops.lstm_forward(*a)[0], x, h0, Wx, Wh, b)
+        return (out, *vjp(dh))
+
+    return arrays, jax.jit(pair), jax.jit(auto)
+
+
+def gru_case(rng):
+    """(arrays, pair, autodiff) as lstm_case for the GRU: arrays x, h0, Wx, Wh, b, bh, dh; both
+    return (h, dx, dh0, dWx, dWh, db, dbh)."""
+    n, t, d, h = LSTM_SHAPE["N"], LSTM_SHAPE["T"], LSTM_SHAPE["D"], LSTM_SHAPE["H"]
+    arrays = (_f32(rng, (n, t, d)), _f32(rng, (n, h), 0.1), _f32(rng, (d, 3 * h), d ** -0.5),
+              _f32(rng, (h, 3 * h), h ** -0.5), _f32(rng, (3 * h,), 0.1), _f32(rng, (3 * h,), 0.1),
+              _f32(rng, (n, t, h)))
+
+    def pair(x, h0, Wx, Wh, b, bh, dh):
+        out, cache = ops.gru_forward(x, h0, Wx, Wh, b, bh)
+        return (out, *ops.gru_backward(dh, cache))
+
+    def auto(x, h0, Wx, Wh, b, bh, dh):
+        out, vjp = jax.vjp(lambda *a: ops.gru_forward(*a)[0], x, h0, Wx, Wh, b, bh)
         return (out, *vjp(dh))
 
     return arrays, jax.jit(pair), jax.jit(auto)
@@ -99,6 +122,27 @@ def _torch_lstm(torch, arrays):
     return call, lstm
 
 
+def _torch_gru(torch, arrays):
+    x, h0, Wx, Wh, b, bh, dh = arrays
+    n, h = h0.shape
+    gru = torch.nn.GRU(x.shape[2], h, batch_first=True)
+    with torch.no_grad():  # the same gate order (r, z, n) and both biases; W here is its weight transposed
+        gru.weight_ih_l0.copy_(torch.from_numpy(Wx.T.copy()))
+        gru.weight_hh_l0.copy_(torch.from_numpy(Wh.T.copy()))
+        gru.bias_ih_l0.copy_(torch.from_numpy(b.copy()))
+        gru.bias_hh_l0.copy_(torch.from_numpy(bh.copy()))
+    tx = torch.from_numpy(x.copy()).requires_grad_(True)
+    th0 = torch.from_numpy(h0.copy())[None].requires_grad_(True)
+    tdh = torch.from_numpy(dh.copy())
+    wrt = (tx, th0, *gru.parameters())
+
+    def call(_):
+        out, _state = gru(tx, th0)
+        return (out.detach(), *torch.autograd.grad(out, wrt, tdh))
+
+    return call, gru
+
+
 def _torch_mha(torch, arrays):
     x, *params, dout = arrays
     n, t, e = x.shape
@@ -121,7 +165,7 @@ def _torch_mha(torch, arrays):
     return call, mha
 
 
-CASES = ((LSTM_NAME, lstm_case, _torch_lstm), (MHA_NAME, mha_case, _torch_mha))
+CASES = ((LSTM_NAME, lstm_case, _torch_lstm), (GRU_NAME, gru_case, _torch_gru), (MHA_NAME, mha_case, _torch_mha))
 
 
 def torch_agrees(torch, call, pair_out):

@@ -8,8 +8,10 @@ D  000's occupancy 5-5-1, full batch over 8143 rows: per-mode ms/iteration, for 
    manual/autodiff ratio only.
 E  cs231n's new layers (batch, layer and spatial batch norm, dropout), forward + backward at
    cs231n-sized inputs, against PyTorch's own layers (`experiments/bench/layers.py`).
-S  the sequence layers: an LSTM and causal multi-head attention, forward + backward, against
+S  the sequence layers: an LSTM, a GRU and causal multi-head attention, forward + backward, against
    autodiff and PyTorch (`experiments/bench/sequence.py`).
+T  one whole training step of each sequence model at its reproduce size, each gradient mode
+   against the PyTorch peer's step on the same batch (`experiments/bench/steps.py`).
 
 Every workload is timed as: document-style NumPy float64 (`reference_numpy`, the documents'
 own algorithms; C's naive loops on a few images, scaled to 64) and vectorised NumPy where it
@@ -44,15 +46,18 @@ N_TWO_LAYER = 50000
 BATCH = 200
 N_CONV = 64
 N_OCCUPANCY = 8143
-UNITS = {"A": "ms/iter", "B": "steps/s", "C": "ms/batch", "D": "ms/iter", "E": "ms/call", "S": "ms/call"}
+UNITS = {"A": "ms/iter", "B": "steps/s", "C": "ms/batch", "D": "ms/iter", "E": "ms/call", "S": "ms/call",
+         "T": "steps/s"}
 TITLES = {"A": "A: digits 784-10-10, full-batch GD, m = 41000",
           "B": "B: TwoLayerNet 784-200-10, SGD batch 200 (with replacement)",
           "C": "C: ConvNet 8x3x3 pad 1 - ReLU - pool 2 - affine 10, N = 64, forward + backward",
           "D": "D: occupancy 5-5-1, full batch 8143 rows (manual/autodiff ratio only)",
           "E": "E: normalisation and dropout layers (and a transformer's layer norm), forward + backward, "
                "vs autodiff and PyTorch",
-          "S": "S: sequence layers (LSTM 64 x 28 steps x 28 -> 128; causal MHA 32 x 64 tokens, width 128, 4 heads), "
-               "forward + backward, vs autodiff and PyTorch"}
+          "S": "S: sequence layers (LSTM and GRU 64 x 28 steps x 28 -> 128; causal MHA 32 x 64 tokens, width 128, 4 heads), "
+               "forward + backward, vs autodiff and PyTorch",
+          "T": "T: one training step (forward, backward, clip, Adam) of row_lstm, char_lm (LSTM, GRU) and "
+               "transformer_lm at their reproduce sizes, batch 64, vs the PyTorch peer's step on the same batch"}
 
 
 @dataclass
@@ -417,5 +422,6 @@ def workload_d(cfg):
 
 
 WORKLOADS = {"A": workload_a, "B": workload_b, "C": workload_c, "D": workload_d}
-#: every workload letter `jaxnets bench --workloads` takes (E is rows of layers, not a Workload)
-ALL = "ABCDES"
+#: every workload letter `jaxnets bench --workloads` takes (E and S are rows of layers, T of
+#: whole training steps, not Workloads)
+ALL = "ABCDEST"

@@ -74,7 +74,7 @@ def gru_forward(x, h0, Wx, Wh, b, bh):
         next_h, r, z, n = gru_gates(ax_t, ah, prev_h)
         return next_h, (next_h, jnp.concatenate([r, z, n, jnp.split(ah, 3, axis=-1)[2]], axis=-1))
 
-    _, (hs, acts) = lax.scan(step, h0, time_major(x @ Wx + b))
+    _, (hs, acts) = lax.scan(step, h0, time_major(x) @ Wx + b)
     h = time_major(hs)
     return h, (x, h0, Wx, Wh, h, acts)
 
@@ -84,6 +84,7 @@ def gru_backward(dh, cache):
 
     Backprop through time as for the RNN (cs231n's rnn_backward): gru_step_backward at
     t = T-1 .. 0 with dnext_h = dh_t + dprev_h(t+1); the weight gradients sum over the steps.
+    The arrays stay time-major (T, N, 3H), as in the rnn module.
     """
     x, h0, Wx, Wh, h, acts = cache
 
@@ -93,12 +94,10 @@ def gru_backward(dh, cache):
         dax, dah, dh_direct = gru_cell_backward(dh_t + dprev_h, prev_h, r, z, n, ahn)
         return dah @ Wh.T + dh_direct, (dax, dah)
 
-    prev_h = previous_states(h0, h)
-    dh0, (daxs, dahs) = lax.scan(step, jnp.zeros_like(h0), (time_major(dh), time_major(prev_h), acts),
-                                 reverse=True)
-    dax, dah = time_major(daxs), time_major(dahs)
-    dWx, dWh, db, dbh = sequence_weight_gradients(x, prev_h, dax, dah)
-    return dax @ Wx.T, dh0, dWx, dWh, db, dbh
+    prev_h = previous_states(h0, time_major(h), time_axis=0)
+    dh0, (dax, dah) = lax.scan(step, jnp.zeros_like(h0), (time_major(dh), prev_h, acts), reverse=True)
+    dWx, dWh, db, dbh = sequence_weight_gradients(time_major(x), prev_h, dax, dah)
+    return time_major(dax @ Wx.T), dh0, dWx, dWh, db, dbh
 
 
 LAYERS = {

@@ -8,7 +8,11 @@ x (N, T, D) -> h (N, T, H), run over time with `lax.scan`; the LSTM starts from 
 The sequence forms do the input products x_t Wx of all time steps in one matmul before the
 scan (they do not depend on h), and their backwards scan only the recurrence (backprop
 through time: the gradient reaching h_{t-1} is carried from step t) and then form dx, dWx,
-dWh and db as single products over all N*T rows, instead of T small ones.
+dWh and db as single products over all N*T rows, instead of T small ones. Everything wide
+stays time-major (T, N, G*H), the order the scan reads and writes: x (D wide) is transposed
+before its product, dx after its own, and h and dh (H wide) once each; the gate arrays (4H
+wide) are never transposed (XLA:CPU wrote each transpose out: three (T, N, 4H) copies in the
+compiled LSTM pair, issue 29), as the weight gradients sum over the rows in any order.
 """
 import jax
 import jax.numpy as jnp
@@ -51,16 +55,19 @@ def time_major(a):
     return jnp.swapaxes(a, 0, 1)
 
 
-def previous_states(h0, h):
-    """(N, T, H) states h_{t-1} for t = 0..T-1: h0, then h_0 .. h_{T-2}."""
-    return jnp.concatenate([h0[:, None], h[:, :-1]], axis=1)
+def previous_states(h0, h, time_axis=1):
+    """The states h_{t-1} for t = 0..T-1: h0, then h_0 .. h_{T-2}; h (N, T, H), or time-major
+    (T, N, H) with time_axis=0."""
+    return jnp.concatenate([jnp.expand_dims(h0, time_axis), lax.slice_in_dim(h, 0, -1, axis=time_axis)],
+                           axis=time_axis)
 
 
 def sequence_weight_gradients(x, prev_h, dax, dah):
     """(dWx, dWh, dbx, dbh) from the pre-activation gradients of every step, dax on the input
     side and dah on the hidden side (N, T, G*H) (the same array except in the GRU):
     dWx = sum_t x_t^T dax_t, dWh = sum_t h_{t-1}^T dah_t, dbx and dbh their sums over t and n;
-    each one product over the N*T rows."""
+    each one product over the N*T rows. The sums do not depend on the rows' order, so the four
+    may as well all be time-major (T, N, ...)."""
     rows = x.shape[0] * x.shape[1]
     dax2, dah2 = dax.reshape(rows, -1), dah.reshape(rows, -1)
     return (weight_gradient(x.reshape(rows, -1), dax2), weight_gradient(prev_h.reshape(rows, -1), dah2),
@@ -97,7 +104,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
         next_h = jnp.tanh(ax_t + prev_h @ Wh)
         return next_h, next_h
 
-    _, hs = lax.scan(step, h0, time_major(x @ Wx + b))
+    _, hs = lax.scan(step, h0, time_major(x) @ Wx + b)
     h = time_major(hs)
     return h, (x, h0, Wx, Wh, h)
 
@@ -112,10 +119,9 @@ def rnn_backward(dh, cache):
     dh0 = da_0 Wh^T; the weight gradients sum the steps' (rnn_step_backward's) shares.
     """
     x, h0, Wx, Wh, h = cache
-    _, das, dh0 = rnn_through_time(dh, cache)
-    da = time_major(das)
-    dWx, dWh, db, _ = sequence_weight_gradients(x, previous_states(h0, h), da, da)
-    return da @ Wx.T, dh0, dWx, dWh, db
+    _, da, dh0 = rnn_through_time(dh, cache)
+    dx, dWx, dWh, db = through_time_gradients(x, h0, Wx, time_major(h), da)
+    return dx, dh0, dWx, dWh, db
 
 
 def rnn_through_time(dh, cache):
@@ -133,6 +139,15 @@ def rnn_through_time(dh, cache):
 
     dh0, (dnext_h, das) = lax.scan(step, jnp.zeros_like(h0), (time_major(dh), time_major(h)), reverse=True)
     return dnext_h, das, dh0
+
+
+def through_time_gradients(x, h0, Wx, hs, da):
+    """`(dx, dWx, dWh, db)` once the backward scan has left da (T, N, G*H), time-major:
+    dx_t = da_t Wx^T (transposed back to (N, T, D)), dWx = sum_t x_t^T da_t,
+    dWh = sum_t h_{t-1}^T da_t, db = sum_t sum_n da_t, the sums as single products over the
+    N*T rows (time-major: hs (T, N, H) are the states h_t)."""
+    dWx, dWh, db, _ = sequence_weight_gradients(time_major(x), previous_states(h0, hs, time_axis=0), da, da)
+    return time_major(da @ Wx.T), dWx, dWh, db
 
 
 # ----------------------------------------------------------------------------- LSTM
@@ -193,7 +208,7 @@ def lstm_forward(x, h0, Wx, Wh, b):
         h = o * jnp.tanh(c)
         return (h, c), (h, c, jnp.concatenate([i, f, o, g], axis=-1))
 
-    _, (hs, cs, acts) = lax.scan(step, (h0, jnp.zeros_like(h0)), time_major(x @ Wx + b))
+    _, (hs, cs, acts) = lax.scan(step, (h0, jnp.zeros_like(h0)), time_major(x) @ Wx + b)
     h = time_major(hs)
     return h, (x, h0, Wx, Wh, h, cs, acts)
 
@@ -207,10 +222,9 @@ def lstm_backward(dh, cache):
     so its gradient is dropped.)
     """
     x, h0, Wx, Wh, h, cs, acts = cache
-    _, das, dh0 = lstm_through_time(dh, cache)
-    da = time_major(das)
-    dWx, dWh, db, _ = sequence_weight_gradients(x, previous_states(h0, h), da, da)
-    return da @ Wx.T, dh0, dWx, dWh, db
+    _, da, dh0 = lstm_through_time(dh, cache)
+    dx, dWx, dWh, db = through_time_gradients(x, h0, Wx, time_major(h), da)
+    return dx, dh0, dWx, dWh, db
 
 
 def lstm_through_time(dh, cache):
