@@ -269,7 +269,7 @@ def power_block(api):
         for r in kind["results"]:
             how[r["how"]] = how.get(r["how"], 0) + 1
         lines.append(f"- {kind['score']}: " + ", ".join(f"{n} by {h}" for h, n in sorted(how.items())) + ".")
-    lines.append("- the custom-rule mutants (`jaxnets/conformance/mutants_custom.py`), each by the row made for it: "
+    lines.append("- the custom-rule mutants (`jaxnets/conformance/mutants/custom.py`), each by the row made for it: "
                  + "; ".join(f"`{r['name']}` by {', '.join(r['caught_by']) or 'none'}"
                              + ("" if r["caught"] else " (**missed**)") for r in api["custom"]) + ".")
     statuses = {}

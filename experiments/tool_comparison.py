@@ -3,7 +3,7 @@
 jaxnets' `check` (it generates its own cases from the example), JAX's `check_grads(order=2)`
 and torch's `gradcheck` / `gradgradcheck` run with their default tolerances, in float64, on
 one random normal example of the layer's usual shape: what a user would hand each of them.
-The mistakes are the project's planted mutants (`mutants.MUTANTS`, `mutants_custom`); each
+The mistakes are the project's planted mutants (`mutants.MUTANTS`, `mutants.custom`); each
 runs beside its correct version, which must pass in every tool (else a catch means nothing).
 
 How each tool is fed: jaxnets gets the code as a user wrote it (a cs231n pair via `backward=`,
@@ -33,8 +33,9 @@ from jaxnets import ops
 from jaxnets.ops.vjp import loss_vjp, manual_vjp
 from jaxnets.gradcheck import CheckInputError, check
 from jaxnets.gradcheck.tolerances import precise_jax
-from jaxnets.conformance.mutants import MUTANTS, loss_vjp_ignoring_cotangent
-from jaxnets.conformance.mutants_custom import CUSTOM_MUTANTS, cos_update
+from jaxnets.conformance.mutants import MUTANTS
+from jaxnets.conformance.mutants.losses import loss_vjp_ignoring_cotangent
+from jaxnets.conformance.mutants.custom import CUSTOM_MUTANTS, cos_update
 from reference_numpy import layers as npl
 
 #: jaxnets cases per check (its default is 60; 24 keeps the run lean on a shared machine)
@@ -98,7 +99,7 @@ def _loss(name, loss_of, torch, note=""):
 
 
 def _custom(name, torch, modes, bind=None, note=""):
-    """A mutant of mutants_custom (a custom_vjp / custom_jvp object) on its own example;
+    """A mutant of mutants.custom (a custom_vjp / custom_jvp object) on its own example;
     `bind` turns it into a function of its float arguments."""
     m = _C[name]
     obj = lambda bad: m.mutant if bad else m.correct  # noqa: E731
@@ -227,7 +228,7 @@ MISTAKES = (
     _custom("custom_jvp_wrong_at_kink", _elementwise(*_RELU, lambda t, g, y, x: t.where(x == 0, 2 * g, g * (x > 0))),
             ("fwd", "rev"), note="torch: a backward with the same 2g at 0"),
     _custom("custom_jvp_nan_at_boundary", _elementwise(*_POW, lambda t, g, y, x: 1.5 * x / t.sqrt(x) * g),
-            ("fwd", "rev"), note="the example: |x| + 0.1, mutants_custom's"),
+            ("fwd", "rev"), note="the example: |x| + 0.1, mutants.custom's"),
     _custom("custom_vjp_bwd_returns_bare_array", "torch accepts a bare tensor from backward for one input: "
                                                  "the mistake does not exist there", ("rev",)),
 )

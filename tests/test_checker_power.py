@@ -9,7 +9,7 @@ import pytest
 from jaxnets import ops
 from jaxnets.gradcheck.api import check_layer, run_check
 from jaxnets.conformance.mutants import MUTANTS
-from jaxnets.conformance.mutants_custom import CUSTOM_MUTANTS
+from jaxnets.conformance.mutants.custom import CUSTOM_MUTANTS
 from jaxnets.gradcheck.oracles import context
 from jaxnets.conformance.public_api import mutant_layer
 from reference_numpy import layers as npl

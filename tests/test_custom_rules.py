@@ -13,7 +13,7 @@ import pytest
 
 from jaxnets.gradcheck import CheckInputError, check
 from jaxnets.gradcheck.case import VALUE_KINDS
-from jaxnets.conformance.mutants_custom import CUSTOM_MUTANTS
+from jaxnets.conformance.mutants.custom import CUSTOM_MUTANTS
 
 REAL = os.path.join(os.path.dirname(__file__), "realcode")
 RNG = np.random.default_rng(0)
@@ -216,7 +216,7 @@ def test_a_correct_rule_whose_gradient_is_all_rounding_passes_and_a_wrong_one_st
     # true gradient is 0 (autodiff gives 0): relative error 1, at the gradient's own scale. The
     # rule's and autodiff's float32 reruns measure that rounding; without it, this was a false FAIL
     from jaxnets.gradcheck import judges
-    from jaxnets.conformance.mutants_sequence import attention_backward_without_row_sum
+    from jaxnets.conformance.mutants.attention import attention_backward_without_row_sum
 
     forward, backward, example = _saturated_attention()
     opts = dict(cases=len(VALUE_KINDS), leading_sizes=False, second_order=False, transforms=False)  # a "large" case

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxnets.conformance.specs_sequence import SEQUENCE_OPS
+from jaxnets.conformance.specs import SEQUENCE_OPS
 from jaxnets.conformance import (ANALYTIC, KINK_MARGIN, OP_NAMES, OPS, TOL_ANALYTIC_F32, TOL_ANALYTIC_F64, compare_arrays, compare_op, geometry_pool, hand_op_case, op_sources, make_op_case)
 
 OP_EXAMPLES = int(os.environ.get("JAXNETS_OP_EXAMPLES", "200"))

@@ -20,7 +20,7 @@ from jaxnets.grads import MODES, gradient
 from jaxnets.models import MODELS
 from jaxnets.ops.vjp import loss_vjp, manual_vjp
 from jaxnets.gradcheck.oracles.sources import as_grad
-from jaxnets.conformance.op_specs import OPS
+from jaxnets.conformance.specs import OPS
 from jaxnets.gradcheck.subject import Subject
 from reference_numpy import models as npm
 

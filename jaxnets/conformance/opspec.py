@@ -1,4 +1,4 @@
-"""`OpSpec`: how the equivalence checks exercise one op (the registry's entries, `op_specs`)."""
+"""`OpSpec`: how the equivalence checks exercise one op (the registry's entries, `specs/<family>.py`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,3 +62,9 @@ class OpSpec:
     @property
     def custom_vjp(self):
         return self._layer_fn(ops.CUSTOM_VJP)
+
+
+def layer_spec(name, params, draw, values, jax_pair, np_pair, edges, static=lambda g: ()):
+    """A layer's OpSpec from its (forward, backward) pairs in JAX and in NumPy."""
+    return OpSpec(name, "layer", params, draw, values, jax_pair[0], np_pair[0], jax_pair[1], np_pair[1], static,
+                  edges=edges)

@@ -21,8 +21,8 @@ import numpy as np
 from jaxnets.ops.vjp import loss_vjp, manual_vjp
 from jaxnets.gradcheck.api import check_layer, run_check
 from jaxnets.conformance.mutants import MUTANTS
-from jaxnets.conformance.mutants_custom import CUSTOM_MUTANTS
-from jaxnets.conformance.op_specs import OPS
+from jaxnets.conformance.mutants.custom import CUSTOM_MUTANTS
+from jaxnets.conformance.specs import OPS
 from jaxnets.gradcheck.prepare import CheckInputError
 from jaxnets.gradcheck.report import STATUSES
 
@@ -233,7 +233,7 @@ class CustomResult(NamedTuple):
 
 
 def custom_mutant_results(cases=24, **kwargs):
-    """Each mutant of `mutants_custom` and its correct rule through `check`."""
+    """Each mutant of `mutants.custom` and its correct rule through `check`."""
     out = []
     for m in CUSTOM_MUTANTS:
         good = run_check(m.correct, *m.example, cases=cases, **kwargs)

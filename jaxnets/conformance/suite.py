@@ -1,7 +1,7 @@
 """The equivalence suite through the one engine: every built-in op and model, five ways.
 
 `make_op_case` / `op_cases` build an op's deterministic cases (geometry, seed, stress: the
-registry's generators in `op_specs`); `make_model_case` (in `model_specs`) a model's.
+registry's generators in `specs/`); `make_model_case` (in `models`) a model's.
 `compare_op(case)` runs an op's case through `tables.SUITE_OPS` — the hand-written pair
 (manual), `jax.vjp` of its AUTODIFF function, `jax.vjp` of its CUSTOM_VJP function, the NumPy
 float64 twin, each pair within TOL_ANALYTIC_F64, and each against Richardson finite
@@ -26,8 +26,8 @@ from jaxnets.gradcheck import engine, tree
 from jaxnets.conformance.builtin import model_subject, op_subject
 from jaxnets.gradcheck.case import Case, loss_cotangent
 from jaxnets.conformance.tables import SUITE_OPS, suite_model_table, without_fd
-from jaxnets.conformance.model_specs import FD_MAX_COORDS_MODEL, MODEL_SPECS, config_key
-from jaxnets.conformance.op_specs import OPS, POOL_SIZE, geometry_pool
+from jaxnets.conformance.models import FD_MAX_COORDS_MODEL, MODEL_SPECS, config_key
+from jaxnets.conformance.specs import OPS, POOL_SIZE, geometry_pool
 from jaxnets.gradcheck.tolerances import FD_MAX_COORDS, Tolerance, require_x64, tolerances
 
 #: the gradient sources compared pairwise (finite differences are the fifth)

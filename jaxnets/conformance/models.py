@@ -17,7 +17,7 @@ from jaxnets import ops
 from jaxnets.models import MODELS
 from jaxnets.conformance.builtin import dropout_key, noise
 from jaxnets.gradcheck.case import Case
-from jaxnets.conformance.op_specs import window_gap
+from jaxnets.conformance.specs.pool import window_gap
 from jaxnets.gradcheck.tolerances import FD_STEP, GRAD_SCALE_FLOOR
 from reference_numpy import models as npm
 
