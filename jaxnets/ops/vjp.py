@@ -3,6 +3,8 @@
 `jax.grad` of the returned function runs the pair's backward instead of differentiating the
 forward, so the "custom_vjp" gradient mode uses exactly the code of the "manual" mode.
 """
+import functools
+import inspect
 from functools import partial
 
 import jax
@@ -47,7 +49,31 @@ def manual_vjp(forward, backward, nondiff_argnums=(), n_out=1, no_grad_argnums=(
     f.__name__ = forward.__name__.removesuffix("_forward")
     f.__doc__ = f"{forward.__name__} with `{backward.__name__}` as its jax.custom_vjp derivative."
     f.n_out = n_out
-    return f
+    return with_signature(f, forward)
+
+
+def with_signature(f, forward):
+    """`f` called with `forward`'s signature: arguments may be given by name, and omitted ones
+    take `forward`'s defaults (`jax.custom_vjp` itself wants every static argument
+    positionally: `CUSTOM_VJP.batchnorm(x, gamma, beta)` would fail inside JAX without its eps).
+    The custom_vjp object stays reachable as `__wrapped__`. A forward taking `*args` or
+    keyword-only arguments is returned unwrapped (its arguments cannot be bound positionally)."""
+    sig = inspect.signature(forward)
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY) for p in sig.parameters.values()):
+        return f
+
+    @functools.wraps(f)
+    def call(*args, **kwargs):
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as err:
+            raise TypeError(f"{f.__name__}{sig}: {err}") from None
+        bound.apply_defaults()
+        return f(*bound.args)
+
+    call.__signature__ = sig
+    call.n_out = f.n_out
+    return call
 
 
 def _outputs(res, n_out):
