@@ -19,12 +19,14 @@ The forms the ops take are an argument too (`layout`, a `jaxnets.ops.Layout`; No
 default backend's). Mode "autodiff" differentiates the forward in the layout's
 `for_jax_rules()` forms (`mode_layout`): on the CPU every conv in im2col form, whose JAX
 derivative runs fast there, where the other modes run the convolution primitive from 8
-channels on (README "Performance").
+channels on (documentation: Performance).
 """
 import jax
 
 from jaxnets.ops import AUTODIFF, CUSTOM_VJP
 from jaxnets.ops.layout import default_layout
+
+__all__ = ["MODES", "TRAIN_MODES", "gradient", "value_and_grad", "mode_layout"]
 
 MODES = ("manual", "autodiff", "custom_vjp")
 TRAIN_MODES = MODES + ("fast",)
