@@ -45,15 +45,15 @@ for page, blocks in pages:
     for i, code in enumerate(blocks):
         try:
             exec(compile(code, f"{page} block {i + 1}", "exec"), namespace)
-            print(json.dumps([page, i + 1, None]), flush=True)
+            print("@@block " + json.dumps([page, i + 1, None]), flush=True)
         except BaseException:
-            print(json.dumps([page, i + 1, traceback.format_exc()[-3000:]]), flush=True)
+            print("@@block " + json.dumps([page, i + 1, traceback.format_exc()[-3000:]]), flush=True)
             break
 try:
     runpy.run_path(sys.argv[2], run_name="__main__")
-    print(json.dumps(["examples/quickstart.py", 1, None]), flush=True)
+    print("@@block " + json.dumps(["examples/quickstart.py", 1, None]), flush=True)
 except BaseException:
-    print(json.dumps(["examples/quickstart.py", 1, traceback.format_exc()[-3000:]]), flush=True)
+    print("@@block " + json.dumps(["examples/quickstart.py", 1, traceback.format_exc()[-3000:]]), flush=True)
 """
 
 
@@ -69,7 +69,8 @@ def test_every_python_block_and_the_example_script_run(tmp_path):
     env.pop("JAX_ENABLE_X64", None)
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(pages), str(ROOT / "examples" / "quickstart.py")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
-    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("[")]
+    results = [json.loads(line.removeprefix("@@block ")) for line in proc.stdout.splitlines()
+               if line.startswith("@@block ")]
     failed = [f"{page} block {i}:\n{err}" for page, i, err in results if err]
     assert not failed, "\n".join(failed)
     assert len(results) == sum(len(b) for _, b in pages) + 1, proc.stdout[-3000:] + proc.stderr[-3000:]
