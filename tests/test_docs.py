@@ -127,6 +127,14 @@ def test_the_readmes_headline_numbers_are_the_generated_tables():
                 assert number in generated, f"README: {number} ({row}) is in no generated table"
 
 
+def test_the_optimizer_names_in_the_docs_are_the_ones_the_cli_takes():
+    from jaxnets.training.optimizers import OPTIMIZERS
+
+    text = (ROOT / "docs" / "results.md").read_text()
+    listed = re.search(r"`--optimizer ([^`]+)`", text).group(1)
+    assert [n.strip() for n in listed.split("|")] == list(OPTIMIZERS)
+
+
 def test_the_derivations_page_has_every_backward():
     text = (ROOT / "docs" / "derivations.md").read_text()
     for name in ops.__all__:
