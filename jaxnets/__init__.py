@@ -25,7 +25,7 @@ Packages, from the bottom up (each imports only from the ones before it and `pro
 
     model = two_layer_net(hidden_size=50, std=1e-2)
     params = model.init(jax.random.key(0))
-    loss, grads, state = gradient(model, "manual")(params, {}, x, y)
+    loss, grads, state = gradient(model, "manual")(params, model.init_state(), x, y)
 """
 import importlib
 

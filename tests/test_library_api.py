@@ -100,6 +100,11 @@ def test_a_model_with_state_refuses_a_missing_state_in_one_line():
     with pytest.raises(ValueError, match="batch-norm running statistics: pass state="):
         model.predict(params, x)
     assert accuracy(model, params, x, y, state=model.init_state()) in (0.0, 0.25, 0.5, 0.75, 1.0)
+    for mode in ("manual", "autodiff", "custom_vjp", "fast"):  # {} would silently drop the statistics
+        with pytest.raises(ValueError, match=r"^model 'fc_net' has batch-norm running statistics .*: pass them as state"):
+            gradient(model, mode)(params, {}, x, y)
+        _, _, new_state = jax.jit(gradient(model, mode))(params, model.init_state(), x, y)
+        assert sorted(new_state) == sorted(model.init_state())
     plain = two_layer_net()  # a model without state needs none
     assert 0 <= accuracy(plain, plain.init(jax.random.key(0)), x, y) <= 1
 
