@@ -136,6 +136,9 @@ def test_layers_take_cs231n_and_pytorch_defaults(layers):
     assert layers.spatial_batchnorm(images, jnp.ones(3), jnp.zeros(3)).shape == images.shape
     assert layers.max_pool(images).shape == (2, 3, 2, 2)
     assert inspect.signature(ops.running_average).parameters["momentum"].default == 0.9
+    dropped = layers.dropout(x, jax.random.key(2))  # rate 0.5, PyTorch's p
+    assert set(np.unique(np.asarray(dropped / x).round(6))) <= {0.0, 2.0}
+    assert inspect.signature(ops.dropout_forward).parameters["rate"].default == 0.5
     with pytest.raises(TypeError, match="missing .*'gamma'"):
         layers.batchnorm(x)
 
