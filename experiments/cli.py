@@ -1,6 +1,6 @@
 """The `jaxnets` command (the app's entry point; the library `jaxnets` has no CLI of its own).
 
-    jaxnets reproduce [--fashion] [--out runs] [--update-readme README.md]
+    jaxnets reproduce [--fashion] [--out runs] [--update-readme docs/results.md]
     jaxnets train EXPERIMENT [options]     EXPERIMENT: occupancy, digits, two_layer, convnet, filters,
                                            deep_convnet, normalization, dropout, char_lm, row_lstm, transformer_lm,
                                            vanishing_gradients
@@ -8,7 +8,7 @@
     jaxnets sample RUN_DIR [--prompt AB] [--temperature 0.8]   names drawn from a char_lm or transformer_lm run
     jaxnets gradcheck [FILE.py[:NAME]] [--example SPEC] [--reference FILE.py:NAME] [--json PATH]
                                            check your own rules: a file, or NAME in it (gradcheck --help)
-    jaxnets bench [--quick] [--workloads ABCDES] [--update-readme README.md]
+    jaxnets bench [--quick] [--workloads ABCDES] [--update-readme docs/performance.md]
 
 `train EXPERIMENT --help` lists an experiment's options (the document's values are the defaults).
 Errors in the input (missing data, malformed files, bad options, an unusable output folder, a

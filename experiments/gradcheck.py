@@ -3,7 +3,7 @@
 built-in ops and models (`jaxnets.conformance`).
 
     jaxnets gradcheck [--cases 200] [--float32-cases 50] [--model-cases 4] [--json PATH] [--no-mutants]
-                      [--public-api] [--update-readme README.md]
+                      [--public-api] [--update-readme docs/results.md]
 
 For the built-in report: each op gets --cases deterministic cases (geometries cycling through
 the op's pool, every other pass with stress inputs: kinks, ties, saturation, huge scores)
@@ -17,6 +17,7 @@ the correct functions pass and every mutant is caught, 1 otherwise.
 """
 import argparse
 import json
+import os
 import sys
 
 from experiments import runs, suite_report
@@ -25,6 +26,11 @@ from jaxnets.gradcheck.prepare import CheckInputError
 from jaxnets.gradcheck.report import jsonable
 
 BUILTIN_ONLY = ("update_readme", "public_api", "no_mutants")
+
+
+def power_page(path):
+    """Where --public-api's power block goes: the checker's page beside the results page."""
+    return os.path.join(os.path.dirname(path), "checker.md")
 
 
 def main(argv=None):
@@ -47,8 +53,9 @@ def main(argv=None):
     parser.add_argument("--api-seeds", type=int, default=5,
                         help="built-in report with --public-api: check every correct op at seeds 0..N-1 (default 5)")
     parser.add_argument("--update-readme", metavar="PATH",
-                        help="built-in report: write the tables and mutant score into PATH between the gradcheck "
-                             "markers")
+                        help="built-in report: write the tables and mutant score into PATH (docs/results.md) "
+                             "between the gradcheck markers; with --public-api, the power block into checker.md "
+                             "beside it")
     args = parser.parse_args(argv)
     if args.target is not None:
         builtin_only = [f"--{n.replace('_', '-')}" for n in BUILTIN_ONLY if getattr(args, n)]
@@ -86,9 +93,11 @@ def main(argv=None):
             json.dump(jsonable(report), fh, indent=2)
         log(f"wrote {args.json}")
     if args.update_readme:
-        runs.replace_marked_block(args.update_readme, "gradcheck", suite_report.readme_block(report))
+        runs.replace_marked_block(args.update_readme, "gradcheck", suite_report.readme_block(report, args.update_readme))
         if report.get("public_api"):
-            runs.replace_marked_block(args.update_readme, "power", suite_report.power_block(report["public_api"]))
+            page = power_page(args.update_readme)
+            runs.replace_marked_block(page, "power", suite_report.power_block(report["public_api"], args.update_readme))
+            log(f"wrote the power through the public API into {page}")
         log(f"wrote the tables into {args.update_readme}")
     return 0 if report["ok"] else 1
 

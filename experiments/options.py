@@ -100,7 +100,7 @@ def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None,
     parser.add_argument("--mode", default="fast", choices=TRAIN_MODES,
                         help="gradient mode (default fast: the hand-written backward laid out for speed, "
                              "equal to manual at the equivalence suite's float64 tolerance, or manual itself "
-                             "for a model without a fast layout and for data-parallel training; see README "
+                             "for a model without a fast layout and for data-parallel training; see the documentation's "
                              "Performance)")
     parser.add_argument("--learning-rate", type=POSITIVE, default=learning_rate, help=f"default {learning_rate}")
     parser.add_argument("--iterations", type=COUNT, default=iterations,
@@ -133,7 +133,7 @@ def add_common_args(parser, *, data, learning_rate, iterations, batch_size=None,
                              "(Ctrl-C always saves the last chunk in <run folder>.partial/checkpoint)")
     parser.add_argument("--resume", default=None, metavar="CHECKPOINT",
                         help="continue from a checkpoint stem, e.g. runs/<run>.partial/checkpoint")
-    dp = parser.add_argument_group("data-parallel training (README: Scaling out)")
+    dp = parser.add_argument_group("data-parallel training (documentation: Scaling out)")
     dp.add_argument("--data-parallel", action="store_true",
                     help="shard every batch over all devices (implied by the three options below)")
     dp.add_argument("--coordinator", metavar="HOST:PORT", help=f"process 0's address (${training.ENV_COORDINATOR})")

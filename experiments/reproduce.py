@@ -1,6 +1,6 @@
 """Run every document experiment and print our results next to the documents' numbers.
 
-    jaxnets reproduce [--out runs] [--fashion] [--no-compare-modes] [--update-readme README.md]
+    jaxnets reproduce [--out runs] [--fashion] [--no-compare-modes] [--update-readme docs/results.md]
 
 Runs on the built-in 5000 MNIST images tested on the official 10000 test images, and on the
 UCI occupancy data (both shipped in the package; `../shared/data` or `$JAXNETS_SHARED_DATA` is

@@ -1,6 +1,6 @@
 """Run folders: every experiment writes metrics.json, params.npz and its PNG plots into one
-folder (`RunFolder`: written aside, moved into place when finished), and the README's results
-table is built from those files (never typed by hand)."""
+folder (`RunFolder`: written aside, moved into place when finished), and the results
+table (docs/results.md) is built from those files (never typed by hand)."""
 import json
 import os
 import platform
@@ -193,7 +193,7 @@ def load_params(run_dir, model=None):
 
 def replace_marked_block(path, name, content):
     """Replace the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` in file `path`
-    (how the README's generated tables are updated)."""
+    (how the generated tables of the documentation pages are updated)."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     text = Path(path).read_text()
     if start not in text or end not in text:

@@ -18,7 +18,7 @@ learning rate (betas 0.9, 0.999, eps 1e-8, as cs231n's Adam the run used) and
 `clip_grad_norm_` to the run's clip norm, in float32, for the run's number of steps. The loss
 is per token (`CrossEntropyLoss(ignore_index=-1)`) for the language model, per image for the
 classifier. Writes `torch_peer.json` into the run folder and prints ours beside the peer's.
-PyTorch is an optional extra, never a dependency (the CPU wheel: README Performance).
+PyTorch is an optional extra, never a dependency (the CPU wheel: docs/performance.md).
 """
 import json
 import math

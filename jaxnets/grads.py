@@ -19,12 +19,14 @@ The forms the ops take are an argument too (`layout`, a `jaxnets.ops.Layout`; No
 default backend's). Mode "autodiff" differentiates the forward in the layout's
 `for_jax_rules()` forms (`mode_layout`): on the CPU every conv in im2col form, whose JAX
 derivative runs fast there, where the other modes run the convolution primitive from 8
-channels on (README "Performance").
+channels on (documentation: Performance).
 """
 import jax
 
 from jaxnets.ops import AUTODIFF, CUSTOM_VJP
 from jaxnets.ops.layout import default_layout
+
+__all__ = ["MODES", "TRAIN_MODES", "gradient", "value_and_grad", "mode_layout"]
 
 MODES = ("manual", "autodiff", "custom_vjp")
 TRAIN_MODES = MODES + ("fast",)
@@ -46,7 +48,26 @@ def gradient(model, mode, decode=None, layout=None):
     decode: None, or a function from stored inputs to model inputs (e.g. uint8 pixels to
     preprocessed floats, `jaxnets.data.PixelTransform.decoder`) applied inside the gradient,
     so x can stay in its stored form on the device ("fast" decodes chunk by chunk).
+
+    A model with state (batch norm's running statistics) refuses, in one line, a state that
+    is not its own: pass `model.init_state()` to start, then the `new_state` each call returns.
     """
+    fn = _gradient(model, mode, decode, layout)
+    if not model.stateful:
+        return fn
+    names = sorted(model.init_state())
+
+    def with_state(params, state, x, y, key=None):
+        if not isinstance(state, dict) or sorted(state) != names:
+            got = sorted(state) if isinstance(state, dict) else state
+            raise ValueError(f"model {model.name!r} has batch-norm running statistics {names}: pass them as state "
+                             f"(model.init_state() to start, then the new_state each call returns), got {got!r}")
+        return fn(params, state, x, y, key)
+
+    return with_state
+
+
+def _gradient(model, mode, decode, layout):
     layout = mode_layout(mode, layout)
     if mode == "fast" and model.fast_gradient is not None:
         return model.fast_gradient.make(decode, layout)

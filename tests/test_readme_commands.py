@@ -1,4 +1,4 @@
-"""Every command line in the README's ```bash blocks runs as shown, with tiny sizes added (a few
+"""Every command line in the ```bash blocks of the README and the documentation (docs/*.md) runs as shown, with tiny sizes added (a few
 iterations, small nets): each either runs here or is listed in ELSEWHERE with where it is run
 or why it cannot be (installs, other hardware), so a command added to or changed in the README
 without a way to run it fails this test.
@@ -28,12 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: commands not run here, and where they are run or why not
 ELSEWHERE = {
-    "uv run --extra test pytest": "the test suite itself",
+    "uv run --extra test --extra docs pytest": "the test suite itself (.ci/run runs it)",
     "uv run jaxnets gradcheck my_layer.py:my_layer": "tests/test_gradcheck_cli.py runs it on examples/leaky_relu.py",
     "uv run jaxnets gradcheck my_rules.py:f --example 3x4,3x4":
         "tests/test_gradcheck_cli.py runs it on JAX's tutorial custom_vjp (tests/realcode)",
     "uv run jaxnets gradcheck cs231n/layers.py":
         "tests/test_gradcheck_cli.py runs it on tests/realcode/cs231n_style_layers.py",
+    "uv run pytest --gradcheck tests/realcode":
+        "tests/test_pytest_plugin.py runs the plugin on three of tests/realcode's files and on a folder of its own",
     "uv run jaxnets gradcheck": "the full equivalence table (minutes); its engine is the equivalence suite's "
                                 "(tests/test_ops_equivalence.py, test_models_equivalence.py, test_mutants.py), the "
                                 "command's options are tests/test_gradcheck_cli.py's",
@@ -72,14 +74,20 @@ SMALL = {
 }
 
 
+#: the pages whose bash blocks are run: the README and every documentation page
+PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
+
+
 def readme_commands():
-    """Every command line of the README's bash blocks, trailing comments removed, in order."""
+    """Every command line of the pages' bash blocks, trailing comments removed, in order, each
+    once."""
     lines = []
-    for block in re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S):
-        for line in block.splitlines():
-            line = re.sub(r"\s+#.*$", "", line).strip()
-            if line and not line.startswith("#"):
-                lines.append(line)
+    for page in PAGES:
+        for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S):
+            for line in block.splitlines():
+                line = re.sub(r"\s+#.*$", "", line).strip()
+                if line and not line.startswith("#") and line not in lines:
+                    lines.append(line)
     return lines
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from .csvfiles import read_kaggle_csv, read_occupancy
 from .errors import DataError, DataUnavailableError
 from .idx import read_idx_pair
+from .preprocess import shuffle_split
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "mnist_5k.npz"
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
@@ -44,6 +45,9 @@ class Dataset(NamedTuple):
 
     Images: uint8 (N, 28, 28); occupancy features: float64 (N, 5). Labels: int32 (N,).
     `x_test`/`y_test` are None when the source has no labelled test set.
+
+    Rows keep the order of their files: the built-in sample is sorted by label (500 zeros,
+    then 500 ones, ...), so take a validation set with `split`, never `x_train[:n]`.
     """
     x_train: np.ndarray
     y_train: np.ndarray
@@ -52,6 +56,12 @@ class Dataset(NamedTuple):
     name: str
     source: str
     num_classes: int
+
+    def split(self, n_val: int = 1000, seed: int = 0):
+        """`(x_train, y_train, x_val, y_val)`: the training rows shuffled with `seed`, then
+        `n_val` of them held out for validation (`shuffle_split`; the same seed, the same
+        split)."""
+        return shuffle_split(self.x_train, self.y_train, n_holdout=n_val, seed=seed)
 
 
 def shared_data_dir() -> Path:
@@ -102,7 +112,9 @@ def _find(directory: Path, stem: str, required: bool = True) -> Optional[Path]:
 
 
 def load_sample() -> Dataset:
-    """The built-in 5000 MNIST training images (500 per digit; see SAMPLE_ATTRIBUTION.md)."""
+    """The built-in 5000 MNIST training images (500 per digit; see SAMPLE_ATTRIBUTION.md),
+    **sorted by label**: rows 0-499 are zeros, 500-999 ones, and so on. Hold out validation
+    rows with `load_sample().split(n_val, seed)` (shuffled), not a slice."""
     if not SAMPLE_PATH.is_file():
         raise DataUnavailableError(f"built-in sample missing: {SAMPLE_PATH}; regenerate it with `python -m jaxnets.data.make_sample`")
     try:

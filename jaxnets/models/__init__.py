@@ -12,7 +12,8 @@ from jaxnets.models.convnet import conv_net
 from jaxnets.models.deep import deep_conv_net, fc_net
 from jaxnets.models.sequence import char_lm, row_lstm
 from jaxnets.models.transformer import transformer_lm
+from jaxnets.models.saved import Saved, load_params, save_params
 
 __all__ = ["Model", "MODELS", "build_model", "register_model", "occupancy_net", "digits_mlp",
            "two_layer_net", "conv_net", "fc_net", "deep_conv_net", "char_lm", "row_lstm",
-           "transformer_lm"]
+           "transformer_lm", "save_params", "load_params", "Saved"]

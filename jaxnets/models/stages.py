@@ -108,6 +108,9 @@ def forward(stages, params, x, layers=AUTODIFF, *, train=True, state=None, key=N
         inputs = _pop(stream, d.inputs)
         values = _params(s, params)
         if d.statistics and not train:
+            if state is None:
+                raise ValueError("this model has batch-norm running statistics: pass state= (the trained "
+                                 "model's, e.g. TrainResult.model_state, or model.init_state() for a new one)")
             mean, var = (state[k] for k in state_names(s))
             stream.append(getattr(ops, f"{d.pair}_inference")(*inputs, *values, mean, var, **dict(s.options)))
             continue

@@ -9,7 +9,11 @@ from those, so a new layer is added in its own module only (a new module: one im
 A `Layers` record also carries the `Layout` its layout-dependent layers take (`layers.conv(x,
 w, b, stride, pad, layers.layout)`); AUTODIFF and CUSTOM_VJP carry None, the default
 backend's. `jaxnets.grads` makes the records of each gradient mode with an explicit layout.
+
+`manual_vjp(forward, backward)` wires a pair of your own the same way (`loss_vjp` a loss that
+returns its gradient): `jax.grad` of the result runs your backward.
 """
+import inspect
 from typing import Callable, NamedTuple, Optional
 
 from jaxnets.ops import (activations, attention, conv, conv_relu_pool, dense, dropout, gru, losses, norm, pool, rnn,
@@ -27,6 +31,7 @@ from jaxnets.ops.pool import *  # noqa: F403
 from jaxnets.ops.layout import Layout, default_layout
 from jaxnets.ops.rnn import *  # noqa: F403
 from jaxnets.ops.sequence import *  # noqa: F403
+from jaxnets.ops.vjp import loss_vjp, manual_vjp
 
 MODULES = (dense, activations, conv, pool, conv_relu_pool, norm, dropout, losses, rnn, gru, sequence, attention)
 
@@ -45,11 +50,12 @@ def _value(pair, n_out=1):
     """The function autodiff differentiates: the pair's first result, or its first `n_out`
     results as a tuple for a multi-output forward (`(next_h, next_c, cache)`)."""
 
-    def f(*args):
-        res = pair(*args)
+    def f(*args, **kwargs):
+        res = pair(*args, **kwargs)
         return res[0] if n_out == 1 else tuple(res[:n_out])
 
     f.__name__ = pair.__name__
+    f.__signature__ = inspect.signature(pair)
     return f
 
 
@@ -63,6 +69,6 @@ Layers = NamedTuple("Layers", [(name, Callable) for name in _ENTRIES] + [("layou
 AUTODIFF = Layers(*(_value(pair, getattr(fn, "n_out", 1)) for pair, fn in _ENTRIES.values()), None)
 CUSTOM_VJP = Layers(*(fn for _, fn in _ENTRIES.values()), None)
 
-__all__ = ["AUTODIFF", "CUSTOM_VJP", "Layers", "MODULES", "Layout", "default_layout"] + [
+__all__ = ["AUTODIFF", "CUSTOM_VJP", "Layers", "MODULES", "Layout", "default_layout", "manual_vjp", "loss_vjp"] + [
     name for module in MODULES for name in module.__all__
 ]

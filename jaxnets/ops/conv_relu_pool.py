@@ -11,7 +11,7 @@ product (F*P*P, C*(P+HH-1)*(P+WW-1)) @ (.., Hp*Wp*N) with examples and positions
 the pool is a max over the phase axis and its backward a select (no scatter), and the pooled
 output is already laid out (F*Hp*Wp, N) for the affine layer that follows. Computed as three
 separate ops instead, XLA:CPU recomputes or re-reads (N, F, H, W) arrays through strided 2x2
-windows several times (~2x slower; see README "Performance").
+windows several times (~2x slower; see docs/performance.md).
 
 Convention at ties: a window's gradient goes to its first maximum in row-major order, as in
 `max_pool_backward`. ReLU is monotone, so the pool of ReLU outputs is the ReLU of the largest

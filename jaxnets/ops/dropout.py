@@ -24,10 +24,11 @@ def _check_rate(rate):
         raise ValueError(f"dropout: rate (the probability of dropping) must be in [0, 1), got {rate!r}")
 
 
-def dropout_forward(x, key, *, rate, train=True):
+def dropout_forward(x, key, *, rate=0.5, train=True):
     """Return `(out, cache)`: out = x * mask, mask = (u >= rate) / (1 - rate) with
     u = dropout_noise(key, x.shape); the cache is the mask (None for the identity: train
-    False or rate 0)."""
+    False or rate 0). `rate` is the probability of dropping (PyTorch's `p`, default 0.5;
+    cs231n's `p` is the probability of keeping)."""
     _check_rate(rate)
     if not train or rate == 0:
         return x, None
@@ -42,16 +43,16 @@ def dropout_backward(dout, cache):
     return dout if cache is None else dout * cache
 
 
-def _dropout_value(x, key, rate, train=True):
+def _dropout_value(x, key, rate=0.5, train=True):
     return dropout_forward(x, key, rate=rate, train=train)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _dropout(x, key, rate, train=True):
+def _dropout(x, key, rate=0.5, train=True):
     return dropout_forward(x, key, rate=rate, train=train)[0]
 
 
-def _dropout_fwd(x, key, rate, train=True):
+def _dropout_fwd(x, key, rate=0.5, train=True):
     return dropout_forward(x, key, rate=rate, train=train)
 
 

@@ -173,8 +173,9 @@ def batch_moments(x):
     return mean.reshape(-1), var.reshape(-1)
 
 
-def running_average(running, batch_stat, momentum):
-    """cs231n's running statistic: `momentum * running + (1 - momentum) * batch_stat`."""
+def running_average(running, batch_stat, momentum=0.9):
+    """cs231n's running statistic: `momentum * running + (1 - momentum) * batch_stat`
+    (cs231n's default momentum 0.9 is PyTorch's `momentum=0.1`, which weights the batch)."""
     return momentum * running + (1 - momentum) * batch_stat
 
 
@@ -288,22 +289,33 @@ def spatial_groupnorm_backward(dout, cache):
 
 
 # ----------------------------------------------------------------------------- custom_vjp wiring
-# The differentiable functions take the static eps (and groups) positionally after the arrays.
+# The differentiable functions take the static eps (and groups) positionally after the arrays,
+# with the forwards' defaults (cs231n's and PyTorch's eps = 1e-5).
 
-def _positional(forward, *names):
-    def f(*args):
-        n = len(args) - len(names)
-        return forward(*args[:n], **dict(zip(names, args[n:])))
-
-    f.__name__ = forward.__name__
-    return f
+def _batchnorm(x, gamma, beta, eps=1e-5):
+    return batchnorm_forward(x, gamma, beta, eps=eps)
 
 
-_batchnorm = _positional(batchnorm_forward, "eps")
-_spatial_batchnorm = _positional(spatial_batchnorm_forward, "eps")
-_layernorm = _positional(layernorm_forward, "eps")
-_temporal_layernorm = _positional(temporal_layernorm_forward, "eps")
-_groupnorm = _positional(spatial_groupnorm_forward, "groups", "eps")
+def _spatial_batchnorm(x, gamma, beta, eps=1e-5):
+    return spatial_batchnorm_forward(x, gamma, beta, eps=eps)
+
+
+def _layernorm(x, gamma, beta, eps=1e-5):
+    return layernorm_forward(x, gamma, beta, eps=eps)
+
+
+def _temporal_layernorm(x, gamma, beta, eps=1e-5):
+    return temporal_layernorm_forward(x, gamma, beta, eps=eps)
+
+
+def _groupnorm(x, gamma, beta, groups, eps=1e-5):
+    return spatial_groupnorm_forward(x, gamma, beta, groups=groups, eps=eps)
+
+
+for _f, _forward in ((_batchnorm, batchnorm_forward), (_spatial_batchnorm, spatial_batchnorm_forward),
+                     (_layernorm, layernorm_forward), (_temporal_layernorm, temporal_layernorm_forward),
+                     (_groupnorm, spatial_groupnorm_forward)):
+    _f.__name__ = _forward.__name__
 
 LAYERS = {
     "batchnorm": (_batchnorm, manual_vjp(_batchnorm, batchnorm_backward, nondiff_argnums=(3,))),

@@ -3,7 +3,7 @@
 `jax.grad` of the returned function runs the pair's backward instead of differentiating the
 forward, so the "custom_vjp" gradient mode uses exactly the code of the "manual" mode.
 """
-from functools import partial
+import inspect
 
 import jax
 
@@ -26,9 +26,13 @@ def manual_vjp(forward, backward, nondiff_argnums=(), n_out=1, no_grad_argnums=(
     # positions among the arguments JAX wants cotangents for (the static ones are not among them)
     no_grad = {i - sum(s < i for s in nondiff_argnums) for i in no_grad_argnums}
 
-    @partial(jax.custom_vjp, nondiff_argnums=nondiff_argnums)
-    def f(*args):
+    def primal(*args):
         return _outputs(forward(*args), n_out)
+
+    signature = positional_signature(forward)
+    if signature is not None:  # jax.custom_vjp binds arguments to it: names, defaults
+        primal.__signature__ = signature
+    f = jax.custom_vjp(primal, nondiff_argnums=nondiff_argnums)
 
     def f_fwd(*args):
         res = forward(*args)
@@ -48,6 +52,20 @@ def manual_vjp(forward, backward, nondiff_argnums=(), n_out=1, no_grad_argnums=(
     f.__doc__ = f"{forward.__name__} with `{backward.__name__}` as its jax.custom_vjp derivative."
     f.n_out = n_out
     return f
+
+
+def positional_signature(forward):
+    """`forward`'s signature when every argument can be given positionally (then
+    `jax.custom_vjp` binds a call to it: arguments by name, omitted ones taking `forward`'s
+    defaults, as `CUSTOM_VJP.batchnorm(x, gamma, beta)` with eps=1e-5); None for a forward
+    with `*args`, `**kwargs` or keyword-only arguments."""
+    try:
+        sig = inspect.signature(forward)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY) for p in sig.parameters.values()):
+        return None
+    return sig
 
 
 def _outputs(res, n_out):

@@ -38,6 +38,9 @@ def number_correct(model, params, x, y, batch=ACCURACY_BATCH, state=None):
     """How many labels y `model.predict` gets right, `batch` rows per forward pass inside one
     jit; x (N, ...), y (N, *model.label_shape) (a target per step: -1 is no target, never
     predicted); state: the model's running statistics (batch norm)."""
+    if state is None and model.stateful:
+        raise ValueError(f"accuracy: model {model.name!r} has batch-norm running statistics: pass state= "
+                         "(TrainResult.model_state after train(), or model.init_state() for a new model)")
     x = jnp.asarray(x)
     y = jnp.asarray(y)
     if x.ndim < 1 or y.shape != (x.shape[0], *model.label_shape):

@@ -29,6 +29,7 @@ import numpy as np
 
 from jaxnets.models import MODELS, build_model
 from jaxnets.models.checks import check_arrays_fit, expected_arrays
+from jaxnets.models.saved import jsonable
 
 FORMAT = "jaxnets-checkpoint/3"
 #: older formats this version reads: /2 had no model state (it is empty)
@@ -56,21 +57,6 @@ class Checkpoint(NamedTuple):
     train_config: dict
     history: dict
     extra: dict
-
-
-def jsonable(value):
-    """`value` in plain JSON types: dicts with string keys, lists for tuples and arrays,
-    Python numbers for NumPy/JAX scalars, non-finite floats as strings ("nan", "inf"). Used
-    to write metrics and to compare configs the way they read back from JSON."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (np.generic, np.ndarray, jax.Array)):
-        return jsonable(np.asarray(value).tolist()) if np.ndim(value) else jsonable(np.asarray(value).item())
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
 
 
 def checkpoint_files(path) -> tuple[Path, Path]:

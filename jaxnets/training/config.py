@@ -1,14 +1,17 @@
 """How to train: `TrainConfig`, the optimiser and 002's learning-rate schedule.
 
 The update is `optax.sgd` unless another optimiser is named (`jaxnets.training.optimizers`:
-cs231n's momentum, RMSProp and Adam written by hand, and optax's own); 002's per-epoch decay
-(`learning_rate *= learning_rate_decay` once every `max(N / batch_size, 1)` steps) is an optax
-schedule, see `learning_rate_schedule`, which every optimiser takes.
+cs231n's momentum, RMSProp and Adam written by hand, and optax's own) or given as any
+`optax.GradientTransformation` (`optimizer=optax.adamw(1e-3)`, which carries its own rate
+or schedule). The learning rate of a named optimiser is a number or an optax schedule; 002's
+per-epoch decay (`learning_rate *= learning_rate_decay` once every `max(N / batch_size, 1)`
+steps) is an optax schedule, see `learning_rate_schedule`.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 import jax
 import numpy as np
@@ -30,36 +33,54 @@ class TrainConfig:
     mode: gradient mode, one of `jaxnets.grads.TRAIN_MODES`: manual, autodiff, custom_vjp,
         or fast — the manual mode's hand-written gradient laid out for speed
         (`Model.fast_gradient`), equal to "manual" up to float rounding.
-    learning_rate: SGD step size at step 0.
-    decay: 002's `learning_rate_decay`, applied once per epoch; 1.0 = constant rate.
+    learning_rate: the named optimiser's step size at step 0, or an optax schedule (a
+        callable of the step count, e.g. `optax.cosine_decay_schedule(0.1, 1000)`); None
+        when `optimizer` is an optax object (it carries its own).
+    decay: 002's `learning_rate_decay`, applied once per epoch; 1.0 = constant rate (the
+        only value allowed with a schedule or an optax object).
     iterations: total number of SGD steps (a resumed run continues up to this count).
     batch_size: rows per step, sampled with replacement; None = full batch (every row).
     report_every: steps between accuracy reports; None = one epoch for minibatch SGD
         (002), FULL_BATCH_REPORT_EVERY steps for full-batch runs.
     seed: seeds the minibatch sampling and dropout (the params are initialised by the caller).
     dtype: floating dtype of parameters and data during training.
-    optimizer: a name of `optimizers.OPTIMIZERS` ("sgd", the default, is plain optax.sgd).
-    optimizer_args: its hyperparameters (momentum, decay_rate, eps, beta1, beta2), {} for its
-        defaults.
+    optimizer: a name of `optimizers.OPTIMIZERS` ("sgd", the default, is plain optax.sgd), or
+        any `optax.GradientTransformation` (`optax.adam(1e-3)`, an `optax.chain(...)`).
+    optimizer_args: a named optimiser's hyperparameters (momentum, decay_rate, eps, beta1,
+        beta2), {} for its defaults; nothing for an optax object.
     clip_norm: None, or the largest global L2 norm of a step's gradient (all parameters
         together): a larger one is scaled down to it before the optimiser sees it
         (`optax.clip_by_global_norm`, the usual guard against an RNN's exploding gradients).
     """
 
     mode: str = "manual"
-    learning_rate: float
+    learning_rate: float | Callable | None = None
     decay: float = 1.0
     iterations: int
     batch_size: int | None = None
     report_every: int | None = None
     seed: int = 0
     dtype: str = "float32"
-    optimizer: str = optimizers.DEFAULT_OPTIMIZER
+    optimizer: str | optax.GradientTransformation = optimizers.DEFAULT_OPTIMIZER
     optimizer_args: dict = dataclasses.field(default_factory=dict)
     clip_norm: float | None = None
 
+    @property
+    def custom_optimizer(self) -> bool:
+        """Whether `optimizer` is an optax object rather than a name."""
+        return isinstance(self.optimizer, optax.GradientTransformation)
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as JSON values; an optax object or a schedule, which JSON cannot hold,
+        becomes a description ("optax GradientTransformation", "schedule <name>"), so such a
+        config is recorded but cannot be rebuilt by `from_dict`."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["optimizer_args"] = dict(self.optimizer_args)
+        if self.custom_optimizer:
+            d["optimizer"] = "optax GradientTransformation"
+        if callable(self.learning_rate):
+            d["learning_rate"] = f"schedule {getattr(self.learning_rate, '__name__', type(self.learning_rate).__name__)}"
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -76,9 +97,22 @@ class TrainConfig:
         """ValueError naming the first field out of range."""
         if self.mode not in TRAIN_MODES:
             raise ValueError(f"unknown gradient mode {self.mode!r}; choose one of {', '.join(TRAIN_MODES)}")
-        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
-                and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive finite number, got {self.learning_rate!r}")
+        if self.custom_optimizer:
+            for name, value, default in (("learning_rate", self.learning_rate, None), ("decay", self.decay, 1.0),
+                                         ("optimizer_args", self.optimizer_args, {})):
+                if value != default:
+                    raise ValueError(f"{name}={value!r} with an optax optimizer: give the rate, schedule and "
+                                     f"hyperparameters to the optax object itself and leave {name} out")
+        elif self.learning_rate is None:
+            raise ValueError(f"learning_rate is needed with the named optimizer {self.optimizer!r} "
+                             "(or pass an optax GradientTransformation as optimizer=)")
+        elif callable(self.learning_rate):
+            if self.decay != 1.0:
+                raise ValueError(f"decay={self.decay!r} with a learning-rate schedule: put the decay in the schedule")
+        elif not (isinstance(self.learning_rate, (int, float)) and not isinstance(self.learning_rate, bool)
+                  and math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a positive finite number or an optax schedule, "
+                             f"got {self.learning_rate!r}")
         if not (isinstance(self.decay, (int, float)) and 0 < self.decay <= 1):
             raise ValueError(f"decay must be in (0, 1], got {self.decay!r}")
         for name in ("iterations", "batch_size", "report_every", "seed"):
@@ -94,7 +128,8 @@ class TrainConfig:
             raise ValueError(f"dtype must be a floating dtype name, got {self.dtype!r}")
         if self.dtype == "float64" and not jax.config.jax_enable_x64:
             raise ValueError("dtype float64 needs jax_enable_x64")
-        optimizers.make(self.optimizer, self.learning_rate, **self.optimizer_args)  # names the bad one
+        if not self.custom_optimizer:
+            optimizers.make(self.optimizer, self.learning_rate, **self.optimizer_args)  # names the bad one
         if self.clip_norm is not None and not (isinstance(self.clip_norm, (int, float)) and not isinstance(
                 self.clip_norm, bool) and math.isfinite(self.clip_norm) and self.clip_norm > 0):
             raise ValueError(f"clip_norm must be a positive finite number or None, got {self.clip_norm!r}")
@@ -130,7 +165,7 @@ def learning_rate_schedule(learning_rate, decay, iters_per_epoch):
     staircase=True)` would lag one decay behind the document.) decay == 1 returns the constant
     rate itself.
     """
-    if decay == 1.0:
+    if decay == 1.0 or callable(learning_rate):
         return learning_rate
     return optax.join_schedules(
         [
@@ -151,7 +186,8 @@ def schedule_for(config: TrainConfig, n_train: int):
 
 
 def make_optimizer(config: TrainConfig, n_train: int) -> optax.GradientTransformation:
-    """`config.optimizer` (plain `optax.sgd` by default) with 002's per-epoch decay schedule,
-    after `optax.clip_by_global_norm(config.clip_norm)` when clipping is asked for."""
-    opt = optimizers.make(config.optimizer, schedule_for(config, n_train), **config.optimizer_args)
+    """`config.optimizer` (plain `optax.sgd` by default) with 002's per-epoch decay schedule, or
+    the optax object given, after `optax.clip_by_global_norm(config.clip_norm)` when clipping
+    is asked for."""
+    opt = config.optimizer if config.custom_optimizer else optimizers.make(config.optimizer, schedule_for(config, n_train), **config.optimizer_args)
     return opt if config.clip_norm is None else optax.chain(optax.clip_by_global_norm(config.clip_norm), opt)

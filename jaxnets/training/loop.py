@@ -38,7 +38,8 @@ def reporter(history, schedule, bar, total, sizes):
         history["train_acc"].append(accs[0])
         if len(accs) > 1:
             history["val_acc"].append(accs[1])
-        history["lr"].append(float(schedule(at_step)) if callable(schedule) else float(schedule))
+        history["lr"].append(None if schedule is None  # an optax object keeps its rate to itself
+                             else float(schedule(at_step)) if callable(schedule) else float(schedule))
         last_loss = history["loss"][-1] if history["loss"] else None
         bar.update(at_step, last_loss, accs[0], accs[1] if len(accs) > 1 else None, final=at_step >= total)
 

@@ -316,9 +316,10 @@ def make(name, learning_rate, **hyper) -> optax.GradientTransformation:
     ValueError for an unknown name (naming the known ones), a hyperparameter the optimizer
     does not take (naming the ones it takes), or a value out of range.
     """
-    spec = OPTIMIZERS.get(name)
+    spec = OPTIMIZERS.get(name) if isinstance(name, str) else None
     if spec is None:
-        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}, "
+                         "or any optax GradientTransformation (e.g. optax.adam(1e-3))")
     given = {k: v for k, v in hyper.items() if v is not None}
     unknown = sorted(set(given) - set(spec.hyper))
     if unknown:

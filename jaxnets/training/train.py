@@ -59,7 +59,8 @@ class TrainResult(NamedTuple):
             (0, report_every, 2*report_every, ..., and the last step);
         "train_acc", "val_acc": accuracy on the WHOLE training / validation set at those
             steps ("val_acc" is empty without validation data);
-        "lr": the learning rate the next update (number report_step) uses, per report.
+        "lr": the learning rate the next update (number report_step) uses, per report
+            (None when the optimiser is an optax object, which keeps its rate to itself).
     steps_done: number of updates applied to reach `params`.
     diverged: None, or a message saying where the loss (or gradient) became non-finite.
     wall_time_s: seconds spent in `train` (compilation included).
