@@ -69,6 +69,7 @@ MISTAKES = [
     (CNN, "dA_prev[i, :, :, :] = da_prev_pad[pad:da_prev_pad.shape[0] - pad, pad:da_prev_pad.shape[1] - pad, :]",
      "dA_prev[i, :, :, :] = da_prev_pad[:n_H_prev, :n_W_prev, :]", "conv_backward"),  # padding not cut off
     (CNN, "np.ones(shape) * dz / (n_H * n_W)", "np.ones(shape) * dz", "pool_backward"),  # average not divided
+    (CNN, "return x == np.max(x)", "return x == np.min(x)", "pool_backward"),  # the ties rule excuses only ties
 ]
 
 
@@ -88,6 +89,19 @@ def test_each_planted_mistake_fails(capsys, tmp_path, path, right, wrong, row):
     target.write_text(text.replace(right, wrong))
     status, rows, out, _ = _rows(capsys, str(work) if folder else str(target), tmp_path)
     assert status == 1 and rows[row][0] == "FAIL", out
+
+
+def test_an_export_that_is_not_python_as_a_whole(capsys, tmp_path):
+    f = tmp_path / "export.py"
+    f.write_text("\ufeffimport numpy as np\n\n"
+                 "def sigmoid(Z):\n    return 1 / (1 + np.exp(-Z)), Z\n\n"
+                 "print(sigmoid(np.zeros(3)))\n#output\n"
+                 "a_next[4] =  [ 0.59584544  0.18141802\n -0.18887155  0.99815551]\n"
+                 " \"\"\"\n    a docstring indented outside its function\n    \"\"\"\n"
+                 "def sigmoid_backward(dA, cache):\n    s = 1 / (1 + np.exp(-cache))\n    return dA * s * (1 - s)\n")
+    status, rows, out, err = _rows(capsys, str(f), tmp_path)
+    assert status == 0 and rows["sigmoid_backward"][0] == "PASS", out + err
+    assert "not Python as a whole" in err and "(lines 8-12)" in err
 
 
 def test_a_folder_split_one_part_per_file_with_dict_gradients(capsys, tmp_path):
@@ -114,7 +128,8 @@ def test_np_is_bound_for_a_notebook_part_that_never_imports_it(capsys, tmp_path)
     assert module.np is np and any("`np` is used but never imported" in n for n in module.gradcheck_notes)
     status, rows, out, err = _rows(capsys, CNN, tmp_path, "--no-fast")
     assert rows["conv_backward"][0] == "PASS", out
-    assert "pool_backward" in rows
+    # the course's max-pool mask at ties is its documented rule: reported, not failed
+    assert rows["pool_backward"][0] == "AMBIGUOUS" and "every tied maximum" in rows["pool_backward"][1], out
 
 
 def test_honest_exits(capsys, tmp_path):

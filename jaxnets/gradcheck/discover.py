@@ -241,10 +241,21 @@ def check_found(module, item, seed=0, **options):
     if "convention" in report.notes:
         note += "; " + report.notes["convention"]
     failing = [r for r in report.rows.values() if r.status == "fail"]
+    known = item.resolved.known if item.resolved is not None else None
+    if failing and known is not None and known.ties and only_at_ties(report):
+        return Row(item.name, "ambiguous", worst, report.elapsed, f"{note}; every case agrees but those with tied "
+                                                                  f"inputs, where {known.ties}", report)
     if failing:
         w = failing[0].worst
         note = f"{failing[0].check}: {w.where()} {w.note}"[:160]
     return Row(item.name, report.status, worst, report.elapsed, note, report)
+
+
+def only_at_ties(report):
+    """Whether every failing comparison of a report is on a case drawn with tied values."""
+    kinds = {c.index: c.tags.get("values") for c in report.cases}
+    fails = [f for r in report.rows.values() for f in r.findings if f.status == "fail"]
+    return bool(fails) and all(kinds.get(f.case) == "ties" for f in fails)
 
 
 def subject_for(item, reference=None):

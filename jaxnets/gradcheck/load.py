@@ -69,7 +69,7 @@ def load(path):
     sys.meta_path.insert(0, finder)
     try:
         for f in files:
-            run_definitions(f, module.__dict__, folders, module.gradcheck_failed_imports)
+            run_definitions(f, module.__dict__, folders, module.gradcheck_failed_imports, module.gradcheck_notes)
     finally:
         sys.meta_path.remove(finder)
         for folder in folders:
@@ -80,21 +80,51 @@ def load(path):
     return module
 
 
-def run_definitions(path, namespace, folders, failed):
+def run_definitions(path, namespace, folders, failed, notes=None):
     """Run the definitions of one file into `namespace` (see the module docstring)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
             text = fh.read()
     except OSError as exc:
         raise CheckInputError(f"{path}: cannot be read ({first_line(exc)})") from None
     text = _MAGIC.sub(lambda m: m.group(1) + "pass", text)  # IPython's %magic and !shell lines
-    try:
-        tree = ast.parse(text, filename=path)
-    except SyntaxError as exc:
-        raise CheckInputError(f"{path}:{exc.lineno}: not Python ({exc.msg})") from None
     namespace.setdefault("__builtins__", builtins)
-    for stmt in tree.body:
+    try:
+        body = ast.parse(text, filename=path).body
+    except SyntaxError as exc:
+        body = _parsable_blocks(text, path, notes, f"{exc.msg}")
+        if not body:
+            raise CheckInputError(f"{path}:{exc.lineno}: not Python ({exc.msg})") from None
+    for stmt in body:
         _run(stmt, path, namespace, folders, failed)
+
+
+def _parsable_blocks(text, path, notes, why):
+    """The statements of a file that is not Python as a whole (a notebook export with its
+    printed outputs pasted in, a docstring indented outside its function): its top-level
+    blocks — a line at column 0 and the indented lines after it — parsed one by one, and
+    the blocks that are not Python skipped (and said so)."""
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line[:1] not in ("", " ", "\t", "\n", "\r", "#", ")", "]", "}")
+              and not re.match(r"(else|elif|except|finally)\b", line)]
+    body, skipped = [], []
+    for a, b in zip([0] + starts, starts + [len(lines)]):
+        chunk = "".join(lines[a:b])
+        if not chunk.strip():
+            continue
+        try:
+            tree = ast.parse(chunk, filename=path)
+        except SyntaxError:
+            if any(ln.strip() and not ln.lstrip().startswith("#") for ln in lines[a:b]):
+                skipped.append(f"{a + 1}-{b}")
+            continue
+        ast.increment_lineno(tree, a)
+        body += tree.body
+    if notes is not None and skipped:
+        more = f" and {len(skipped) - 6} more" if len(skipped) > 6 else ""
+        notes.append(f"{os.path.basename(path)} is not Python as a whole ({why}): {len(skipped)} top-level block(s) that "
+                     f"are not Python skipped (lines {', '.join(skipped[:6])}{more})")
+    return body
 
 
 def _run(stmt, path, namespace, folders, failed):

@@ -41,6 +41,10 @@ class Known(NamedTuple):
     #: string the forward or backward compares it with is tried, and each one the code accepts
     #: is checked
     option: int | None = None
+    #: the course's documented rule at tied inputs (deeplearning.ai's max-pool mask x == max
+    #: gives every tied maximum the gradient): disagreements only on tied cases are reported
+    #: as this convention (AMBIGUOUS), not failed
+    ties: str = ""
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,9 @@ KNOWN = {
                           (_conv_forward, _conv_backward), geometries=2),
     "pool_forward": Known(lambda r: [(_n(r, 2, 4, 4, 3), {"f": 2, "stride": 2}, {"mode": m}) for m in ("max", "average")]
                           + [(_n(r, 1, 5, 5, 2), {"f": 3, "stride": 1}, {"mode": m}) for m in ("max", "average")],
-                          (_pool_forward, _pool_backward), geometries=4),
+                          (_pool_forward, _pool_backward), geometries=4,
+                          ties="the course's mask (x == np.max(x)) gives the gradient to every tied maximum of a "
+                               "window (not a subgradient there, but the course's documented rule)"),
     # course 5, week 1: n_x = 3, n_a = 5, n_y = 2, m = 4, T_x = 3
     "rnn_cell_forward": Known(lambda r: [(_n(r, 3, 4), _n(r, 5, 4), _rnn_params(r))]),
     "rnn_forward": Known(lambda r: [(_n(r, 3, 4, 3), _n(r, 5, 4), _rnn_params(r))]),
