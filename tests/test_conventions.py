@@ -18,6 +18,7 @@ HERE = os.path.dirname(__file__)
 DLAI = os.path.join(HERE, "dlai")
 DNN = os.path.join(DLAI, "dnn_step_by_step.py")
 CNN = os.path.join(DLAI, "cnn_step_by_step.py")
+REG = os.path.join(DLAI, "regularization.py")
 RNN = os.path.join(DLAI, "rnn_folder")
 FAST = ["--cases", "10", "--no-transforms", "--no-second-order"]
 
@@ -45,7 +46,7 @@ def test_the_dnn_file_with_its_1_over_m_convention(capsys, tmp_path):
     assert rows["linear_activation_backward"][0] == "PASS"
     assert "activation: relu, sigmoid" in rows["linear_activation_backward"][1]  # every value the code accepts
     assert rows["sigmoid_backward"][0] == "PASS" and rows["relu_backward"][0] in ("PASS", "AMBIGUOUS")
-    assert rows["L_model_backward"][0] == "SKIP" and "L_model_forward" in rows["L_model_backward"][1]
+    assert rows["L_model_backward"][0] == "PASS" and "L_model_forward" in rows["L_model_backward"][1]
     assert "linear_backward_test" not in rows  # test helpers get no row
     assert "Traceback" not in err
 
@@ -70,6 +71,12 @@ MISTAKES = [
      "dA_prev[i, :, :, :] = da_prev_pad[:n_H_prev, :n_W_prev, :]", "conv_backward"),  # padding not cut off
     (CNN, "np.ones(shape) * dz / (n_H * n_W)", "np.ones(shape) * dz", "pool_backward"),  # average not divided
     (CNN, "return x == np.max(x)", "return x == np.min(x)", "pool_backward"),  # the ties rule excuses only ties
+    # whole networks, against the cost through the file's own forward
+    (DNN, 'linear_activation_backward(dAL, current_cache, "sigmoid")',
+     'linear_activation_backward(dAL, current_cache, "relu")', "L_model_backward"),
+    (REG, "dW2 = 1. / m * np.dot(dZ2, A1.T)\n", "dW2 = 1. / m * np.dot(dZ2, A1.T) * 2\n", "backward_propagation"),
+    (REG, "+ lambd / m * W2", "+ lambd / (2 * m) * W2", "backward_propagation_with_regularization"),
+    (REG, "dA1 = dA1 * D1 / keep_prob", "dA1 = dA1 * D1", "backward_propagation_with_dropout"),
 ]
 
 
@@ -102,6 +109,22 @@ def test_an_export_that_is_not_python_as_a_whole(capsys, tmp_path):
     status, rows, out, err = _rows(capsys, str(f), tmp_path)
     assert status == 0 and rows["sigmoid_backward"][0] == "PASS", out + err
     assert "not Python as a whole" in err and "(lines 8-12)" in err
+
+
+def test_whole_network_backwards_through_the_files_own_forward(capsys, tmp_path):
+    status, rows, out, err = _rows(capsys, REG, tmp_path)
+    assert status == 0, out
+    for name in ("backward_propagation", "backward_propagation_with_regularization",
+                 "backward_propagation_with_dropout"):
+        assert rows[name][0] == "PASS" and "through the file's own forward_propagation" in rows[name][1], out
+    status, rows, out, err = _rows(capsys, DNN, tmp_path)
+    assert rows["L_model_backward"][0] == "PASS" and "L_model_forward and compute_cost" in rows["L_model_backward"][1]
+    part = tmp_path / "part.py"  # the backward without its forward: the row names what is missing
+    part.write_text(open(REG).read().split("def forward_propagation_with_dropout")[0].replace(
+        "def forward_propagation(", "def forward_propagation_plain("))
+    status, rows, out, err = _rows(capsys, str(part), tmp_path)
+    assert rows["backward_propagation"][0] == "SKIP" and "needs forward_propagation, not found" in rows[
+        "backward_propagation"][1]
 
 
 def test_a_folder_split_one_part_per_file_with_dict_gradients(capsys, tmp_path):

@@ -54,7 +54,7 @@ import numpy as np
 
 from jaxnets.gradcheck.api import DEFAULT_CASES, check
 from jaxnets.gradcheck.case import Example
-from jaxnets.gradcheck.discover import Found, check_module, examples_for, find, subject_for
+from jaxnets.gradcheck.discover import Found, RowReport, check_module, check_network, examples_for, find, subject_for
 from jaxnets.gradcheck.load import load
 from jaxnets.gradcheck.prepare import CheckInputError
 from jaxnets.gradcheck.report import jsonable
@@ -220,6 +220,13 @@ def check_target(args, log, prog="jaxnets gradcheck"):
         ref_item = resolve(load_module(ref_path), ref_path, ref_name)
         reference = (ref_item.fn, ref_item.backward) if ref_item.backward is not None else ref_item.fn
         rerun += f" --reference {args.reference}"
+    if item.kind == "network" and not args.example:
+        with quiet_numpy():
+            row = check_network(module, item, seed=args.seed, save_dir=args.save_dir, rerun=rerun,
+                                replay=args.replay, **options_of(args))
+        if row.report is None:
+            return RowReport(row)
+        return row.report
     statics = parse_statics(args.static)
     twin = False
     if args.example:

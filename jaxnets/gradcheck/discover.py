@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jaxnets.gradcheck import conventions
+from jaxnets.gradcheck import conventions, networks
 from jaxnets.gradcheck.adapters.custom import kind_of, unwrap
 from jaxnets.gradcheck.adapters.pair import PairError, arg_names, backward_call, pair_subject, split_example
 from jaxnets.gradcheck.api import check, reference_subject
@@ -77,11 +77,12 @@ def find(module):
     found, paired = [], set()
     for n, fn in names.items():
         m = _BACKWARD.match(n)
-        if not m or not inspect.isfunction(fn) or not _defined_here(fn, module) or _TEST.search(n):
+        if not inspect.isfunction(fn) or not _defined_here(fn, module) or _TEST.search(n):
             continue
-        need = conventions.network_need(n)
-        if need is not None:
+        if conventions.network_need(n) is not None:
             found.append(Found(n, "network", fn, fn, n, _line(fn)))
+            continue
+        if not m:
             continue
         stem, suffix = m["stem"], m["suffix"] or ""
         same_stem = [f for f, fm in forwards.items() if fm["stem"] == stem]
@@ -145,6 +146,26 @@ class Row:
     report: object = None
 
 
+class RowReport:
+    """One row as a whole report (FILE.py:NAME of a whole-network backward)."""
+
+    def __init__(self, row):
+        self.row = row
+
+    @property
+    def ok(self):
+        return self.row.status not in ("fail", "error", "skip")
+
+    def text(self):
+        r = self.row
+        worst = "" if r.worst is None else f", worst relative error {r.worst:.1e}"
+        return f"check {r.name} (whole network): {r.status.upper()}{worst}, {r.seconds:.1f} s\n{r.note}"
+
+    def to_dict(self):
+        r = self.row
+        return {"check": r.name, "status": r.status, "worst": r.worst, "seconds": r.seconds, "note": r.note}
+
+
 @dataclass
 class ModuleReport:
     path: str
@@ -206,9 +227,7 @@ def check_module(module, path="", seed=0, on_row=None, **options):
 
 def check_found(module, item, seed=0, **options):
     if item.kind == "network":
-        conv, need = conventions.network_need(item.name)
-        return Row(item.name, "skip", None, 0.0, f"a whole-network backward ({conv}): checking it needs {need}; "
-                                                 f"not checked yet")
+        return check_network(module, item, seed, **options)
     try:
         exs, twin, where = examples_for(module, item, seed)
     except CheckInputError as exc:
@@ -249,6 +268,42 @@ def check_found(module, item, seed=0, **options):
         w = failing[0].worst
         note = f"{failing[0].check}: {w.where()} {w.note}"[:160]
     return Row(item.name, report.status, worst, report.elapsed, note, report)
+
+
+def check_network(module, item, seed=0, **options):
+    """A whole-network backward against finite differences of the user's own forward and
+    cost (`jaxnets.gradcheck.networks`); a row naming the pieces that are missing."""
+    conv, (fwd_name, cost_name) = conventions.network_need(item.name)
+    forward, cost = getattr(module, fwd_name, None), getattr(module, cost_name, None) if cost_name else None
+    missing = [n for n, f in ((fwd_name, forward), (cost_name, cost)) if n and not callable(f)]
+    if missing:
+        return Row(item.name, "skip", None, 0.0, f"a whole-network backward ({conv}): checking it needs "
+                                                 f"{' and '.join(missing)}, not found")
+    fwd_params = [p.name for p in inspect.signature(forward).parameters.values()]
+    if "theta" in fwd_params and fwd_params == [p.name for p in inspect.signature(item.backward).parameters.values()]:
+        # the gradient-checking assignment's one-parameter J(theta) = theta * x: an ordinary check
+        subject = networks.scalar_subject(item.name, forward, item.backward, "theta")
+        exs = [tuple(np.asarray(v, np.float64) for v in (2.0, 4.0))[:len(fwd_params)]]
+        try:
+            report = check(subject.primal, examples=exs, subject=subject, seed=seed, name=item.name, **options)
+        except CheckInputError as exc:
+            return Row(item.name, "fail" if exc.rule_fault else "error", None, 0.0, str(exc))
+        errs = [r.max_err for r in report.rows.values() if r.max_err is not None]
+        return Row(item.name, report.status, max(errs) if errs else None, report.elapsed,
+                   f"d{fwd_params[-1]} against {fwd_name}", report)
+    else:
+        subject = networks.network_subject(item.name, item.backward, forward, cost)
+        exs, exc = networks.examples(subject, seed)
+        if not exs:
+            return Row(item.name, "error", None, 0.0, f"{item.name} with {fwd_name} ran on none of the networks "
+                                                       f"tried: {first_line(exc, 120)}{_where(exc)}")
+    start = time.perf_counter()
+    try:
+        status, worst, text = networks.judge(subject, exs, seed)
+    except Exception as exc:
+        return Row(item.name, "fail", None, 0.0, f"{item.name} raised {first_line(exc, 120)}{_where(exc)}")
+    where = f"through the file's own {fwd_name}" + (f" and {cost_name}" if cost_name else "")
+    return Row(item.name, status, worst, time.perf_counter() - start, f"{text}; {where}")
 
 
 def only_at_ties(report):

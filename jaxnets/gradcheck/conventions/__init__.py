@@ -54,7 +54,7 @@ class Convention:
     forward_suffixes: tuple = ("_forward",)  # a backward `<stem>_backward` pairs with `<stem><suffix>`
     losses: tuple = ()  # loss names known without an example
     implicit_globals: dict = field(default_factory=dict)  # name -> module its notebooks import for you
-    networks: dict = field(default_factory=dict)  # whole-network backward -> what checking it needs
+    networks: dict = field(default_factory=dict)  # whole-network backward -> (its forward, its cost or None)
 
 
 @dataclass
@@ -191,7 +191,8 @@ def implicit_globals():
 
 
 def network_need(name):
-    """(convention name, what is needed) when `name` is a whole-network backward."""
+    """(convention name, (forward name, cost name or None)) when `name` is a whole-network
+    backward."""
     for conv in conventions():
         if name in conv.networks:
             return conv.name, conv.networks[name]

@@ -124,13 +124,14 @@ KNOWN = {
 }
 
 #: the whole-network backwards of the course: d(cost)/d(parameters) through a network, not a
-#: layer pair (checked against finite differences of the cost through the user's own forward)
+#: layer pair; per backward, its forward and cost function (None: the forward returns the
+#: cost), checked by `jaxnets.gradcheck.networks` through the user's own pieces
 NETWORKS = {
-    "L_model_backward": "L_model_forward(X, parameters) and compute_cost(AL, Y)",
-    "backward_propagation": "forward_propagation and compute_cost",
-    "backward_propagation_n": "forward_propagation_n (which returns the cost)",
-    "backward_propagation_with_regularization": "forward_propagation and compute_cost_with_regularization",
-    "backward_propagation_with_dropout": "forward_propagation_with_dropout (its masks held fixed) and compute_cost",
+    "L_model_backward": ("L_model_forward", "compute_cost"),
+    "backward_propagation": ("forward_propagation", "compute_cost"),
+    "backward_propagation_n": ("forward_propagation_n", None),
+    "backward_propagation_with_regularization": ("forward_propagation", "compute_cost_with_regularization"),
+    "backward_propagation_with_dropout": ("forward_propagation_with_dropout", "compute_cost"),
 }
 
 CONVENTION = Convention("deeplearning.ai", KNOWN, forward_suffixes=("_forward", ""),
