@@ -64,8 +64,14 @@ def _line(fn):
 
 
 def _defined_here(fn, module):
+    """Defined by the module itself (not imported), and not in one of a folder's helper
+    files (`load.is_helper`)."""
     inner, _ = unwrap(fn)
     target = getattr(inner, "fun", inner)
+    code = getattr(target, "__code__", None)
+    helpers = getattr(module, "gradcheck_helper_files", ())
+    if code is not None and helpers and os.path.abspath(code.co_filename) in helpers:
+        return False
     return getattr(target, "__module__", None) == module.__name__
 
 
@@ -275,12 +281,14 @@ def check_network(module, item, seed=0, **options):
     cost (`jaxnets.gradcheck.networks`); a row naming the pieces that are missing."""
     conv, (fwd_name, cost_name) = conventions.network_need(item.name)
     forward, cost = getattr(module, fwd_name, None), getattr(module, cost_name, None) if cost_name else None
+    if callable(forward) and "theta" in _names(forward) and _names(forward) == _names(item.backward):
+        cost_name = None  # the gradient-checking assignment's J(theta) = theta * x: the forward is the cost
     missing = [n for n, f in ((fwd_name, forward), (cost_name, cost)) if n and not callable(f)]
     if missing:
         return Row(item.name, "skip", None, 0.0, f"a whole-network backward ({conv}): checking it needs "
                                                  f"{' and '.join(missing)}, not found")
-    fwd_params = [p.name for p in inspect.signature(forward).parameters.values()]
-    if "theta" in fwd_params and fwd_params == [p.name for p in inspect.signature(item.backward).parameters.values()]:
+    fwd_params = _names(forward)
+    if "theta" in fwd_params and fwd_params == _names(item.backward):
         # the gradient-checking assignment's one-parameter J(theta) = theta * x: an ordinary check
         subject = networks.scalar_subject(item.name, forward, item.backward, "theta")
         exs = [tuple(np.asarray(v, np.float64) for v in (2.0, 4.0))[:len(fwd_params)]]
@@ -304,6 +312,13 @@ def check_network(module, item, seed=0, **options):
         return Row(item.name, "fail", None, 0.0, f"{item.name} raised {first_line(exc, 120)}{_where(exc)}")
     where = f"through the file's own {fwd_name}" + (f" and {cost_name}" if cost_name else "")
     return Row(item.name, status, worst, time.perf_counter() - start, f"{text}; {where}")
+
+
+def _names(fn):
+    try:
+        return [p.name for p in inspect.signature(fn).parameters.values()]
+    except (TypeError, ValueError):
+        return []
 
 
 def only_at_ties(report):

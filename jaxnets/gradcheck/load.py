@@ -44,13 +44,25 @@ _RULE_METHODS = {"defvjp", "defjvp", "defjvps", "defvjp_all"}
 def source_files(path):
     """The .py files a PATH stands for: the file, or a folder's files in name order."""
     if os.path.isdir(path):
-        files = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".py"))
+        # the course's helper files first (rnn_utils.py, testCases_v4.py, public_tests.py), so the
+        # student's own definition of a name they share (utils.py's rnn_forward) is the one kept
+        files = sorted((os.path.join(path, f) for f in os.listdir(path) if f.endswith(".py")),
+                       key=lambda f: (not is_helper(f), os.path.basename(f)))
         if not files:
             raise CheckInputError(f"{path}: no .py files in this folder")
         return files
     if not os.path.isfile(path):
         raise CheckInputError(f"{path}: no such file or folder")
     return [path]
+
+
+_HELPER = re.compile(r"(util|test|grader)", re.IGNORECASE)
+
+
+def is_helper(path):
+    """Whether a file of a folder is one a course ships with the assignment (its name says
+    utils, testCases, public_tests): its functions are not the student's, and get no row."""
+    return bool(_HELPER.search(os.path.basename(path)))
 
 
 def load(path):
@@ -62,6 +74,7 @@ def load(path):
     module = types.ModuleType(name)
     module.__file__ = os.path.abspath(files[0])
     module.gradcheck_notes, module.gradcheck_failed_imports = [], {}
+    module.gradcheck_helper_files = {os.path.abspath(f) for f in files if is_helper(f)} if len(files) > 1 else set()
     folders = sorted({os.path.dirname(os.path.abspath(f)) for f in files})
     finder = _FolderFinder(folders, module.gradcheck_failed_imports)
     sys.modules[name] = module
