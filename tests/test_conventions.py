@@ -139,6 +139,18 @@ def _cs231n_rnn_forward(x, h0, Wx, Wh, b):  # cs231n's signature (the body does 
     return x, None
 
 
+def test_an_unknown_pair_takes_its_shapes_from_the_courses_own_test_case(capsys, tmp_path):
+    (tmp_path / "swish.py").write_text(
+        "import numpy as np\n\n"
+        "def swish(Z):\n    s = 1 / (1 + np.exp(-Z))\n    return Z * s, Z\n\n"
+        "def swish_backward(dA, cache):\n    s = 1 / (1 + np.exp(-cache))\n    return dA * (s + cache * s * (1 - s))\n")
+    (tmp_path / "testCases.py").write_text(
+        "import numpy as np\n\ndef swish_test_case():\n    np.random.seed(1)\n    return (np.random.randn(3, 2),)\n")
+    status, rows, out, err = _rows(capsys, str(tmp_path), tmp_path / "out")
+    assert status == 0 and rows["swish_backward"][0] == "PASS" and "swish_test_case()" in rows["swish_backward"][1]
+    assert "swish_test_case" not in rows  # the helper file's functions get no row
+
+
 def test_a_name_both_courses_use_is_resolved_by_signature():
     dl = load(RNN)
     assert conventions.resolve("rnn_forward", _cs231n_rnn_forward).convention.name == "cs231n"

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jaxnets.gradcheck import conventions, networks
+from jaxnets.gradcheck.conventions import binds
 from jaxnets.gradcheck.adapters.custom import kind_of, unwrap
 from jaxnets.gradcheck.adapters.pair import PairError, arg_names, backward_call, pair_subject, split_example
 from jaxnets.gradcheck.api import check, reference_subject
@@ -139,6 +140,16 @@ def examples_for(module, item, seed=0):
     if resolved is not None:
         item.resolved = resolved
         return resolved.examples, resolved.twin, resolved.source
+    case = getattr(module, f"{fwd_name}_test_case", None) if item.kind == "pair" else None
+    if callable(case):
+        # the course's own test case of the forward (testCases_v4's linear_forward_test_case):
+        # its shapes only — the checker draws its own values from them
+        try:
+            made = case()
+            if binds(item.fn, made if isinstance(made, tuple) else (made,)):
+                return [made if isinstance(made, tuple) else (made,)], None, f"{case.__name__}()"
+        except Exception:
+            pass
     return [], None, f"no example: give {item.stem}_example() in the file (or --example)"
 
 
