@@ -155,7 +155,7 @@ def judge(subject, examples, seed=0):
                 ratio = np.sum(g * fd) / max(np.sum(fd * fd), 1e-300)
                 factor = f"off by a factor {ratio:.4g}" if np.allclose(g, ratio * fd, rtol=1e-4, atol=1e-6 * scale) \
                     and abs(ratio) > 1e-6 else "not a multiple of the true gradient"
-                bad.setdefault(k, f"d{k}: {factor} (worst at {np.unravel_index(np.argmax(np.abs(g - fd)), fd.shape)})")
+                bad.setdefault(k, f"d{k}: {factor} (worst at {tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(g - fd)), fd.shape))})")
     if bad:
         return "fail", worst, "; ".join(bad.values())
     return "pass", worst, f"every parameter ({', '.join(parameters0)}) on {DRAWS} draws"
