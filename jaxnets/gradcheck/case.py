@@ -105,7 +105,9 @@ def domain(a):
     """The domain an example array suggests: "real", "nonnegative", "positive", "unit" or
     "binary"."""
     a = np.asarray(a)
-    if a.size == 0 or np.min(a) < 0:
+    if a.size == 0 or np.min(a) < 0 or np.all(a == 0) or np.all(a == 1):
+        # all zeros or all ones is an initial value (gamma = ones, beta = zeros), not a domain:
+        # drawing from {0, 1} made a gamma**2 bug invisible (issue 27)
         return "real"
     if np.all((a == 0) | (a == 1)):
         return "binary"

@@ -44,9 +44,9 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
-import importlib.util
 import json
 import os
+import re
 import shlex
 import sys
 import types
@@ -56,7 +56,8 @@ import numpy as np
 
 from jaxnets.gradcheck.api import DEFAULT_CASES, run_check
 from jaxnets.gradcheck.case import Example
-from jaxnets.gradcheck.discover import Found, check_module, examples_for, find
+from jaxnets.gradcheck.discover import Found, RowReport, check_module, check_network, examples_for, find, subject_for
+from jaxnets.gradcheck.load import load
 from jaxnets.gradcheck.options import Options
 from jaxnets.gradcheck.prepare import CheckInputError
 from jaxnets.gradcheck.report import jsonable
@@ -67,25 +68,11 @@ DOMAIN_WORDS = {"real": "real", "positive": "positive", "nonnegative": "nonnegat
 
 
 def load_module(path):
-    """The module a user's file defines (CheckInputError naming the file when it cannot)."""
-    if not os.path.isfile(path):
+    """The module a user's file (or folder) defines, loaded for its definitions only
+    (`jaxnets.gradcheck.load`); CheckInputError naming the file when it cannot be."""
+    if not os.path.exists(path):
         raise CheckInputError(f"{path}: no such file")
-    name = "jaxnets_gradcheck_" + "".join(ch if ch.isalnum() else "_" for ch in os.path.abspath(path))
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None:
-        raise CheckInputError(f"{path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    folder = os.path.dirname(os.path.abspath(path))
-    sys.path.insert(0, folder)  # so the file can import its neighbours
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        msg = " ".join(str(exc).split())[:200]
-        raise CheckInputError(f"{path}: importing it failed: {type(exc).__name__}: {msg}") from None
-    finally:
-        sys.path.remove(folder)
-    return module
+    return load(path)
 
 
 def parse_example(spec, seed=0):
@@ -224,16 +211,28 @@ def with_examples(module, path):
     return merged
 
 
-def check_path(path, options, seed=None, rerun=None, on_row=None):
-    """Everything checkable in the file at `path` (a ModuleReport), with `options` (an
-    `Options`); examples also from FILE_examples.py beside it."""
+def check_path(path, options, seed=None, rerun=None, on_row=None, log=None):
+    """Everything checkable in the file or folder at `path` (a ModuleReport), with `options`
+    (an `Options`); examples also from FILE_examples.py beside it. A row that failed on a name
+    an unimportable module should have defined says which import failed."""
     module = with_examples(load_module(path), path)
+    for note in getattr(module, "gradcheck_notes", ()):
+        if log:
+            log(f"  note: {note}")
     settings = options.as_kwargs()
     settings.pop("replay")
     if seed is not None:
         settings["seed"] = seed
     with quiet_numpy():
-        return check_module(module, path, rerun=rerun, on_row=on_row, **settings)
+        report = check_module(module, path, rerun=rerun, on_row=on_row, **settings)
+    failed = getattr(module, "gradcheck_failed_imports", None)
+    for row in report.rows:
+        if row.status in ("error", "fail") and "NameError" in row.note and failed:
+            missing = re.search(r"name '(\w+)' is not defined", row.note)
+            why = failed.get(missing[1] if missing else "", failed.get("*"))
+            if why:
+                row.note += f"; {why}"
+    return report
 
 
 def check_file(args, log, prog="jaxnets gradcheck"):
@@ -241,7 +240,7 @@ def check_file(args, log, prog="jaxnets gradcheck"):
     log(f"checking {args.target}:")
     report = check_path(args.target, Options(save_dir=args.save_dir, **options_of(args)), seed=args.seed,
                         rerun=f"{prog} {args.target}",
-                        on_row=lambda r: log(f"  {r.name}: {r.status.upper()} ({r.seconds:.1f} s)"))
+                        on_row=lambda r: log(f"  {r.name}: {r.status.upper()} ({r.seconds:.1f} s)"), log=log)
     print(report.table())
     for row in report.rows:
         if row.status in ("fail", "error") and row.report is not None:
@@ -267,6 +266,13 @@ def check_target(args, log, prog="jaxnets gradcheck"):
     # a saved case re-runs with the same example and keyword values (its shapes bind the rule)
     rerun += f" --example {shlex.quote(args.example)}" if args.example else ""
     rerun += "".join(f" --static {shlex.quote(item)}" for item in args.static or ())
+    if item.kind == "network" and not args.example:
+        with quiet_numpy():
+            row = check_network(module, item, seed=args.seed, save_dir=args.save_dir, rerun=rerun,
+                                replay=args.replay, **options_of(args))
+        if row.report is None:
+            return RowReport(row)
+        return row.report
     statics = parse_statics(args.static)
     twin = False
     if args.example:
@@ -281,11 +287,12 @@ def check_target(args, log, prog="jaxnets gradcheck"):
             examples = [tuple(e) + (statics,) if isinstance(e, tuple) else e for e in examples]
         if reference is None and twin_ref is not None:
             reference, twin = twin_ref, True
+    subject = subject_for(item, reference)
     progress = (lambda done, total, secs: log(f"  case {done}/{total} ({secs:.0f} s)"))
     with quiet_numpy():
         return run_check(item.fn, examples=examples, backward=item.backward, reference=reference, name=item.name,
-                     seed=args.seed, save_dir=args.save_dir, rerun=rerun, replay=args.replay, twin=twin,
-                     progress=progress, **options_of(args))
+                         seed=args.seed, save_dir=args.save_dir, rerun=rerun, replay=args.replay, twin=twin,
+                         progress=progress, subject=subject, **options_of(args))
 
 
 def writable(path, what):
@@ -307,7 +314,7 @@ def run(args, prog="jaxnets gradcheck"):
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    if ":" not in os.path.basename(args.target) and args.target.endswith(".py"):
+    if ":" not in os.path.basename(args.target) and (args.target.endswith(".py") or os.path.isdir(args.target)):
         for flag in ("example", "reference", "replay", "static"):
             if getattr(args, flag):
                 raise CheckInputError(f"--{flag} needs FILE.py:NAME (one thing to check), not a whole file")
@@ -317,9 +324,11 @@ def run(args, prog="jaxnets gradcheck"):
                           "note": r.note, "report": r.report.to_dict() if r.report is not None else None}
                          for r in report.rows]}
         status = report.exit_status
+        if report.nothing_judged():
+            print(f"{prog}: {report.nothing_judged()}", file=sys.stderr)
     else:
         if ":" not in args.target:
-            raise CheckInputError(f"expected FILE.py or FILE.py:NAME, got {args.target!r}")
+            raise CheckInputError(f"expected FILE.py or FILE.py:NAME (or a folder), got {args.target!r}")
         report = check_target(args, log, prog)
         print(report.text())
         data = report.to_dict()

@@ -18,6 +18,7 @@ inside a parameter dict are never closed over.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 
 import jax
@@ -49,11 +50,72 @@ def arg_names(fn, n=None):
 
 def n_outputs(backward):
     """How many outputs a backward takes upstream gradients for: its positional parameters
-    but the last (the cache); 1 when the signature does not say."""
+    before the cache (the first named `*cache*`, else the last); 1 when the signature does
+    not say."""
     params = _positional(backward)
     if not params or len(params) < 2:
         return 1
-    return len(params) - 1
+    at = [i for i, p in enumerate(params) if "cache" in p.name.lower() and i > 0]
+    return at[0] if at else len(params) - 1
+
+
+def backward_call(forward, backward, args, kwargs):
+    """(n_out, options): how many upstream gradients the backward takes, and the values of
+    its parameters after the cache, which are the forward's arguments of the same name
+    (deeplearning.ai's `linear_activation_backward(dA, cache, activation)`, `pool_backward(dA,
+    cache, mode)`); PairError when one it needs is not the forward's."""
+    n_out = n_outputs(backward)
+    after = (_positional(backward) or [])[n_out + 1:]
+    if not after:
+        return n_out, {}
+    try:
+        bound = inspect.signature(forward).bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = dict(bound.arguments)
+    except (TypeError, ValueError):
+        given = dict(kwargs)
+    options = {}
+    for p in after:
+        if p.name in given:
+            options[p.name] = given[p.name]
+        elif p.default is p.empty:
+            raise PairError(f"{getattr(backward, '__name__', 'backward')} takes {p.name!r} after its cache, and "
+                            f"{getattr(forward, '__name__', 'the forward')} has no argument of that name to take it "
+                            f"from")
+    return n_out, options
+
+
+def dict_gradients(grads, args, wrt, names, who="the backward"):
+    """A gradients dict keyed `d<argument>` or, for a parameter dict, `d<key>` (deeplearning.ai's
+    `{"dxt": ..., "da_prev": ..., "dWax": ...}`) as one gradient per differentiated argument;
+    a parameter the dict does not name gets None (zero: `Wya` does not reach `a_next`)."""
+    out = []
+    for i in wrt:
+        name = names[i] if i < len(names) else f"arg{i}"
+        if isinstance(args[i], dict):
+            out.append({k: grads.get("d" + k) for k in args[i]})
+        elif "d" + name in grads:
+            out.append(grads["d" + name])
+        else:
+            from jaxnets.gradcheck.subject import RuleError
+
+            raise RuleError(f"{who} returned a dict without {'d' + name!r} (its keys: {', '.join(map(str, grads))})")
+    return tuple(out)
+
+
+def _batch_mean(backward, positions):
+    """The backward with the gradients at `positions` multiplied by m, the last axis of the
+    upstream gradient: how a course that returns the batch mean (1/m) of dW and db is
+    compared with the derivative of the per-example loss."""
+    @functools.wraps(backward)  # its signature stays the user's (the options after the cache are read from it)
+    def scaled(*a, **k):
+        grads = backward(*a, **k)
+        if not isinstance(grads, (tuple, list)):
+            return grads
+        m = np.shape(a[0])[-1] if np.ndim(a[0]) else 1
+        return type(grads)(g * m if i in positions and g is not None else g for i, g in enumerate(grads))
+
+    return scaled
 
 
 def output_names(backward, n):
@@ -64,8 +126,9 @@ def output_names(backward, n):
     return ("out",) if n == 1 else tuple(names)
 
 
-def pair_subject(forward, backward=None, name=None, copies=True):
-    """A Subject from a cs231n pair (backward given) or a loss (backward None)."""
+def pair_subject(forward, backward=None, name=None, copies=True, batch_mean=(), batch_mean_names=()):
+    """A Subject from a cs231n pair (backward given) or a loss (backward None). batch_mean:
+    positions of the gradients the backward returns as the batch mean (`Known.batch_mean`)."""
     if not callable(forward):
         raise PairError(f"forward is not callable: {type(forward).__name__}")
     if backward is not None and not callable(backward):
@@ -75,8 +138,28 @@ def pair_subject(forward, backward=None, name=None, copies=True):
         return _loss_subject(forward, name, copies)
     n_out = n_outputs(backward)
     bwd_name = getattr(backward, "__name__", "backward")
+    numpy_backward = numpy_code(backward)
+    if batch_mean:
+        backward = _batch_mean(backward, tuple(batch_mean))
+    names = arg_names(forward)
+    dropped = []
+
+    def call_backward(douts, cache, args, kwargs, wrt):
+        _, options = backward_call(forward, backward, args, kwargs)
+        grads = backward(*douts, cache, **options)
+        if isinstance(grads, dict):
+            grads = dict_gradients(grads, args, wrt, names, bwd_name)
+        return grads
 
     def split_result(result):
+        if isinstance(result, (tuple, list)) and len(result) > n_out + 1:
+            # outputs the backward takes no gradient for (deeplearning.ai's yt_pred): not differentiated
+            if not dropped:
+                dropped.append(len(result) - n_out - 1)
+                subject.notes.setdefault("outputs", f"{getattr(forward, '__name__', 'forward')} returns "
+                                                    f"{len(result) - 1} outputs and {bwd_name} takes gradients "
+                                                    f"for the first {n_out}: the others are not differentiated")
+            result = (*result[:n_out], result[-1])
         if not isinstance(result, (tuple, list)) or len(result) != n_out + 1:
             size = f" of {len(result)}" if isinstance(result, (tuple, list)) else ""
             want = ", ".join([f"out{k}" for k in range(n_out)] if n_out > 1 else ["out"])
@@ -93,7 +176,7 @@ def pair_subject(forward, backward=None, name=None, copies=True):
         douts = (cot,) if n_out == 1 else tuple(cot)
         if copies and not _traced(cache, douts):
             before, douts, kept = tree.fresh(cache), tree.fresh(douts), douts
-            grads = backward(*douts, cache)
+            grads = call_backward(douts, cache, args, kwargs, subject.wrt_for(args))
             moved = tree.changed(before, cache)
             if moved or tree.changed(kept, douts):
                 what = "its cache" if moved else "its upstream gradient"
@@ -101,17 +184,20 @@ def pair_subject(forward, backward=None, name=None, copies=True):
                                                      f"so the check is unaffected (in a network, the caller's array "
                                                      f"would change)")
         else:
-            grads = backward(*douts, cache)
+            grads = call_backward(douts, cache, args, kwargs, subject.wrt_for(args))
         return outs, grads
 
     subject = Subject(name, "pair", primal, rule, arg_names=arg_names(forward),
                       output_names=output_names(backward, n_out), copies=copies, primal_key=("pair", forward, n_out))
-    if numpy_code(backward):
+    if batch_mean_names:
+        subject.notes["convention"] = (f"{', '.join(batch_mean_names)}: the course's batch-mean convention (1/m, m = "
+                                       f"the batch size): compared as m * {', m * '.join(batch_mean_names)}")
+    if numpy_backward:
         # JAX may trace NumPy code by accident (np functions on tracers); its jit, vmap and
         # in-context behaviour is then not the user's concern (np.random runs once per trace)
         subject.jax_rule = False
         subject.notes["transforms"] = "NumPy code: JAX's jit, vmap and in-context use are not checked"
-    subject.wired = _wired(subject, forward, backward, n_out, split_result)
+    subject.wired = _wired(subject, forward, n_out, split_result, call_backward)
     return subject
 
 
@@ -157,7 +243,7 @@ def _loss_subject(forward, name, copies):
     return subject
 
 
-def _wired(subject, forward, backward, n_out, split_result):
+def _wired(subject, forward, n_out, split_result, call_backward):
     """The pair as a jax.custom_vjp of the differentiated leaves (everything else closed
     over as static or passed as a non-differentiated operand)."""
 
@@ -184,9 +270,9 @@ def _wired(subject, forward, backward, n_out, split_result):
             it = iter(cache_arrays)
             cache = jax.tree_util.tree_unflatten(statics["treedef"],
                                                  [next(it) if v is None else v for v in statics["values"]])
-            a, _ = tree.join(sp, diff, arrays)
-            grads = backward(*((g,) if n_out == 1 else tuple(g)), cache)
-            return grads_to_leaves(grads, a, wrt, sp.names, getattr(backward, "__name__", "backward")), None
+            a, k = tree.join(sp, diff, arrays)
+            grads = call_backward((g,) if n_out == 1 else tuple(g), cache, a, k, wrt)
+            return grads_to_leaves(grads, a, wrt, sp.names, subject.name), None
 
         f.defvjp(f_fwd, f_bwd)
         return f(diff, arrays)

@@ -1,4 +1,4 @@
-"""The layers the project knows by name: cs231n's assignments 2 and 3 (2017-2024), with an
+"""cs231n's convention: the layers of assignments 2 and 3 (2017-2024) by name, with an
 example geometry for each and, where the project has one, its own NumPy float64 twin as the
 reference — so a student's unmodified `layers.py` or `rnn_layers.py` is checked with no extra
 file.
@@ -11,17 +11,10 @@ accepts is used. `twin` adapts the project's twin to the assignment's signature.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
 import numpy as np
 
+from jaxnets.gradcheck.conventions import Convention, Known
 from reference_numpy import layers as npl
-
-
-class Known(NamedTuple):
-    examples: Callable  # rng -> [tuple of positional args]: candidates, the first accepted is used
-    twin: tuple | Callable | None = None  # (forward, backward) or a loss, in the assignment's signature
-    geometries: int = 1  # how many of the accepted candidates to use as examples
 
 
 def _n(rng, *shape):
@@ -111,31 +104,6 @@ for _alias in ("max_pool_forward_fast", "max_pool_forward_reshape", "max_pool_fo
     KNOWN[_alias] = KNOWN["max_pool_forward_naive"]
 
 
-def known_examples(name, forward, seed=0, backward=None):
-    """(examples, twin) for a known forward or loss name: the candidates the pair runs on
-    (forward, then backward with an all-ones upstream gradient), up to `geometries` of them;
-    when none runs, the first candidate (so the check reports why); ([], None) for a name the
-    project does not know."""
-    known = KNOWN.get(name)
-    if known is None:
-        return [], None
-    candidates = known.examples(np.random.default_rng(seed))
-    accepted = [args for args in candidates if _runs(forward, backward, args)]
-    return (accepted or candidates[:1])[:known.geometries], known.twin
-
-
-def _runs(forward, backward, args):
-    try:
-        result = forward(*_fresh(args))
-        if backward is not None:
-            *outs, cache = result
-            backward(*[np.ones(np.shape(o)) for o in outs], cache)
-        return True
-    except Exception:
-        return False
-
-
-def _fresh(args):
-    import copy
-
-    return copy.deepcopy(args)
+#: pairs `X_forward[_S]` / `X_backward[_S]` (the naming rules in `discover.find`); row layout
+CONVENTION = Convention("cs231n", KNOWN, forward_suffixes=("_forward",),
+                        losses=("softmax_loss", "svm_loss", "temporal_softmax_loss"))
