@@ -173,12 +173,25 @@ def _runnable(stmt, namespace, folders):
         return True
     if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
         return False  # if / for / while / with: top-level script code
-    for node in ast.walk(stmt):
-        if isinstance(node, (ast.Lambda, ast.Await, ast.Yield)):
+    for node in _outside_lambdas(stmt):
+        if isinstance(node, (ast.Await, ast.Yield)):
             return False
         if isinstance(node, ast.Call) and not _library_call(node.func, namespace, folders):
             return False
     return True
+
+
+def _outside_lambdas(node):
+    """The nodes of a statement that run when it runs: a lambda's body runs only when it is
+    called (`f.defvjp(lambda x: ..., lambda res, g: ...)` defines a rule and calls nothing of
+    the user's)."""
+    yield node
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.Lambda):
+            yield from (d for a in child.args.defaults + child.args.kw_defaults if a is not None
+                        for d in _outside_lambdas(a))
+        else:
+            yield from _outside_lambdas(child)
 
 
 def _library_call(func, namespace, folders):
