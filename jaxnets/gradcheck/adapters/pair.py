@@ -105,7 +105,8 @@ def pair_subject(forward, backward=None, name=None, copies=True):
         return outs, grads
 
     subject = Subject(name, "pair", primal, rule, arg_names=arg_names(forward),
-                      output_names=output_names(backward, n_out), copies=copies, primal_key=("pair", forward, n_out))
+                      output_names=output_names(backward, n_out), copies=copies, primal_key=("pair", forward, n_out),
+                      code_key=("pair", forward, backward, n_out, copies))
     if numpy_code(backward):
         # JAX may trace NumPy code by accident (np functions on tracers); its jit, vmap and
         # in-context behaviour is then not the user's concern (np.random runs once per trace)
@@ -152,7 +153,8 @@ def _loss_subject(forward, name, copies):
         return loss, (cot * dscores,)
 
     subject = Subject(name, "loss", primal, rule, wrt=(0,), arg_names=arg_names(forward), output_names=("loss",),
-                      rule_label="dscores", copies=copies, primal_key=("loss", forward))
+                      rule_label="dscores", copies=copies, primal_key=("loss", forward),
+                      code_key=("loss", forward, copies))
     subject.wired = _wired_loss(result)
     return subject
 
