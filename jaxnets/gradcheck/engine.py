@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxnets.gradcheck import rounding, tree
 from jaxnets.gradcheck.case import Case, domain
-from jaxnets.gradcheck.oracles import fd
+from jaxnets.gradcheck.oracles import batch, fd
 from jaxnets.gradcheck.oracles import sources as src
 from jaxnets.gradcheck.oracles import transforms
 from jaxnets.gradcheck.report import Finding, Report, RowSummary
@@ -134,6 +134,9 @@ class CaseContext:
         s, b = self.subject, self.bound
         from functools import partial
 
+        key = batch.autodiff_at_key(cot)
+        if key in self._memo:  # computed with the other cases of its signature
+            return self._memo[key]
         fn = s.jitted(b.key(("autodiff", self.dtype)), lambda: partial(b.vjp_of, s.primal), shared=True)
         return _call(lambda: src.as_grad(*fn(self.diff64, self.arrays64, [np.asarray(c) for c in cot])))
 
@@ -277,11 +280,12 @@ def run(subject, cases, table, options, out_treedef, oracles=None, settings=None
             active.append(check)
     transform_cases = _transform_cases(cases)
     kept, last_progress, done = {}, start, []
+    contexts = _batched_contexts(subject, cases, options, out_treedef, active)
     for case in cases:
         ctx = None
         try:
             with time_limit(options.timeout):
-                ctx = CaseContext(subject, case, options, out_treedef(case))
+                ctx = contexts.pop(case.index, None) or CaseContext(subject, case, options, out_treedef(case))
                 for check in active:
                     if check.sources[:1] in (("jit",), ("vmap",)) and case.index not in transform_cases:
                         continue
@@ -316,6 +320,19 @@ def run(subject, cases, table, options, out_treedef, oracles=None, settings=None
                      "tolerances": options.tol.describe(), **(settings or {})})
     report.elapsed = time.perf_counter() - start
     return report, kept
+
+
+def _batched_contexts(subject, cases, options, out_treedef, active):
+    """{case index: CaseContext} with what the rows will ask for computed for all cases of
+    one call signature at once (`oracles.batch`); {} where nothing is batched (NumPy code, a
+    time limit per case, a run that stops at its first failure)."""
+    if not (subject.jax_rule or subject.jax_primal) or options.timeout or options.fail_fast:
+        return {}
+    sources = {s for c in active for s in c.sources} | {"rule"}
+    contexts = {c.index: CaseContext(subject, c, options, out_treedef(c)) for c in cases}
+    batch.prefetch(list(contexts.values()), [s for s in ("rule", "autodiff") if s in sources],
+                   fd_check=any(getattr(c.judge, "__name__", "") == "fd_check" for c in active))
+    return contexts
 
 
 def out_treedef_of(subject):

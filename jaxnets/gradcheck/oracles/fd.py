@@ -108,8 +108,9 @@ def probe_values(ctx, requests, outs_fn=None, key=None, extra=(), weights=None):
     outputs and the case's cotangent (or `weights`, one per output leaf). A caller differencing another function (second order:
     the rule's gradient) passes it with `key`, the name its compiled program is kept under."""
     if outs_fn is None:
-        b = ctx.bound
-        outs_fn, key = (lambda d, a, e: _flat_out(b.outputs(list(d), a))), "primal"
+        if weights is None and memo_key(requests) in ctx._memo:  # prefetched with the case's batch
+            return ctx._memo[memo_key(requests)]
+        outs_fn, key = primal_outputs(ctx.bound), "primal"
         weights = np.concatenate([np.ravel(c) for c in (ctx.cot64 if weights is None else weights)])
         if not ctx.subject.jax_primal:
             return _probe_numpy(ctx, requests, outs_fn, extra, weights)
@@ -118,6 +119,17 @@ def probe_values(ctx, requests, outs_fn=None, key=None, extra=(), weights=None):
         except Exception:  # a forward JAX traces but cannot vmap: evaluate it point by point
             return _probe_numpy(ctx, requests, outs_fn, extra, weights)
     return _probe_jax(ctx, requests, outs_fn, key, extra, weights)
+
+
+def primal_outputs(b):
+    """The primal of Bound b as a function (diff, arrays, extra) -> its flattened outputs."""
+    return lambda d, a, e: _flat_out(b.outputs(list(d), a))
+
+
+def memo_key(requests):
+    """A hashable form of a list of requests (where a case's memo keeps their values)."""
+    return ("fd", tuple((i, j, None if d is None else np.asarray(d, np.float64).tobytes(), float(h))
+                        for i, j, d, h in requests))
 
 
 def _probe_jax(ctx, requests, outs_fn, key, extra, weights):
@@ -139,7 +151,7 @@ def _probe_jax(ctx, requests, outs_fn, key, extra, weights):
         moves = [np.zeros((chunk_size,) + x.shape) for x in diff]
         for r, (i, flat, direction, _) in enumerate(reqs):
             if direction is None:
-                moves[i][r].flat[flat] = 1.0
+                moves[i].reshape(chunk_size, -1)[r, flat] = 1.0  # (a view: moves[i][r] of a 0-d leaf is a copy)
             else:
                 moves[i][r] = direction
         steps = np.array([r[3] for r in reqs])
