@@ -31,11 +31,12 @@ FD_CHUNK_ELEMENTS = 2_000_000
 FD_DIRECTIONS = 3
 
 
-def step(x, dom, flat=None, direction=None):
-    """The step h for a probe of leaf values x: FD_STEP scaled to the values' size, and no
-    further than half-way to the domain's edge (0 for positive inputs, 0 and 1 for
-    probabilities); 0 when there is no room."""
-    rms = float(np.sqrt(np.mean(x * x))) if x.size else 1.0
+def step(x, dom, flat=None, direction=None, rms=None):
+    """The step h for a probe of leaf values x: FD_STEP scaled to the values' size (`rms`,
+    computed when not given), and no further than half-way to the domain's edge (0 for
+    positive inputs, 0 and 1 for probabilities); 0 when there is no room."""
+    if rms is None:
+        rms = float(np.sqrt(np.mean(x * x))) if x.size else 1.0
     h = FD_STEP * min(1.0, max(rms, 1e-3))
     if dom in ("unit", "positive", "nonnegative"):
         dist = x if dom != "unit" else np.minimum(x, 1.0 - x)
@@ -49,18 +50,31 @@ def step(x, dom, flat=None, direction=None):
 
 
 def requests_for(ctx, rng, max_coords, directions=2, leaves=None):
-    """Coordinate and direction requests for every differentiated leaf (or `leaves`)."""
+    """Coordinate and direction requests for every differentiated leaf (or `leaves`). Kept
+    in the case's memo under the generator's state, with the state it leaves: asked again
+    (by a judge, after `oracles.batch` asked first) they are returned, and `rng` moved on, as
+    if drawn anew."""
+    memo = getattr(ctx, "_memo", None)
+    key = ("requests", repr(rng.bit_generator.state), max_coords, directions,
+           None if leaves is None else tuple(sorted(leaves)))
+    if memo is not None and key in memo:
+        reqs, rng.bit_generator.state = memo[key]
+        return list(reqs)
     reqs = []
     for i, x in enumerate(ctx.diff64):
         if leaves is not None and i not in leaves:
             continue
         shape, dom = x.shape, ctx.domains[i]
+        rms = float(np.sqrt(np.mean(x * x))) if x.size else 1.0
         coords = np.ravel_multi_index(fd_coords(shape, rng, max_coords), shape) if shape else np.array([0])
-        reqs += [(i, int(j), None, step(x, dom, flat=int(j))) for j in coords]
+        reqs += [(i, int(j), None, step(x, dom, flat=int(j), rms=rms)) for j in coords]
         dirs = [np.ones(shape), rng.standard_normal(shape), rng.standard_normal(shape)][:directions]
-        reqs += [(i, None, d, step(x, dom, direction=d)) for d in dirs]
+        reqs += [(i, None, d, step(x, dom, direction=d, rms=rms)) for d in dirs]
     # an input on its domain's edge (a probability of exactly 0) has no room for a step
-    return [r for r in reqs if r[3] > 1e-12]
+    reqs = [r for r in reqs if r[3] > 1e-12]
+    if memo is not None:
+        memo[key] = (reqs, rng.bit_generator.state)
+    return list(reqs)
 
 
 def boundary_coords(ctx, max_coords=8):
@@ -98,7 +112,9 @@ def _phi(ctx, diff, weights=None):
 
 
 def _flat_out(outs):
-    return jnp.concatenate([jnp.ravel(o) for o in outs]) if len(outs) > 1 else jnp.ravel(outs[0])
+    # NumPy outputs stay NumPy: a jnp.concatenate per point was half of a NumPy LSTM step's check
+    xp = jnp if any(isinstance(o, jax.Array) for o in outs) else np
+    return xp.concatenate([xp.ravel(o) for o in outs]) if len(outs) > 1 else xp.ravel(outs[0])
 
 
 def probe_values(ctx, requests, outs_fn=None, key=None, extra=(), weights=None):
@@ -118,6 +134,9 @@ def probe_values(ctx, requests, outs_fn=None, key=None, extra=(), weights=None):
             return _probe_jax(ctx, requests, outs_fn, key, extra, weights)
         except Exception:  # a forward JAX traces but cannot vmap: evaluate it point by point
             return _probe_numpy(ctx, requests, outs_fn, extra, weights)
+    memo = memo_key(requests, key, weights, extra)
+    if memo in ctx._memo:  # prefetched with the case's batch
+        return ctx._memo[memo]
     return _probe_jax(ctx, requests, outs_fn, key, extra, weights)
 
 
@@ -126,10 +145,15 @@ def primal_outputs(b):
     return lambda d, a, e: _flat_out(b.outputs(list(d), a))
 
 
-def memo_key(requests):
-    """A hashable form of a list of requests (where a case's memo keeps their values)."""
-    return ("fd", tuple((i, j, None if d is None else np.asarray(d, np.float64).tobytes(), float(h))
-                        for i, j, d, h in requests))
+def memo_key(requests, key="primal", weights=None, extra=()):
+    """A hashable form of a list of requests of the function `key` (where a case's memo
+    keeps their values): the primal's under the case's cotangent, or another function's
+    (second order) with its `weights` and `extra` arguments."""
+    reqs = tuple((i, j, None if d is None else np.asarray(d, np.float64).tobytes(), float(h))
+                 for i, j, d, h in requests)
+    if key == "primal" and weights is None:
+        return ("fd", reqs)
+    return ("fd", key, reqs, np.asarray(weights).tobytes(), tuple(np.asarray(e).tobytes() for e in extra))
 
 
 def _probe_jax(ctx, requests, outs_fn, key, extra, weights):
@@ -182,12 +206,16 @@ def _probe_numpy(ctx, requests, outs_fn, extra, weights):
         return np.asarray(outs_fn(diff, ctx.arrays64, extra), np.float64)
 
     base = [d.copy() for d in ctx.diff64]
-    mag = float(np.sum(np.abs(out(base) * weights)))
+    at_base = out(base)
+    mag = float(np.sum(np.abs(at_base * weights)))
     values = np.empty((len(requests), len(PROBE_OFFSETS)))
     bounds = np.empty((len(requests), 5))
     for r, (i, flat, direction, h) in enumerate(requests):
         outs = []
         for off in PROBE_OFFSETS:
+            if off == 0:  # the point itself, evaluated once for all requests
+                outs.append(at_base)
+                continue
             moved = [d.copy() for d in base]
             if direction is None:
                 moved[i].flat[flat] += off * h
