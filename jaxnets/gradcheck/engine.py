@@ -289,6 +289,8 @@ def run(subject, cases, table, options, out_treedef, oracles=None, settings=None
                 for check in active:
                     if check.sources[:1] in (("jit",), ("vmap",)) and case.index not in transform_cases:
                         continue
+                    if "wired" in check.needs and case.tags.get("leading") is not None:
+                        continue  # in context at the examples' own sizes: each other size compiles it again
                     if ctx.skip:  # a domain case: only a reference that is finite there can say more
                         if check.name != "forward ~ reference" or not ctx.reference_finite():
                             continue
@@ -330,8 +332,10 @@ def _batched_contexts(subject, cases, options, out_treedef, active):
         return {}
     sources = {s for c in active for s in c.sources} | {"rule"}
     contexts = {c.index: CaseContext(subject, c, options, out_treedef(c)) for c in cases}
+    judges = {getattr(c.judge, "__name__", "") for c in active}
     batch.prefetch(list(contexts.values()), [s for s in ("rule", "autodiff") if s in sources],
-                   fd_check=any(getattr(c.judge, "__name__", "") == "fd_check" for c in active))
+                   fd_check="fd_check" in judges, in_context="in_context" in judges,
+                   second="second_order_check" in judges)
     return contexts
 
 

@@ -20,22 +20,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnets.gradcheck.finite_diff import PROBE_OFFSETS, output_bounds
-from jaxnets.gradcheck.oracles import context, fd
+from jaxnets.gradcheck.oracles import context, fd, second_order
 from jaxnets.gradcheck.oracles.sources import as_grad
 
 #: the salt of `judges.fd_check`'s requests (`ctx.rng(11)`): the prefetch makes the same ones
 FD_CHECK_SALT = 11
 #: the salt of `judges.in_context`'s maps and downstream weights (`ctx.rng(7)`)
 CONTEXT_SALT = 7
+#: the salt of `judges.second_order_check`'s weights and requests (`ctx.rng(23)`)
+SECOND_ORDER_SALT = 23
 #: finite-difference requests (of all the cases together) per call of the batched program
 FD_BATCH = 1024
 
 
-def prefetch(ctxs, sources=("rule", "autodiff"), fd_check=True, in_context=True):
+def prefetch(ctxs, sources=("rule", "autodiff"), fd_check=True, in_context=True, second=True):
     """Fill the memos of `ctxs` (CaseContexts) with `sources` and, with `fd_check`, the
     finite differences `judges.fd_check` will ask for, with `in_context` the in-context
-    program's gradients and autodiff at the cotangent it saw; groups of one case are left
-    alone (their own programs are the ones a rounding measurement reuses)."""
+    program's gradients and autodiff at the cotangent it saw, with `second` the second
+    order row's two sides; groups of one case are left alone (their own programs are the
+    ones a rounding measurement reuses)."""
     groups = {}
     for ctx in ctxs:
         groups.setdefault((ctx.bound.key("batch"), ctx.dtype), []).append(ctx)
@@ -48,6 +51,8 @@ def prefetch(ctxs, sources=("rule", "autodiff"), fd_check=True, in_context=True)
             _fd(group)
         if in_context:
             _context(group)
+        if second:
+            _second_order(group)
 
 
 def _stack(leaves_per_case):
@@ -99,7 +104,8 @@ def autodiff_at(group, cots):
 def _context(group):
     ctx0 = group[0]
     s = ctx0.subject
-    if s.wired is None or not s.jax_rule or not s.jax_primal or ctx0.dtype != np.float64:
+    if s.wired is None or not s.jax_rule or not s.jax_primal or ctx0.dtype != np.float64 \
+            or ctx0.case.tags.get("leading") is not None:  # (not judged there: `engine.run`)
         return
     draws = []
     for ctx in group:
@@ -125,19 +131,59 @@ def autodiff_at_key(cot):
 
 def _fd(group):
     ctx0 = group[0]
-    s, b = ctx0.subject, ctx0.bound
-    if not s.jax_primal:
+    if not ctx0.subject.jax_primal:
         return
     reqs = [fd.requests_for(c, c.rng(FD_CHECK_SALT), c.fd_coords, c.fd_directions) for c in group]
+    weights = [np.concatenate([np.ravel(c) for c in ctx.cot64]) for ctx in group]
+    got = _fd_values(group, reqs, fd.primal_outputs(ctx0.bound), "primal", weights, [() for _ in group])
+    for ctx, rs, values in zip(group, reqs, got or ()):
+        if rs:
+            ctx._memo[fd.memo_key(rs)] = values
+
+
+def _second_order(group):
+    """`judges.second_order_check`'s jax.grad of phi2 and finite differences of the rule's
+    gradient, on the cases it judges (normal values, the examples' own sizes)."""
+    ctx0 = group[0]
+    s = ctx0.subject
+    group = [c for c in group if c.case.tags.get("values", "normal") == "normal"]
+    if len(group) < 2 or s.wired is None or not s.jax_rule or ctx0.dtype != np.float64 \
+            or ctx0.case.tags.get("leading") is not None:
+        return
+    ws, reqs = [], []
+    for ctx in group:
+        rng = ctx.rng(SECOND_ORDER_SALT)
+        ws.append(second_order.weights(ctx, rng))
+        reqs.append(fd.requests_for(ctx, rng, ctx.second_order_coords, 2))
+    try:
+        grads = jax.device_get(second_order.batch_program(ctx0)(
+            _stack([c.diff64 for c in group]), _stack([c.arrays64 for c in group]), _stack([c.cot64 for c in group]),
+            _stack(ws)))
+    except Exception:  # JAX cannot differentiate the rule: each case says so on its own
+        return
+    for k, (ctx, w) in enumerate(zip(group, ws)):
+        ctx._memo[second_order.memo_key(w)] = [np.asarray(g[k], np.float64) for g in grads]
+    flat_w = [second_order.flat_weights(w) for w in ws]
+    extras = [tuple(c.cot64) for c in group]
+    got = _fd_values(group, reqs, second_order.outs_fn(ctx0), "second_order_fd", flat_w, extras)
+    for ctx, rs, values, w, extra in zip(group, reqs, got or (), flat_w, extras):
+        if rs:
+            ctx._memo[fd.memo_key(rs, "second_order_fd", w, extra)] = values
+
+
+def _fd_values(group, reqs, outs_fn, key, weights, extras):
+    """Per case, what `fd.probe_values` returns for its requests (values, bounds, magnitude),
+    all cases' requests in as few calls as the sizes allow; None when the batch fails."""
+    ctx0 = group[0]
+    s, b = ctx0.subject, ctx0.bound
     flat = [(k, r) for k, rs in enumerate(reqs) for r in rs]
     if not flat:
-        return
-    weights = [np.concatenate([np.ravel(c) for c in ctx.cot64]) for ctx in group]
+        return None
     n_in = sum(int(np.size(x)) for x in ctx0.diff64) + sum(int(np.size(a)) for a in ctx0.arrays64)
     size = int(max(1, min(FD_BATCH, fd.FD_CHUNK_ELEMENTS // max(1, len(PROBE_OFFSETS) * weights[0].size),
                           fd.FD_CHUNK_ELEMENTS // max(1, n_in))))
-    outs_fn = fd.primal_outputs(b)
-    program = s.jitted(b.key(("fd", "batch", size)), lambda: lambda *a: _fd_points(outs_fn, *a), shared=True)
+    program = s.jitted(b.key(("fd", "batch", key, size)), lambda: lambda *a: _fd_points(outs_fn, *a),
+                       shared=key == "primal")
     per_case = [[] for _ in group]
     try:
         for start in range(0, len(flat), size):
@@ -145,6 +191,7 @@ def _fd(group):
             part = part + [part[-1]] * (size - len(part))
             bases = _stack([group[k].diff64 for k, _ in part])
             arrays = _stack([group[k].arrays64 for k, _ in part])
+            extra = _stack([extras[k] for k, _ in part])
             moves = [np.zeros((size,) + x.shape) for x in ctx0.diff64]
             for n, (_, (i, j, direction, _h)) in enumerate(part):
                 if direction is None:
@@ -152,28 +199,31 @@ def _fd(group):
                 else:
                     moves[i][n] = direction
             steps = np.array([r[3] for _, r in part])
-            outs, base = jax.device_get(program(bases, arrays, moves, steps))
+            outs, base = jax.device_get(program(bases, arrays, extra, moves, steps))
             for n, (k, _) in enumerate(flat[start:start + size]):
                 per_case[k].append((np.asarray(outs[n], np.float64), np.asarray(base[n], np.float64)))
-    except Exception:  # a forward JAX traces but cannot vmap: each case probes on its own
-        return
-    for ctx, rs, got, w in zip(group, reqs, per_case, weights):
+    except Exception:  # a function JAX traces but cannot vmap: each case probes on its own
+        return None
+    out = []
+    for rs, got, w in zip(reqs, per_case, weights):
         if not rs:
+            out.append(None)
             continue
         outs = np.stack([o for o, _ in got])
         values = outs @ w
         bounds = output_bounds(outs, w, np.array([r[3] for r in rs]))
-        mag = max(float(np.sum(np.abs(got[0][1] * w))), float(np.max(np.abs(values))))
-        ctx._memo[fd.memo_key(rs)] = (values, bounds, mag)
+        out.append((values, bounds, max(float(np.sum(np.abs(got[0][1] * w))), float(np.max(np.abs(values))))))
+    return out
 
 
-def _fd_points(outs_fn, bases, arrays, moves, steps):
-    """Per request (each with its own case's point and other arrays): the flattened outputs
-    at the PROBE_OFFSETS along its move, and at the point itself."""
+def _fd_points(outs_fn, bases, arrays, extras, moves, steps):
+    """Per request (each with its own case's point, other arrays and extra arguments): the
+    flattened outputs at the PROBE_OFFSETS along its move, and at the point itself."""
     offsets = jnp.asarray(PROBE_OFFSETS)
 
-    def one(base, arr, move, h):
-        along = jax.vmap(lambda t: outs_fn(tuple(x + t * m for x, m in zip(base, move)), list(arr), ()))(offsets * h)
-        return along, outs_fn(tuple(base), list(arr), ())
+    def one(base, arr, extra, move, h):
+        f = lambda d: outs_fn(tuple(d), list(arr), tuple(extra))
+        along = jax.vmap(lambda t: f([x + t * m for x, m in zip(base, move)]))(offsets * h)
+        return along, f(base)
 
-    return jax.vmap(one)(tuple(bases), tuple(arrays), tuple(moves), steps)
+    return jax.vmap(one)(tuple(bases), tuple(arrays), tuple(extras), tuple(moves), steps)
