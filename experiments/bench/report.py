@@ -6,6 +6,7 @@ best jaxnets path as a share of the machine's limit and against PyTorch CPU, eac
 hand-written pair (workloads E and S) against autodiff of the same forward and against
 PyTorch's own layer, and manual against autodiff for every model and path.
 """
+from experiments.bench import checker
 from experiments.bench.layers import SAME_PROGRAM
 from experiments.bench.workloads import TITLES, UNITS
 
@@ -118,7 +119,7 @@ def summarise(result):
         worst, worst_model, path = max(paths)
         verdicts.append(_verdict("manual / autodiff (worst model and path)", "<= 1", worst, worst <= 1.0, worst,
                                  f"worst of {', '.join(ratios)}, both paths: {worst_model}, {path}", "x"))
-    summary["targets"] = verdicts
+    summary["targets"] = verdicts + checker.verdicts(result.get("checker"))
     return summary
 
 
@@ -151,6 +152,7 @@ def format_table(result):
         for w, r in s["manual_over_autodiff"].items():
             fl = f"{r['fused_loop']:.2f}" if r["fused_loop"] is not None else "—"
             lines.append(f"| {NAMES[w]} | {fl} | {r['jit']:.2f} |")
+    lines += checker.table_lines(result.get("checker"))
     lines.append("")
     lines.append("| target | goal | measured | best jaxnets path | verdict |")
     lines.append("| --- | ---: | ---: | --- | --- |")

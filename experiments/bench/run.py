@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.bench import harness, report
+from experiments.bench import checker, harness, report
 from experiments.bench.layers import layer_rows
 from experiments.bench.sequence import sequence_rows
 from experiments.bench.workloads import ALL, M_DIGITS, WORKLOADS, run_workload
@@ -59,6 +59,9 @@ def run(quick=False, out=DEFAULT_OUT, torch=True, workloads=tuple(ALL)):
     result["rows"], result["work"] = [], {}
     for w in workloads:
         print(f"workload {w} ...", flush=True)
+        if w == checker.LETTER:
+            result["checker"] = checker.run_checker(cfg)
+            continue
         if w in ("E", "S"):
             result["rows"] += (layer_rows if w == "E" else sequence_rows)(cfg, th)
             continue
@@ -90,7 +93,7 @@ def _parser():
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows even if torch is installed")
     p.add_argument("--workloads", default=ALL,
                    help=f"which workloads to run, e.g. AC (default {ALL}; E = the normalisation and "
-                        "dropout layers, S = the LSTM and causal multi-head attention)")
+                        "dropout layers, S = the LSTM and causal multi-head attention, G = the gradient checker)")
     p.add_argument("--update-readme", metavar="PATH",
                    help="write the tables into PATH between the benchmark markers")
     p.add_argument("--keep-openblas-env", action="store_true",

@@ -417,5 +417,6 @@ def workload_d(cfg):
 
 
 WORKLOADS = {"A": workload_a, "B": workload_b, "C": workload_c, "D": workload_d}
-#: every workload letter `jaxnets bench --workloads` takes (E is rows of layers, not a Workload)
-ALL = "ABCDES"
+#: every workload letter `jaxnets bench --workloads` takes (E and S are rows of layers, G the
+#: gradient checker's times: not Workloads)
+ALL = "ABCDESG"
