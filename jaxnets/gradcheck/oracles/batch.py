@@ -45,8 +45,7 @@ def prefetch(ctxs, sources=("rule", "autodiff"), fd_check=True, in_context=True,
     for group in groups.values():
         if len(group) < 2:
             continue
-        for name in sources:
-            _source(group, name)
+        _sources(group, sources)
         if fd_check:
             _fd(group)
         if in_context:
@@ -59,42 +58,56 @@ def _stack(leaves_per_case):
     return [np.stack([np.asarray(v) for v in leaves]) for leaves in zip(*leaves_per_case)]
 
 
-def _source(group, name):
+def _runnable(group, name):
+    ctx0 = group[0]
+    s = ctx0.subject
+    if name in s.sources or any(name in c._memo for c in group):
+        return False
+    if name == "rule":
+        return bool(s.jax_rule) and s.rule is not None
+    if name == "autodiff":
+        return bool(s.jax_primal) and s.jax_vjp is not False and s.kind != "function"
+    return False
+
+
+def _sources(group, names):
+    """The rule and autodiff of the primal on every case of the group: one program computing
+    both when both run (one compilation fewer per call signature), else the one that runs."""
     ctx0 = group[0]
     s, b = ctx0.subject, ctx0.bound
-    if name in s.sources or any(name in c._memo for c in group):
-        return
-    if name == "rule":
-        if not s.jax_rule or s.rule is None:
-            return
-        program = s.jitted(b.key(("rule", "batch", ctx0.dtype)), lambda: jax.vmap(b.rule))
-    elif name == "autodiff":
-        if not s.jax_primal or s.jax_vjp is False or s.kind == "function":
-            return
-        program = autodiff_program(ctx0)
+    names = [n for n in ("rule", "autodiff") if n in names and _runnable(group, n)]
+    if names == ["rule", "autodiff"]:
+        program = both_program(ctx0)
+    elif names == ["rule"]:
+        program = s.jitted(b.key(("rule", "batch", ctx0.dtype)), lambda: jax.vmap(lambda d, a, c: (b.rule(d, a, c),)))
+    elif names == ["autodiff"]:
+        program = s.jitted(b.key(("autodiff", "batch", ctx0.dtype)),
+                           lambda: jax.vmap(lambda d, a, c: (b.vjp_of(s.primal, d, a, c),)), shared=True)
     else:
         return
     try:
-        outs, grads = jax.device_get(program(_stack([c.diff for c in group]), _stack([c.arrays for c in group]),
-                                             _stack([c.cot for c in group])))
+        got = jax.device_get(program(_stack([c.diff for c in group]), _stack([c.arrays for c in group]),
+                                     _stack([c.cot for c in group])))
     except Exception:  # each case then meets it on its own
         return
-    for k, ctx in enumerate(group):
-        ctx._memo[name] = as_grad([o[k] for o in outs], [g[k] for g in grads])
+    for name, (outs, grads) in zip(names, got):
+        for k, ctx in enumerate(group):
+            ctx._memo[name] = as_grad([o[k] for o in outs], [g[k] for g in grads])
 
 
-def autodiff_program(ctx):
-    """jax.vjp of the primal, vmapped over cases (shared by every subject of the primal)."""
+def both_program(ctx):
+    """(the rule, jax.vjp of the primal), vmapped over cases."""
     s, b = ctx.subject, ctx.bound
-    return s.jitted(b.key(("autodiff", "batch", ctx.dtype)),
-                    lambda: jax.vmap(lambda d, a, c: b.vjp_of(s.primal, d, a, c)), shared=True)
+    return s.jitted(b.key(("rule+autodiff", "batch", ctx.dtype)),
+                    lambda: jax.vmap(lambda d, a, c: (b.rule(d, a, c), b.vjp_of(s.primal, d, a, c))))
 
 
 def autodiff_at(group, cots):
-    """Autodiff of the primal at one more cotangent per case, in one call; None if it fails."""
+    """Autodiff of the primal at one more cotangent per case, in one call (the program that
+    computed the sources, the rule's half unused); None if it fails."""
     ctx0 = group[0]
     try:
-        outs, grads = jax.device_get(autodiff_program(ctx0)(
+        _, (outs, grads) = jax.device_get(both_program(ctx0)(
             _stack([c.diff64 for c in group]), _stack([c.arrays64 for c in group]), _stack(cots)))
     except Exception:
         return None
