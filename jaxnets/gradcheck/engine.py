@@ -324,11 +324,20 @@ def run(subject, cases, table, options, out_treedef, oracles=None, settings=None
     return report, kept
 
 
+#: input elements of all cases together above which cases are not batched (`_batched_contexts`
+#: holds every case's leaves, their copies and computed sources at once; a case alone, only its own)
+BATCH_ELEMENTS = 4_000_000
+
+
 def _batched_contexts(subject, cases, options, out_treedef, active):
     """{case index: CaseContext} with what the rows will ask for computed for all cases of
     one call signature at once (`oracles.batch`); {} where nothing is batched (NumPy code, a
     time limit per case, a run that stops at its first failure)."""
-    if not (subject.jax_rule or subject.jax_primal) or options.timeout or options.fail_fast:
+    if not (subject.jax_rule or subject.jax_primal) or options.timeout or options.fail_fast or not cases:
+        return {}
+    per_case = sum(int(np.size(x)) for x in jax.tree_util.tree_leaves((cases[0].args, cases[0].kwargs))
+                   if tree.is_array(x))
+    if per_case * len(cases) > BATCH_ELEMENTS:  # every case's arrays, sources and memo alive at once
         return {}
     sources = {s for c in active for s in c.sources} | {"rule"}
     contexts = {c.index: CaseContext(subject, c, options, out_treedef(c)) for c in cases}
