@@ -82,7 +82,7 @@ class CaseContext:
         self.second_order_coords = options.second_order_coords
         self.fd_samples = {}
         self.skip = False
-        self._memo = {}
+        self.memo = {}  # what was computed for this case, by name or key (filled ahead by oracles.batch)
 
     def _refine_domains(self):
         """A domain inferred from an example (a bias that happened to be positive) is a guess:
@@ -107,9 +107,9 @@ class CaseContext:
 
     def get(self, name):
         """A source's Grad for this case (or the Exception it raised), computed once."""
-        if name not in self._memo:
-            self._memo[name] = _call(self._source(name))
-        return self._memo[name]
+        if name not in self.memo:
+            self.memo[name] = _call(self._source(name))
+        return self.memo[name]
 
     def _source(self, name):
         s = self.subject
@@ -135,8 +135,8 @@ class CaseContext:
         from functools import partial
 
         key = batch.autodiff_at_key(cot)
-        if key in self._memo:  # computed with the other cases of its signature
-            return self._memo[key]
+        if key in self.memo:  # computed with the other cases of its signature
+            return self.memo[key]
         fn = s.jitted(b.key(("autodiff", self.dtype)), lambda: partial(b.vjp_of, s.primal), shared=True)
         return _call(lambda: src.as_grad(*fn(self.diff64, self.arrays64, [np.asarray(c) for c in cot])))
 
@@ -156,9 +156,9 @@ class CaseContext:
         if self.dtype != np.float64:
             return None
         key = ("rounding", tuple(np.asarray(c).tobytes() for c in cot))
-        if key not in self._memo:
-            self._memo[key] = rounding.measure(self, [np.asarray(c, np.float64) for c in cot])
-        return self._memo[key]
+        if key not in self.memo:
+            self.memo[key] = rounding.measure(self, [np.asarray(c, np.float64) for c in cot])
+        return self.memo[key]
 
     def rng(self, salt):
         return np.random.default_rng([self.options.seed, self.case.index, salt])
@@ -169,9 +169,9 @@ class CaseContext:
         return float(sum(np.sum(np.abs(x * g)) for x, g in zip(self.diff64, grads) if np.shape(g) == x.shape))
 
     def richardson(self):
-        if "richardson" not in self._memo:
-            self._memo["richardson"] = fd.richardson_estimates(self, self.options.fd_salt, self.options.fd_limit)
-        return self._memo["richardson"]
+        if "richardson" not in self.memo:
+            self.memo["richardson"] = fd.richardson_estimates(self, self.options.fd_salt, self.options.fd_limit)
+        return self.memo["richardson"]
 
     def domain_note(self, name, index):
         i = list(self.names).index(name)

@@ -61,7 +61,7 @@ def _stack(leaves_per_case):
 def _runnable(group, name):
     ctx0 = group[0]
     s = ctx0.subject
-    if name in s.sources or any(name in c._memo for c in group):
+    if name in s.sources or any(name in c.memo for c in group):
         return False
     if name == "rule":
         return bool(s.jax_rule) and s.rule is not None
@@ -92,7 +92,7 @@ def _sources(group, names):
         return
     for name, (outs, grads) in zip(names, got):
         for k, ctx in enumerate(group):
-            ctx._memo[name] = as_grad([o[k] for o in outs], [g[k] for g in grads])
+            ctx.memo[name] = as_grad([o[k] for o in outs], [g[k] for g in grads])
 
 
 def both_program(ctx):
@@ -133,9 +133,9 @@ def _context(group):
     cots = [[np.asarray(c[k], np.float64) for c in cots] for k in range(len(group))]
     autos = autodiff_at(group, cots)
     for k, (ctx, ((ts, perms, _), r1, r2)) in enumerate(zip(group, draws)):
-        ctx._memo[context.memo_key(ts, perms, r1, r2)] = ([g[k] for g in grads], cots[k])
+        ctx.memo[context.memo_key(ts, perms, r1, r2)] = ([g[k] for g in grads], cots[k])
         if autos is not None:
-            ctx._memo[autodiff_at_key(cots[k])] = autos[k]
+            ctx.memo[autodiff_at_key(cots[k])] = autos[k]
 
 
 def autodiff_at_key(cot):
@@ -151,7 +151,7 @@ def _fd(group):
     got = _fd_values(group, reqs, fd.primal_outputs(ctx0.bound), "primal", weights, [() for _ in group])
     for ctx, rs, values in zip(group, reqs, got or ()):
         if rs:
-            ctx._memo[fd.memo_key(rs)] = values
+            ctx.memo[fd.memo_key(rs)] = values
 
 
 def _second_order(group):
@@ -175,13 +175,13 @@ def _second_order(group):
     except Exception:  # JAX cannot differentiate the rule: each case says so on its own
         return
     for k, (ctx, w) in enumerate(zip(group, ws)):
-        ctx._memo[second_order.memo_key(w)] = [np.asarray(g[k], np.float64) for g in grads]
+        ctx.memo[second_order.memo_key(w)] = [np.asarray(g[k], np.float64) for g in grads]
     flat_w = [second_order.flat_weights(w) for w in ws]
     extras = [tuple(c.cot64) for c in group]
     got = _fd_values(group, reqs, second_order.outs_fn(ctx0), "second_order_fd", flat_w, extras)
     for ctx, rs, values, w, extra in zip(group, reqs, got or (), flat_w, extras):
         if rs:
-            ctx._memo[fd.memo_key(rs, "second_order_fd", w, extra)] = values
+            ctx.memo[fd.memo_key(rs, "second_order_fd", w, extra)] = values
 
 
 def _fd_values(group, reqs, outs_fn, key, weights, extras):

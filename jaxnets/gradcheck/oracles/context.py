@@ -115,8 +115,8 @@ def in_context(ctx, rng):
     maps, r1, r2 = draw(ctx, rng)
     ts, perms, scales = (tuple(m[k] for m in maps) for k in range(3))
     key = memo_key(ts, perms, r1, r2)
-    if key in ctx._memo:  # computed with the other cases of its signature (`oracles.batch`)
-        grads, cot = ctx._memo[key]
+    if key in ctx.memo:  # computed with the other cases of its signature (`oracles.batch`)
+        grads, cot = ctx.memo[key]
     else:
         grads, cot = _program(ctx)(ts, perms, scales, tuple(ctx.diff64), ctx.arrays64, r1, r2)
     return as_grad(ctx.get("rule").outputs, grads), [np.asarray(c, np.float64) for c in cot]

@@ -54,7 +54,7 @@ def requests_for(ctx, rng, max_coords, directions=2, leaves=None):
     in the case's memo under the generator's state, with the state it leaves: asked again
     (by a judge, after `oracles.batch` asked first) they are returned, and `rng` moved on, as
     if drawn anew."""
-    memo = getattr(ctx, "_memo", None)
+    memo = getattr(ctx, "memo", None)
     key = ("requests", repr(rng.bit_generator.state), max_coords, directions,
            None if leaves is None else tuple(sorted(leaves)))
     if memo is not None and key in memo:
@@ -124,8 +124,8 @@ def probe_values(ctx, requests, outs_fn=None, key=None, extra=(), weights=None):
     outputs and the case's cotangent (or `weights`, one per output leaf). A caller differencing another function (second order:
     the rule's gradient) passes it with `key`, the name its compiled program is kept under."""
     if outs_fn is None:
-        if weights is None and memo_key(requests) in ctx._memo:  # prefetched with the case's batch
-            return ctx._memo[memo_key(requests)]
+        if weights is None and memo_key(requests) in ctx.memo:  # prefetched with the case's batch
+            return ctx.memo[memo_key(requests)]
         outs_fn, key = primal_outputs(ctx.bound), "primal"
         weights = np.concatenate([np.ravel(c) for c in (ctx.cot64 if weights is None else weights)])
         if not ctx.subject.jax_primal:
@@ -135,8 +135,8 @@ def probe_values(ctx, requests, outs_fn=None, key=None, extra=(), weights=None):
         except Exception:  # a forward JAX traces but cannot vmap: evaluate it point by point
             return _probe_numpy(ctx, requests, outs_fn, extra, weights)
     memo = memo_key(requests, key, weights, extra)
-    if memo in ctx._memo:  # prefetched with the case's batch
-        return ctx._memo[memo]
+    if memo in ctx.memo:  # prefetched with the case's batch
+        return ctx.memo[memo]
     return _probe_jax(ctx, requests, outs_fn, key, extra, weights)
 
 

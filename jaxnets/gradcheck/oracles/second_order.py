@@ -33,8 +33,8 @@ def jax_second(ctx, w):
     """jax.grad of phi2 at the case's point: gradient leaves (float64)."""
     s, b = ctx.subject, ctx.bound
     key = memo_key(w)
-    if key in ctx._memo:  # computed with the other cases of its signature (`oracles.batch`)
-        return ctx._memo[key]
+    if key in ctx.memo:  # computed with the other cases of its signature (`oracles.batch`)
+        return ctx.memo[key]
     fn = s.jitted(b.key("second_order"), lambda: _phi2_grad(b, s.wired))
     grads = fn(tuple(ctx.diff64), ctx.arrays64, tuple(ctx.cot64), w)
     return as_grad([], list(grads)).grads
