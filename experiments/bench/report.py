@@ -7,6 +7,7 @@ hand-written pair (workloads E and S) against autodiff of the same forward and a
 PyTorch's own layer, each sequence model's training step (workload T) against autodiff and
 the PyTorch peer's step, and manual against autodiff for every model and path.
 """
+from experiments.bench import checker
 from experiments.bench.layers import SAME_PROGRAM
 from experiments.bench.workloads import TITLES, UNITS
 
@@ -159,7 +160,7 @@ def summarise(result):
         worst, worst_model, path = max(paths)
         verdicts.append(_verdict("manual / autodiff (worst model and path)", "<= 1", worst, worst <= 1.0, worst,
                                  f"worst of {', '.join(ratios)}, both paths: {worst_model}, {path}", "x"))
-    summary["targets"] = verdicts
+    summary["targets"] = verdicts + checker.verdicts(result.get("checker"))
     return summary
 
 
@@ -192,6 +193,7 @@ def format_table(result):
         for w, r in s["manual_over_autodiff"].items():
             fl = f"{r['fused_loop']:.2f}" if r["fused_loop"] is not None else "—"
             lines.append(f"| {NAMES[w]} | {fl} | {r['jit']:.2f} |")
+    lines += checker.table_lines(result.get("checker"))
     lines.append("")
     lines.append("| target | goal | measured | best jaxnets path | verdict |")
     lines.append("| --- | ---: | ---: | --- | --- |")

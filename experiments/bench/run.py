@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.bench import harness, report
+from experiments.bench import checker, harness, report
 from experiments.bench.layers import layer_rows
 from experiments.bench.sequence import sequence_rows
 from experiments.bench.steps import step_rows
@@ -62,6 +62,9 @@ def run(quick=False, out=DEFAULT_OUT, torch=True, workloads=tuple(ALL)):
     result["rows"], result["work"] = [], {}
     for w in workloads:
         print(f"workload {w} ...", flush=True)
+        if w == checker.LETTER:
+            result["checker"] = checker.run_checker(cfg)
+            continue
         if w in ROW_WORKLOADS:
             result["rows"] += ROW_WORKLOADS[w](cfg, th)
             continue
@@ -94,7 +97,7 @@ def _parser():
     p.add_argument("--workloads", default=ALL,
                    help=f"which workloads to run, e.g. AC (default {ALL}; E = the normalisation and "
                         "dropout layers, S = the LSTM, GRU and causal multi-head attention, T = whole training "
-                        "steps of the sequence models)")
+                        "steps of the sequence models, G = the gradient checker)")
     p.add_argument("--update-readme", metavar="PATH",
                    help="write the tables into PATH between the benchmark markers")
     p.add_argument("--keep-openblas-env", action="store_true",

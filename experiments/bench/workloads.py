@@ -423,5 +423,5 @@ def workload_d(cfg):
 
 WORKLOADS = {"A": workload_a, "B": workload_b, "C": workload_c, "D": workload_d}
 #: every workload letter `jaxnets bench --workloads` takes (E and S are rows of layers, T of
-#: whole training steps, not Workloads)
-ALL = "ABCDEST"
+#: whole training steps, G the gradient checker's times: not Workloads)
+ALL = "ABCDESTG"

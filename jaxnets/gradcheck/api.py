@@ -212,8 +212,7 @@ def run_check(fn, *example, backward=None, examples=None, kwargs=None, reference
             _fits(subject, case_list[0], exs[0], replay)
         else:
             case_list = generate(exs, n_cases, seed, wrt_of=subject.wrt_for,
-                                 out_shapes=lambda a, k: [np.shape(x) for x in tree.flat_outputs(
-                                     engine.outputs_shape(subject, _bare(a, k)))[0]],
+                                 out_shapes=engine.output_shapes_of(subject),
                                  batched=facts["batched"], leading_sizes=() if fast else facts["leading_sizes"],
                                  kinks=kinks, scalar_out=facts["scalar_out"])
             case_list = [_with_domains(c, doms[c.tags["example"]]) for c in case_list]
@@ -233,12 +232,6 @@ def run_check(fn, *example, backward=None, examples=None, kwargs=None, reference
         explain(report, kept, subject, save_dir, rerun, replay)
     report.elapsed = time.perf_counter() - start
     return report
-
-
-def _bare(args, kwargs):
-    from jaxnets.gradcheck.case import Case
-
-    return Case(0, args, kwargs, None)
 
 
 def _with_domains(case, doms):

@@ -20,8 +20,8 @@ import jax
 import numpy as np
 
 from jaxnets.gradcheck import rounding, tree
-from jaxnets.gradcheck.case import domain
-from jaxnets.gradcheck.oracles import fd
+from jaxnets.gradcheck.case import Case, domain
+from jaxnets.gradcheck.oracles import batch, fd
 from jaxnets.gradcheck.oracles import sources as src
 from jaxnets.gradcheck.oracles import transforms
 from jaxnets.gradcheck.report import Finding, Report, RowSummary
@@ -82,7 +82,7 @@ class CaseContext:
         self.second_order_coords = options.second_order_coords
         self.fd_samples = {}
         self.skip = False
-        self._memo = {}
+        self.memo = {}  # what was computed for this case, by name or key (filled ahead by oracles.batch)
 
     def _refine_domains(self):
         """A domain inferred from an example (a bias that happened to be positive) is a guess:
@@ -107,9 +107,9 @@ class CaseContext:
 
     def get(self, name):
         """A source's Grad for this case (or the Exception it raised), computed once."""
-        if name not in self._memo:
-            self._memo[name] = _call(self._source(name))
-        return self._memo[name]
+        if name not in self.memo:
+            self.memo[name] = _call(self._source(name))
+        return self.memo[name]
 
     def _source(self, name):
         s = self.subject
@@ -134,6 +134,9 @@ class CaseContext:
         s, b = self.subject, self.bound
         from functools import partial
 
+        key = batch.autodiff_at_key(cot)
+        if key in self.memo:  # computed with the other cases of its signature
+            return self.memo[key]
         fn = s.jitted(b.key(("autodiff", self.dtype)), lambda: partial(b.vjp_of, s.primal), shared=True)
         return _call(lambda: src.as_grad(*fn(self.diff64, self.arrays64, [np.asarray(c) for c in cot])))
 
@@ -153,9 +156,9 @@ class CaseContext:
         if self.dtype != np.float64:
             return None
         key = ("rounding", tuple(np.asarray(c).tobytes() for c in cot))
-        if key not in self._memo:
-            self._memo[key] = rounding.measure(self, [np.asarray(c, np.float64) for c in cot])
-        return self._memo[key]
+        if key not in self.memo:
+            self.memo[key] = rounding.measure(self, [np.asarray(c, np.float64) for c in cot])
+        return self.memo[key]
 
     def rng(self, salt):
         return np.random.default_rng([self.options.seed, self.case.index, salt])
@@ -166,9 +169,9 @@ class CaseContext:
         return float(sum(np.sum(np.abs(x * g)) for x, g in zip(self.diff64, grads) if np.shape(g) == x.shape))
 
     def richardson(self):
-        if "richardson" not in self._memo:
-            self._memo["richardson"] = fd.richardson_estimates(self, self.options.fd_salt, self.options.fd_limit)
-        return self._memo["richardson"]
+        if "richardson" not in self.memo:
+            self.memo["richardson"] = fd.richardson_estimates(self, self.options.fd_salt, self.options.fd_limit)
+        return self.memo["richardson"]
 
     def domain_note(self, name, index):
         i = list(self.names).index(name)
@@ -277,14 +280,17 @@ def run(subject, cases, table, options, out_treedef, oracles=None, settings=None
             active.append(check)
     transform_cases = _transform_cases(cases)
     kept, last_progress, done = {}, start, []
+    contexts = _batched_contexts(subject, cases, options, out_treedef, active)
     for case in cases:
         ctx = None
         try:
             with time_limit(options.timeout):
-                ctx = CaseContext(subject, case, options, out_treedef(case))
+                ctx = contexts.pop(case.index, None) or CaseContext(subject, case, options, out_treedef(case))
                 for check in active:
                     if check.sources[:1] in (("jit",), ("vmap",)) and case.index not in transform_cases:
                         continue
+                    if "wired" in check.needs and case.tags.get("leading") is not None:
+                        continue  # in context at the examples' own sizes: each other size compiles it again
                     if ctx.skip:  # a domain case: only a reference that is finite there can say more
                         if check.name != "forward ~ reference" or not ctx.reference_finite():
                             continue
@@ -318,6 +324,30 @@ def run(subject, cases, table, options, out_treedef, oracles=None, settings=None
     return report, kept
 
 
+#: input elements of all cases together above which cases are not batched (`_batched_contexts`
+#: holds every case's leaves, their copies and computed sources at once; a case alone, only its own)
+BATCH_ELEMENTS = 4_000_000
+
+
+def _batched_contexts(subject, cases, options, out_treedef, active):
+    """{case index: CaseContext} with what the rows will ask for computed for all cases of
+    one call signature at once (`oracles.batch`); {} where nothing is batched (NumPy code, a
+    time limit per case, a run that stops at its first failure)."""
+    if not (subject.jax_rule or subject.jax_primal) or options.timeout or options.fail_fast or not cases:
+        return {}
+    per_case = sum(int(np.size(x)) for x in jax.tree_util.tree_leaves((cases[0].args, cases[0].kwargs))
+                   if tree.is_array(x))
+    if per_case * len(cases) > BATCH_ELEMENTS:  # every case's arrays, sources and memo alive at once
+        return {}
+    sources = {s for c in active for s in c.sources} | {"rule"}
+    contexts = {c.index: CaseContext(subject, c, options, out_treedef(c)) for c in cases}
+    judges = {getattr(c.judge, "__name__", "") for c in active}
+    batch.prefetch(list(contexts.values()), [s for s in ("rule", "autodiff") if s in sources],
+                   fd_check="fd_check" in judges, in_context="in_context" in judges,
+                   second="second_order_check" in judges)
+    return contexts
+
+
 def out_treedef_of(subject):
     """A function case -> the treedef of the subject's outputs there (cached by signature)."""
     memo = {}
@@ -330,6 +360,27 @@ def out_treedef_of(subject):
         return memo[key]
 
     return of
+
+
+def output_shapes_of(subject):
+    """A function (args, kwargs) -> the shapes of the primal's output leaves there, for
+    `case.generate`'s cotangents: traced once per call signature when JAX can trace the
+    primal (a trace per case was a third of a warm check of a small rule), else called."""
+    memo = {}
+
+    def shapes(args, kwargs):
+        key = None
+        if subject.jax_primal:
+            bound = subject.bind(args, kwargs)[0]
+            key = (bound.sp.key, bound.shapes)
+            if key in memo:
+                return memo[key]
+        out = [np.shape(x) for x in tree.flat_outputs(outputs_shape(subject, Case(0, args, kwargs, None)))[0]]
+        if key is not None:
+            memo[key] = out
+        return out
+
+    return shapes
 
 
 def outputs_shape(subject, case):

@@ -72,26 +72,22 @@ def noise_floor(magnitude, h):
 
 def output_bounds(outs, dout, h):
     """Per-output one-sided bounds from the forward's outputs at x + PROBE_OFFSETS * h
-    (`outs`, shape (7, *out)): (lo4, hi4, lo2, hi2, curvature), where lo/hi at step h/4
-    (h/2) sum over outputs j the smaller / larger of dout_j times output j's left and right
-    slope, and curvature sums |dout_j| times how much those slopes move from h/2 to h/4.
+    (`outs`, shape (7, n), or (requests, 7, n) with one h per request): (lo4, hi4, lo2, hi2,
+    curvature), where lo/hi at step h/4 (h/2) sum over outputs j the smaller / larger of
+    dout_j times output j's left and right slope, and curvature sums |dout_j| times how much
+    those slopes move from h/2 to h/4.
 
     A kink of one output lies between its own one-sided slopes; several outputs with kinks
     on the same line (a coordinate in two tied, overlapping pool windows) each do, but their
     sum need not lie between the sum's slopes: the bounds add them output by output."""
-    xp = np if isinstance(outs, np.ndarray) else _jnp()
-    f0 = outs[0]
-    r4, l4 = (outs[5] - f0) * dout / (h / 4), (f0 - outs[6]) * dout / (h / 4)
-    r2, l2 = (outs[3] - f0) * dout / (h / 2), (f0 - outs[4]) * dout / (h / 2)
-    return xp.stack([xp.sum(xp.minimum(r4, l4)), xp.sum(xp.maximum(r4, l4)),
-                     xp.sum(xp.minimum(r2, l2)), xp.sum(xp.maximum(r2, l2)),
-                     xp.sum(xp.abs(r4 - r2) + xp.abs(l4 - l2))])
-
-
-def _jnp():
-    import jax.numpy as jnp  # only for the JAX-traced form of output_bounds
-
-    return jnp
+    outs = np.asarray(outs)
+    h = np.asarray(h, np.float64)[..., None]
+    f0 = outs[..., 0, :]
+    r4, l4 = (outs[..., 5, :] - f0) * dout / (h / 4), (f0 - outs[..., 6, :]) * dout / (h / 4)
+    r2, l2 = (outs[..., 3, :] - f0) * dout / (h / 2), (f0 - outs[..., 4, :]) * dout / (h / 2)
+    return np.stack([np.sum(np.minimum(r4, l4), -1), np.sum(np.maximum(r4, l4), -1),
+                     np.sum(np.minimum(r2, l2), -1), np.sum(np.maximum(r2, l2), -1),
+                     np.sum(np.abs(r4 - r2) + np.abs(l4 - l2), -1)], -1)
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,10 @@ class Subject:
     #: a hashable identity of the primal (the user's forward and how it is called), under
     #: which its programs are shared between subjects; None: not shared
     primal_key: tuple | None = None
+    #: a hashable identity of all the code the subject calls (the user's objects themselves),
+    #: under which its programs are kept: checking the same rule again (another seed, another
+    #: test, a re-run) reuses them instead of compiling each anew; None: this Subject's own
+    code_key: tuple | None = None
 
     def wrt_for(self, args):
         if callable(self.wrt):
@@ -96,7 +100,14 @@ class Subject:
         """jax.jit(build()) cached under `key` for this Subject — or, for a program of the
         primal alone (`shared`), under the primal's identity — in the module's one bounded
         LRU of compiled programs."""
-        owner = ("primal", self.primal_key) if shared and self.primal_key is not None else self
+        if shared and self.primal_key is not None:
+            owner = ("primal", self.primal_key)
+        else:
+            owner = ("code", self.code_key) if self.code_key is not None else self
+        try:
+            hash(owner)
+        except TypeError:  # user code that is not hashable (an object defining __eq__ only)
+            owner = self
         return PROGRAMS.get((owner, key), lambda: jax.jit(build()))
 
     def bind(self, args, kwargs):

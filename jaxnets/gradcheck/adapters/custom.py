@@ -103,7 +103,8 @@ def custom_vjp_subject(obj, name=None):
         return out, tuple(ct for i, ct in zip(diff, cts) if not _array_of_numbers(args[i]))
 
     subject = Subject(name or getattr(f, "__name__", "f"), "custom_vjp", f.fun, rule, wired=f,
-                      wrt=None, arg_names=_names(f.fun), rule_label="bwd", copies=False, primal_key=("fun", f.fun))
+                      wrt=None, arg_names=_names(f.fun), rule_label="bwd", copies=False, primal_key=("fun", f.fun),
+                      code_key=("custom_vjp", f, f.fun, fwd, bwd, nondiff, getattr(f, "symbolic_zeros", False)))
     subject.wrt = _positions(nondiff, arrays_of_numbers=True)
     if getattr(f, "symbolic_zeros", False):
         # fwd then receives CustomVJPPrimal wrappers: let JAX call fwd/bwd itself
@@ -157,7 +158,8 @@ def custom_jvp_subject(obj, name=None):
         return result
 
     subject = Subject(name or getattr(f, "__name__", "f"), "custom_jvp", f.fun, None, jvp_rule, wired=f,
-                      arg_names=_names(f.fun), rule_label="transposed jvp", copies=False, primal_key=("fun", f.fun))
+                      arg_names=_names(f.fun), rule_label="transposed jvp", copies=False, primal_key=("fun", f.fun),
+                      code_key=("custom_jvp", f, f.fun, f.jvp, nondiff))
     subject.wrt = _positions(nondiff)
     subject.rule = _transposed(f, subject)
     if how:
@@ -167,7 +169,7 @@ def custom_jvp_subject(obj, name=None):
 
 def function_subject(fn, name=None):
     subject = Subject(name or getattr(fn, "__name__", "f"), "function", fn, None, wired=fn, arg_names=_names(fn),
-                      rule_label="jax.vjp", copies=False)
+                      rule_label="jax.vjp", copies=False, code_key=("function", fn))
     subject.rule = _transposed(fn, subject)
     return subject
 

@@ -188,7 +188,8 @@ def pair_subject(forward, backward=None, name=None, copies=True, batch_mean=(), 
         return outs, grads
 
     subject = Subject(name, "pair", primal, rule, arg_names=arg_names(forward),
-                      output_names=output_names(backward, n_out), copies=copies, primal_key=("pair", forward, n_out))
+                      output_names=output_names(backward, n_out), copies=copies, primal_key=("pair", forward, n_out),
+                      code_key=("pair", forward, backward, n_out, copies, tuple(batch_mean), tuple(batch_mean_names)))
     if batch_mean_names:
         subject.notes["convention"] = (f"{', '.join(batch_mean_names)}: the course's batch-mean convention (1/m, m = "
                                        f"the batch size): compared as m * {', m * '.join(batch_mean_names)}")
@@ -238,7 +239,8 @@ def _loss_subject(forward, name, copies):
         return loss, (cot * dscores,)
 
     subject = Subject(name, "loss", primal, rule, wrt=(0,), arg_names=arg_names(forward), output_names=("loss",),
-                      rule_label="dscores", copies=copies, primal_key=("loss", forward))
+                      rule_label="dscores", copies=copies, primal_key=("loss", forward),
+                      code_key=("loss", forward, copies))
     subject.wired = _wired_loss(result)
     return subject
 
