@@ -285,7 +285,8 @@ def dot(ctx, check):
     fwd, fwd_terms = forward_mode.project(touts, ctx.cot64)
     terms = [g * x for g, x in zip(r.grads, v)]
     rev, rev_terms = float(sum(np.sum(t) for t in terms)), float(sum(np.sum(np.abs(t)) for t in terms))
-    floor = max((ctx.tol.floor or 0.0) * max(fwd_terms, rev_terms, scale), (ctx.tol.atol or 0.0) / ctx.tol.analytic)
+    floor = max((ctx.tol.floor or 0.0) * max(fwd_terms, rev_terms, scale, rounding.scale_terms(ctx, r.grads, v)),
+                (ctx.tol.atol or 0.0) / ctx.tol.analytic)
     err = abs(fwd - rev) / max(1e-8, abs(fwd) + abs(rev), floor) if math.isfinite(fwd - rev) else math.inf
     if err > ctx.tol.analytic and math.isfinite(err):  # judged again with the rule's measured rounding
         floor = max(floor, rounding.along(ctx, v) / ctx.tol.analytic)
@@ -407,6 +408,8 @@ def second_order_check(ctx, check):
     values, bounds, mag = fd.probe_values(ctx, reqs, outs_fn=second_order.outs_fn(ctx), key="second_order_fd",
                                           extra=tuple(ctx.cot64), weights=second_order.flat_weights(w))
     mag += ctx.input_terms(grads)
+    if ctx.tol.floor is not None:  # phi2 sums the rule's gradient, whose rounding is of the cotangent's size
+        mag += rounding.scale_terms(ctx, ctx.get("rule").grads, w)
     analytic_values = [float(grads[i].flat[j]) if d is None else float(np.sum(grads[i] * d)) for i, j, d, _ in reqs]
     return _fd_finding(ctx, check, _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, False))
 

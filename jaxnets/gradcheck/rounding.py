@@ -92,6 +92,18 @@ def along(ctx, v):
     return ROUNDING_FACTOR * float(sum(r * np.sum(np.abs(x)) for r, x in zip(rounding, v)))
 
 
+def scale_terms(ctx, grads, weights):
+    """sum |weights| times the gradient's scale (its largest entry or the cotangent's, as
+    `compare.gradient_scale`): the size of <grads, weights> that the analytic rows' scale floor
+    (`tol.floor`) compares at, so the dot-product and second-order rows judge a projection
+    with the same floor as the gradient entries it sums. A saturated softmax's gradient is
+    rounding of terms of the cotangent's size (its true value ~0): 1.3e-17 from forward mode
+    against 7.5e-18 from the reverse rule is a relative error of 5.7e-10 without it."""
+    scale = max([src.max_finite(np.abs(g)) for g in grads if np.size(g)]
+                + [src.max_finite(np.abs(c)) for c in ctx.cot64 if np.size(c)] + [0.0])
+    return scale * float(sum(np.sum(np.abs(w)) for w in weights))
+
+
 def _call(fn):
     try:
         return fn()
