@@ -1,8 +1,9 @@
 """Explaining a disagreement between two gradient sources by finite differences at the
 coordinates where they disagree: at a kink (both values between its one-sided slopes: two
-conventions, "ambiguous"), on the domain's boundary (one-sided differences decide where they
-converge), or where finite differences are smooth (they decide; with `arbiter`, a rule that
-agrees with them while autodiff of the primal does not passes, with a note).
+conventions, "ambiguous"; a value outside them may mean the point is singular: `pieces.py`), on the domain's boundary (one-sided differences decide
+where they converge), or where finite differences are smooth (they decide; with `arbiter`, a
+rule that agrees with them while autodiff of the primal does not passes, with a note).
+`requests_beyond_slopes` judges again the finite-difference rows' failed requests.
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import math
 import numpy as np
 
 from jaxnets.gradcheck.compare import cotangent_scale, gradient_scale
+from jaxnets.gradcheck import pieces
 from jaxnets.gradcheck.finite_diff import judge as judge_probe, probe, relative_error
 from jaxnets.gradcheck.oracles import fd
+from jaxnets.gradcheck.pieces import position
 from jaxnets.gradcheck.tolerances import ROUNDING_FACTOR
 
 #: failing coordinates of an analytic pair probed by finite differences for a kink
@@ -42,8 +45,8 @@ def explain(ctx, finding, ga, gb, cot, arbiter=False, rounding=None):
     rule) but not the second (autodiff of the primal), the finding passes with a note."""
     bad = bad_coords(ctx, ga, gb, cot, rounding)[:KINK_PROBES]
     cot64 = [np.asarray(c, np.float64) for c in cot]
-    verdicts = []  # (kind: "kink" | "overruled" | "fail", note, convention)
-    two_sided = []
+    verdicts = []  # (kind: "kink" | "domain" | "overruled" | "fail", note, convention)
+    two_sided, outside = [], []
     for _, i, j in bad:
         h = fd.step(ctx.diff64[i], ctx.domains[i], flat=j)
         if h > 1e-12:
@@ -69,20 +72,31 @@ def explain(ctx, finding, ga, gb, cot, arbiter=False, rounding=None):
                     verdicts.append(("fail", f"finite differences are smooth at {where}, where they disagree too: "
                                              f"not a convention at a kink", None))
             elif "fail" in (va, vb):
-                bad_side = "your rule" if va == "fail" else "autodiff"
-                verdicts.append(("fail", f"at {where}, a kink, {bad_side}'s value lies outside the one-sided slopes "
-                                         f"{slopes(pr)}: no convention", None))
+                outside.append((i, j, h, vals, pr, a, b, va, vb))
             else:
                 verdicts.append(("kink", "", f"{ca or '?'}/{cb or '?'}"))
+        verdicts += beyond_slopes(ctx, outside, cot64)
     settle(finding, verdicts, len(bad_coords(ctx, ga, gb, cot, rounding)))
+
+
+def beyond_slopes(ctx, outside, cot64):
+    """Verdicts for disagreeing coordinates at a kink where a value lies outside the one-sided
+    slopes: "domain" where the function is singular there (`pieces.singular`), otherwise a
+    failure."""
+    verdicts = []
+    for i, j, h, vals, pr, a, b, va, vb in outside:
+        why = pieces.singular(vals, h, pr.noise)
+        if why:
+            verdicts.append(("domain", pieces.domain_note(position(ctx, i, j), why), None))
+            continue
+        bad_side = "your rule" if va == "fail" else "autodiff"
+        verdicts.append(("fail", f"at {position(ctx, i, j)}, a kink, {bad_side}'s value lies outside the one-sided "
+                                 f"slopes {slopes(pr)}: no convention", None))
+    return verdicts
 
 
 def finite(grads):
     return [np.where(np.isfinite(g), g, 0.0) for g in grads]
-
-
-def position(ctx, i, j):
-    return f"{ctx.names[i]}{[int(v) for v in np.unravel_index(j, ctx.diff64[i].shape)]}"
 
 
 def at_boundary(ctx, i, j, a, b, cot64, arbiter):
@@ -110,6 +124,10 @@ def settle(finding, verdicts, n_bad):
     if not verdicts or fails:
         if fails:
             finding.note = fails[0][1]
+        return
+    domain = [v for v in verdicts if v[0] == "domain"]
+    if domain:  # a singular point: no derivative to compare
+        finding.status, finding.note, finding.err = "domain", domain[0][1], 0.0
         return
     overruled = [v[1] for v in verdicts if v[0] == "overruled"]
     kinks = [v for v in verdicts if v[0] == "kink"]
@@ -162,3 +180,40 @@ def explain_tangents(ctx, finding, k, direction, ta, tb):
             else:
                 verdicts.append(("kink", "", f"{ca or '?'}/{cb or '?'}"))
     settle(finding, verdicts, len(verdicts))
+
+
+def requests_beyond_slopes(ctx, reqs, values, bounds, mag, analytic_values, results, first_order=True):
+    """Failed requests judged again: "domain" where the function is singular at the point
+    (`pieces.singular`: one-sided quotients that blow up along some request) or where smooth
+    finite differences cannot resolve a spike of the derivative (`pieces.spike`).
+    `first_order`: the requests difference the primal (not second order's function), so the
+    rule can be rerun near the point."""
+    bad = [n for n, r in enumerate(results[:len(reqs)]) if r[0] == "fail"]
+    if not bad:
+        return results
+    probes = [probe(v, q[3], mag, b) for q, v, b in zip(reqs, values, bounds)]
+    singular = [(n, pieces.singular(values[n], reqs[n][3], p.noise)) for n, p in enumerate(probes) if p.kind != "smooth"]
+    singular = [(n, why) for n, why in singular if why]
+    results = list(results)
+    if singular:  # the function has no derivative at this point, along any direction
+        n0, why = singular[0]
+        note = pieces.domain_note(where(ctx, reqs[n0]), why)
+        for n in bad:
+            results[n] = ("domain", 0.0, *results[n][2:6], note, None, False)
+        return results
+    smooth = [n for n in bad if probes[n].kind == "smooth"]
+    if smooth and first_order:  # a value far beyond smooth finite differences that no small move keeps
+        slope = max((abs(v) for p in probes for v in (p.estimate, p.left, p.right) if math.isfinite(v)), default=0.0)
+        why = pieces.spike(ctx, [reqs[n] for n in smooth], [analytic_values[n] for n in smooth],
+                           [probes[n].estimate for n in smooth], slope)
+        if why:
+            note = pieces.domain_note(where(ctx, reqs[smooth[0]]), why)
+            for n in bad:
+                results[n] = ("domain", 0.0, *results[n][2:6], note, None, False)
+            return results
+    return results
+
+
+def where(ctx, req):
+    i, flat, d, _ = req
+    return position(ctx, i, flat) if d is None else f"{ctx.names[i]} along a direction"

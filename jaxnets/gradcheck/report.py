@@ -186,7 +186,7 @@ class Report:
         domain = [f for f in self.findings if f.status == "domain"]
         if domain:
             kinds = sorted({str(self._case(f.case).tags.get("values", "?")) for f in domain if self._case(f.case)})
-            lines.append(f"domain: the forward is not finite on {len({f.case for f in domain})} case(s) "
+            lines.append(f"domain: {len({f.case for f in domain})} case(s) outside the forward's smooth domain "
                          f"({', '.join(kinds)} values): not checked there — {domain[0].note}")
         saved = {}
         for r in self.rows.values():
@@ -204,7 +204,7 @@ class Report:
                 saved.setdefault(r.saved, r.rerun)
         for path, rerun in saved.items():
             lines.append(f"saved {path}" + (f"; re-run just that case: {rerun}" if rerun else ""))
-        verdict = {"pass": "every check passes", "domain": "every check passes where the forward is finite",
+        verdict = {"pass": "every check passes", "domain": "every check passes inside the forward's smooth domain",
                    "ambiguous": "no gradient disagrees; some comparisons at kinks are ambiguous (see above)",
                    "fail": "a gradient disagrees"}[self.status]
         lines.append(f"result: {self.status.upper()}: {verdict}")
