@@ -1,10 +1,12 @@
-"""No false alarms on correct code nobody here wrote: the cases where JAX's own functions
-raised false alarms through the public `check`, replayed one by one (singular matrices,
-repeated eigenvalues, a saturated softmax), beside planted mistakes that the judgement which
-accepts them must still fail."""
+"""No false alarms on correct code nobody here wrote: JAX's own differentiable functions and
+optax's `projection_simplex` (a custom_jvp, used unmodified) through the public `check`, with
+default options but few cases. Then the cases that raised false alarms, replayed one by one
+(ties where several pieces meet, singular matrices, repeated eigenvalues, saturated softmaxes),
+each beside a planted mistake that the judgement which accepts them must still fail."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxnets.gradcheck import check
@@ -19,6 +21,36 @@ SPD = A @ A.T
 B = _rng.standard_normal(4)
 
 
+def chol_solve(s, b):
+    return jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(s), True), b)
+
+
+CORPUS = {
+    "optax projection_simplex": (optax.projections.projection_simplex, (_rng.standard_normal(6),)),
+    "jax.nn.softmax": (jax.nn.softmax, (X,)),
+    "jax.nn.log_softmax": (jax.nn.log_softmax, (X,)),
+    "jnp.linalg.inv": (jnp.linalg.inv, (A,)),
+    "jnp.linalg.slogdet": (lambda a: jnp.linalg.slogdet(a)[1], (A,)),
+    "jnp.linalg.det": (jnp.linalg.det, (A,)),
+    "jnp.linalg.eigh": (jnp.linalg.eigh, (SPD,)),
+    "jnp.linalg.eigvalsh": (jnp.linalg.eigvalsh, (SPD,)),
+    "cholesky solve": (chol_solve, (SPD, B)),
+    "gammaln": (jax.scipy.special.gammaln, (np.abs(X) + 0.5,)),
+    "erf": (jax.scipy.special.erf, (X,)),
+    "logsumexp": (lambda v: jax.scipy.special.logsumexp(v, axis=-1), (X,)),
+    "jnp.sort": (jnp.sort, (X,)),
+    "jnp.max": (lambda v: jnp.max(v, axis=-1), (X,)),
+}
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_correct_functions_never_fail(name):
+    """Seven cases: one of each value kind (ties, zeros and large values among them)."""
+    f, example = CORPUS[name]
+    report = check(f, *example, cases=7, name=name)
+    assert report.status != "fail", report.text()
+
+
 def replay(f, args, cot, tmp_path, name, values="ties", example=None):
     """`check` on exactly one case: `args` with output cotangent `cot` (`example`: another
     valid call of the same shapes, where `args` is not one)."""
@@ -29,6 +61,74 @@ def replay(f, args, cot, tmp_path, name, values="ties", example=None):
 
 def fd_row(report):
     return next(r for k, r in report.rows.items() if k.endswith("~ finite differences") and "second" not in k)
+
+
+# ------------------------------------------------- several pieces meet: one piece's derivative
+
+TIED_SIMPLEX = np.array([1.25, 0.25, 1.75, 1.25, 1.75, 0.25])
+SIMPLEX_COT = np.array([0.0564317, 0.5592453, 0.5142649, -1.3003138, -0.8171256, 0.3308682])
+
+
+@jax.custom_jvp
+def simplex_wrong_sign(v):
+    return optax.projections.projection_simplex(v)
+
+
+@simplex_wrong_sign.defjvp
+def _simplex_wrong_sign_jvp(primals, tangents):
+    (v,), (dv,) = primals, tangents
+    out = optax.projections.projection_simplex(v)
+    supp = out > 0
+    # planted: the mean of the support's tangent added, not subtracted
+    return out, supp * dv + (jnp.dot(supp, dv) / jnp.count_nonzero(supp)) * supp
+
+
+def test_projection_simplex_at_tied_inputs_follows_one_adjacent_piece(tmp_path):
+    # entries 0 and 3 tie at the threshold: optax's JVP keeps both out of the support, a piece
+    # that moving either entry alone never reaches
+    report = replay(optax.projections.projection_simplex, (TIED_SIMPLEX,), SIMPLEX_COT, tmp_path, "simplex")
+    row = fd_row(report)
+    assert row.status == "ambiguous", report.text()
+    assert "piece" in row.findings[0].note, report.text()
+    assert any(c == "piece" for c in row.findings[0].conventions)
+
+
+def test_projection_simplex_with_a_wrong_sign_still_fails_at_the_ties(tmp_path):
+    report = replay(simplex_wrong_sign, (TIED_SIMPLEX,), SIMPLEX_COT, tmp_path, "simplex_wrong")
+    assert fd_row(report).status == "fail", report.text()
+
+
+TIED_SORT = np.array([[-0.75, -0.75, -0.75, -0.25, -0.25], [-0.75, -0.25, -0.75, -0.75, -0.25],
+                      [0.75, 0.75, 0.75, 0.75, 0.75], [0.75, 0.75, 0.75, 0.75, 0.75],
+                      [0.75, 0.75, -1.25, -1.25, 0.75]])
+SORT_COT = np.random.default_rng(9).standard_normal(TIED_SORT.shape)
+
+
+@jax.custom_jvp
+def sort_wrong_piece(x):
+    return jnp.sort(x)
+
+
+@sort_wrong_piece.defjvp
+def _sort_wrong_piece_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    perm = jnp.argsort(x, axis=-1)
+    # planted: the tangent of each row's second-smallest entry at the first place and the
+    # smallest at the second, a piece that needs the two to cross even where they differ
+    perm = perm.at[..., :2].set(perm[..., 1::-1])
+    return jnp.sort(x), jnp.take_along_axis(dx, perm, axis=-1)
+
+
+def test_sort_with_three_tied_entries_follows_one_adjacent_piece(tmp_path):
+    # a stable sort keeps the middle of three tied entries in the middle place: outside that
+    # entry's one-sided slopes (moving it alone takes it to the first or the last place)
+    report = replay(jnp.sort, (TIED_SORT,), SORT_COT, tmp_path, "sort")
+    assert report.status != "fail", report.text()
+
+
+def test_sort_with_a_wrong_piece_still_fails_at_the_ties(tmp_path):
+    report = replay(sort_wrong_piece, (TIED_SORT,), SORT_COT, tmp_path, "sort_wrong")
+    assert fd_row(report).status == "fail", report.text()
 
 
 # ------------------------------------------------------------- singular points: DOMAIN

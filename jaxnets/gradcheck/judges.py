@@ -16,7 +16,7 @@
 
 A failed comparison on a user layer is judged again with the gradient's measured rounding
 (`rounding.py`) and, where it still fails, explained coordinate by coordinate by finite
-differences (`kinks.py`; at a singular point, `pieces.py`).
+differences (`kinks.py`; at a singular point or where several pieces meet, `pieces.py`).
 """
 from __future__ import annotations
 
@@ -130,8 +130,8 @@ def runs(ctx, check):
             flat = int(np.ravel_multi_index(idx, g.shape)) if idx else 0
             why = None if where or g.shape != ctx.diff64[k].shape else pieces.singular_at(ctx, k, flat)
             if why:  # the function itself has no derivative there (eigenvectors at a repeated eigenvalue)
-                return Finding(check.name, case, "domain", n, 0.0, idx,
-                               note=f"{_nonfinite(g)} in d{n}: " + pieces.domain_note(kinks.position(ctx, k, flat), why))
+                note = pieces.domain_note(pieces.position(ctx, k, flat), why)
+                return Finding(check.name, case, "domain", n, 0.0, idx, note=f"{_nonfinite(g)} in d{n}: {note}")
             return Finding(check.name, case, "fail", n, math.inf, idx,
                            note=f"{_nonfinite(g)} in d{n}{list(idx) if idx else ''} where the forward is finite"
                                 + (f" ({where})" if where else f" ({ctx.case.tags.get('values', '?')} values)")
@@ -224,8 +224,8 @@ def _fd_finding(ctx, check, results):
         return None
     status = max((r[0] for r in results), key=STATUSES.index)
     worst = max(results, key=lambda r: ({"fail": 2, "pass": 1}.get(r[0], 0) if r[8] else 0, r[1]))
-    if status != "fail":  # a singular point says so
-        worst = next((r for r in results if r[0] == "domain"), worst)
+    if status != "fail":  # a singular point, or a piece named, says so
+        worst = next((r for r in results if r[0] == "domain" or r[7] == "piece"), worst)
     st, err, i, where, value, est, note, _, decided = worst
     if where and isinstance(where[0], str):
         note = f"directional derivative along {where[0]}" + (f"; {note}" if note else "")

@@ -221,7 +221,8 @@ class Report:
             return []
         by_row = {}
         words = {"left": "the left derivative", "right": "the right derivative", "mean": "the mean of the two",
-                 "between": "in between (several kinks at once)"}
+                 "between": "in between (several kinks at once)",
+                 "piece": "the derivative of one adjacent piece (several pieces meet)"}
         for (row, name), n in sorted(conv.items(), key=lambda item: -item[1]):
             if "/" in name:  # two sources' conventions: "first/second"
                 sources = [w.split(" (")[0] for w in row.split(" ~ ")]
