@@ -207,3 +207,19 @@ def test_saturated_softmax_rounding_is_not_a_mistake(tmp_path):
     normal = np.random.default_rng(35).standard_normal((4, 5))
     report = replay(jax.nn.softmax, (normal,), np.ones((4, 5)), tmp_path, "softmax_ones", "normal")
     assert report.rows["second order ~ finite differences"].status == "pass", report.text()
+
+
+def test_forward_mode_rows_share_the_floor(tmp_path):
+    # the tutorial's log1pexp JVP, 1 - 1 / (1 + exp(x)), is 2.54e-16 at x = -33 where jax.jvp of
+    # the primal gives 2.52e-16: rounding of a cancellation of terms of the tangent's size
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "realcode", "tut_log1pexp_custom_jvp.py")
+    spec = importlib.util.spec_from_file_location("tut_log1pexp_custom_jvp", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    x = np.array([-33.009721498468416, -343.2049467417525, -229.5890067549545, -1254.235299491404, -1990.0950288833235])
+    report = replay(module.log1pexp, (x,), np.ones(5), tmp_path, "log1pexp", "large")
+    assert report.rows["jvp rule ~ autodiff jvp"].status != "fail", report.text()
+    assert report.rows["jvp rule ~ finite differences"].status != "fail", report.text()

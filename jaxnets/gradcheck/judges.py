@@ -349,7 +349,8 @@ def jvp_fd(ctx, check):
     proj = [forward_mode.project(t, ctx.cot64) for t in touts]
     mag += max(p[1] for p in proj)
     analytic_values = [p[0] for p in proj]
-    results = _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, False)
+    results = _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, False,
+                              allow=rounding.floor_allowances(ctx, reqs))
     return _fd_finding(ctx, check, kinks.requests_beyond_slopes(ctx, reqs, values, bounds, mag, analytic_values,
                                                                  results))
 
@@ -389,7 +390,8 @@ def jvp_autodiff(ctx, check):
         findings.append(f)
     for k, (a, b) in enumerate(zip(rule[:n_leaves], auto[:n_leaves])):
         comps = [compare_arrays(n, check.a, x, check.b, y, ctx.tol.analytic, scale_floor=ctx.tol.floor,
-                                scale=None if ctx.tol.floor is None else gradient_scale(x, y, 0.0), atol=ctx.tol.atol)
+                                scale=None if ctx.tol.floor is None else gradient_scale(x, y, dirs[k][k]),
+                                atol=ctx.tol.atol)
                  for n, x, y in zip(ctx.out_names, a, b)]
         worst = max(comps, key=lambda c: c.err)
         o = list(ctx.out_names).index(worst.param)

@@ -104,6 +104,19 @@ def scale_terms(ctx, grads, weights):
     return scale * float(sum(np.sum(np.abs(w)) for w in weights))
 
 
+def floor_allowances(ctx, reqs):
+    """Per finite-difference request (leaf, flat index or None, direction or None, h), the
+    analytic rows' floor as an absolute allowance: tol.analytic times tol.floor times
+    `scale_terms` along the request; None where there is no floor (the suite's checks). The
+    JVP rule's 1 - 1 / (1 + exp(x)) at x ~ -36 is 2.5e-16 of rounding beside 0."""
+    if ctx.tol.floor is None:
+        return None
+    rule = ctx.get("rule")
+    grads = [] if isinstance(rule, Exception) else rule.grads
+    return [ctx.tol.analytic * ctx.tol.floor * scale_terms(ctx, grads, [np.ones(1) if d is None else d])
+            for _, _, d, _ in reqs]
+
+
 def _call(fn):
     try:
         return fn()
