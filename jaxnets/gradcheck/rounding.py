@@ -46,6 +46,15 @@ def measure(ctx, cot):
             move = lambda xs: [x * (1 + ROUNDING_ULPS * np.finfo(np.float64).eps * rng.uniform(-1, 1, np.shape(x)))
                                for x in xs]
             others.append((grads(run64, move(ctx.diff64), ctx.arrays64, move(cot)), 1.0))
+        # a gradient is linear in its cotangent: g(u + w) - g(w) differs from g(u) by rounding
+        # alone, the cancelling terms' included (a saturated softmax's, whose inputs ulp moves
+        # leave saturated)
+        rng = ctx.rng(103)
+        w = [rng.standard_normal(np.shape(c)) * max(src.max_finite(np.abs(c)), 1e-300) for c in cot]
+        both, alone = (grads(run64, ctx.diff64, ctx.arrays64, [c + x for c, x in zip(cot, w)]),
+                       grads(run64, ctx.diff64, ctx.arrays64, w))
+        if not isinstance(both, Exception) and not isinstance(alone, Exception) and len(both) == len(alone):
+            others.append(([a - b for a, b in zip(both, alone)], 1.0))
         for g, factor in others:
             if isinstance(g, Exception) or len(g) != len(base):
                 continue
