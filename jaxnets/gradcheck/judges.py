@@ -16,7 +16,7 @@
 
 A failed comparison on a user layer is judged again with the gradient's measured rounding
 (`rounding.py`) and, where it still fails, explained coordinate by coordinate by finite
-differences (`kinks.py`).
+differences (`kinks.py`; at a singular point or where several pieces meet, `pieces.py`).
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ import math
 
 import numpy as np
 
-from jaxnets.gradcheck import kinks, rounding
+from jaxnets.gradcheck import kinks, pieces, rounding
 from jaxnets.gradcheck.compare import compare_arrays, cotangent_scale, gradient_scale
 from jaxnets.gradcheck.finite_diff import judge as judge_probe, probe, relative_error
 from jaxnets.gradcheck.oracles import context, fd, forward_mode, second_order
-from jaxnets.gradcheck.report import Finding
+from jaxnets.gradcheck.report import STATUSES, Finding
 from jaxnets.gradcheck.subject import RuleError
 from jaxnets.gradcheck.tolerances import ROUNDING_CAP, ROUNDING_FACTOR, ROUNDING_ULPS
 
@@ -122,11 +122,16 @@ def runs(ctx, check):
         n, o = bad_out[0]
         return Finding(check.name, case, "domain", n, note=f"{n} is {_nonfinite(o)} for finite inputs: values outside "
                        f"the forward's numerical range, or a forward that overflows (exp without the max shift?)")
-    for n, g in zip(ctx.names, r.grads):
+    for k, (n, g) in enumerate(zip(ctx.names, r.grads)):
         if not np.all(np.isfinite(g)):
             ctx.skip = True
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(g))[0]) if g.ndim else ()
             where = ctx.domain_note(n, idx)
+            flat = int(np.ravel_multi_index(idx, g.shape)) if idx else 0
+            why = None if where or g.shape != ctx.diff64[k].shape else pieces.singular_at(ctx, k, flat)
+            if why:  # the function itself has no derivative there (eigenvectors at a repeated eigenvalue)
+                note = pieces.domain_note(pieces.position(ctx, k, flat), why)
+                return Finding(check.name, case, "domain", n, 0.0, idx, note=f"{_nonfinite(g)} in d{n}: {note}")
             return Finding(check.name, case, "fail", n, math.inf, idx,
                            note=f"{_nonfinite(g)} in d{n}{list(idx) if idx else ''} where the forward is finite"
                                 + (f" ({where})" if where else f" ({ctx.case.tags.get('values', '?')} values)")
@@ -178,6 +183,7 @@ def fd_check(ctx, check):
         allow = rounding.allowances(ctx, reqs, findings)
         if allow is not None:  # judged again, a difference within the rule's measured rounding agreeing
             findings = _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, allow=allow)
+        findings = kinks.requests_beyond_slopes(ctx, reqs, values, bounds, mag, analytic_values, findings)
     for i, j in fd.boundary_coords(ctx):
         r1, r2, mag = fd.one_sided(ctx, i, j)
         got = float(grads[i].flat[j])
@@ -216,9 +222,10 @@ def _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, record=True
 def _fd_finding(ctx, check, results):
     if not results:
         return None
-    statuses = [r[0] for r in results]
-    status = "fail" if "fail" in statuses else ("ambiguous" if "ambiguous" in statuses else "pass")
+    status = max((r[0] for r in results), key=STATUSES.index)
     worst = max(results, key=lambda r: ({"fail": 2, "pass": 1}.get(r[0], 0) if r[8] else 0, r[1]))
+    if status != "fail":  # a singular point, or a piece named, says so
+        worst = next((r for r in results if r[0] == "domain" or r[7] == "piece"), worst)
     st, err, i, where, value, est, note, _, decided = worst
     if where and isinstance(where[0], str):
         note = f"directional derivative along {where[0]}" + (f"; {note}" if note else "")
@@ -285,7 +292,8 @@ def dot(ctx, check):
     fwd, fwd_terms = forward_mode.project(touts, ctx.cot64)
     terms = [g * x for g, x in zip(r.grads, v)]
     rev, rev_terms = float(sum(np.sum(t) for t in terms)), float(sum(np.sum(np.abs(t)) for t in terms))
-    floor = max((ctx.tol.floor or 0.0) * max(fwd_terms, rev_terms, scale), (ctx.tol.atol or 0.0) / ctx.tol.analytic)
+    floor = max((ctx.tol.floor or 0.0) * max(fwd_terms, rev_terms, scale, rounding.scale_terms(ctx, r.grads, v)),
+                (ctx.tol.atol or 0.0) / ctx.tol.analytic)
     err = abs(fwd - rev) / max(1e-8, abs(fwd) + abs(rev), floor) if math.isfinite(fwd - rev) else math.inf
     if err > ctx.tol.analytic and math.isfinite(err):  # judged again with the rule's measured rounding
         floor = max(floor, rounding.along(ctx, v) / ctx.tol.analytic)
@@ -308,6 +316,11 @@ def _dot_by_fd(ctx, f, v, fwd, rev):
     probes = [probe(vals, q[3], mag + ctx.input_terms(ctx.get("rule").grads), bnd)
               for q, vals, bnd in zip(reqs, values, bounds)]
     if any(p.kind != "smooth" for p in probes):
+        why = [pieces.singular(vals, q[3], p.noise) for q, vals, p in zip(reqs, values, probes) if p.kind != "smooth"]
+        if any(why):
+            f.status, f.err = "domain", 0.0
+            f.note = pieces.domain_note("a random direction", next(w for w in why if w))
+            return
         lo, hi = sum(p.lo - p.slack for p in probes), sum(p.hi + p.slack for p in probes)
         if lo <= rev <= hi:
             f.status, f.note = "ambiguous", "differs along a direction that crosses a kink; your rule's value lies " \
@@ -335,7 +348,11 @@ def jvp_fd(ctx, check):
     values, bounds, mag = fd.probe_values(ctx, reqs)
     proj = [forward_mode.project(t, ctx.cot64) for t in touts]
     mag += max(p[1] for p in proj)
-    return _fd_finding(ctx, check, _judge_requests(ctx, reqs, values, bounds, mag, [p[0] for p in proj], False))
+    analytic_values = [p[0] for p in proj]
+    results = _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, False,
+                              allow=rounding.floor_allowances(ctx, reqs))
+    return _fd_finding(ctx, check, kinks.requests_beyond_slopes(ctx, reqs, values, bounds, mag, analytic_values,
+                                                                 results))
 
 
 def jvp_autodiff(ctx, check):
@@ -373,7 +390,8 @@ def jvp_autodiff(ctx, check):
         findings.append(f)
     for k, (a, b) in enumerate(zip(rule[:n_leaves], auto[:n_leaves])):
         comps = [compare_arrays(n, check.a, x, check.b, y, ctx.tol.analytic, scale_floor=ctx.tol.floor,
-                                scale=None if ctx.tol.floor is None else gradient_scale(x, y, 0.0), atol=ctx.tol.atol)
+                                scale=None if ctx.tol.floor is None else gradient_scale(x, y, dirs[k][k]),
+                                atol=ctx.tol.atol)
                  for n, x, y in zip(ctx.out_names, a, b)]
         worst = max(comps, key=lambda c: c.err)
         o = list(ctx.out_names).index(worst.param)
@@ -407,7 +425,11 @@ def second_order_check(ctx, check):
     values, bounds, mag = fd.probe_values(ctx, reqs, outs_fn=second_order.outs_fn(ctx), key="second_order_fd",
                                           extra=tuple(ctx.cot64), weights=second_order.flat_weights(w))
     mag += ctx.input_terms(grads)
+    if ctx.tol.floor is not None:  # phi2 sums the rule's gradient, whose rounding is of the cotangent's size
+        mag += rounding.scale_terms(ctx, ctx.get("rule").grads, w)
     analytic_values = [float(grads[i].flat[j]) if d is None else float(np.sum(grads[i] * d)) for i, j, d, _ in reqs]
-    return _fd_finding(ctx, check, _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, False))
+    results = _judge_requests(ctx, reqs, values, bounds, mag, analytic_values, False)
+    results = kinks.requests_beyond_slopes(ctx, reqs, values, bounds, mag, analytic_values, results, False)
+    return _fd_finding(ctx, check, results)
 
 

@@ -1,8 +1,10 @@
 """Explaining a disagreement between two gradient sources by finite differences at the
 coordinates where they disagree: at a kink (both values between its one-sided slopes: two
-conventions, "ambiguous"), on the domain's boundary (one-sided differences decide where they
-converge), or where finite differences are smooth (they decide; with `arbiter`, a rule that
-agrees with them while autodiff of the primal does not passes, with a note).
+conventions, "ambiguous"; a value outside them may still be one adjacent piece's derivative,
+or the point singular: `pieces.py`), on the domain's boundary (one-sided differences decide
+where they converge), or where finite differences are smooth (they decide; with `arbiter`, a
+rule that agrees with them while autodiff of the primal does not passes, with a note).
+`requests_beyond_slopes` judges again the finite-difference rows' failed requests.
 """
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import math
 import numpy as np
 
 from jaxnets.gradcheck.compare import cotangent_scale, gradient_scale
+from jaxnets.gradcheck import pieces
 from jaxnets.gradcheck.finite_diff import judge as judge_probe, probe, relative_error
 from jaxnets.gradcheck.oracles import fd
+from jaxnets.gradcheck.pieces import position
 from jaxnets.gradcheck.tolerances import ROUNDING_FACTOR
 
 #: failing coordinates of an analytic pair probed by finite differences for a kink
@@ -56,8 +60,8 @@ def explain(ctx, finding, ga, gb, cot, arbiter=False, rounding=None):
     rule) but not the second (autodiff of the primal), the finding passes with a note."""
     bad = finding_first(ctx, finding, bad_coords(ctx, ga, gb, cot, rounding))[:KINK_PROBES]
     cot64 = [np.asarray(c, np.float64) for c in cot]
-    verdicts = []  # (kind: "kink" | "overruled" | "fail", note, convention)
-    two_sided = []
+    verdicts = []  # (kind: "kink" | "piece" | "domain" | "overruled" | "fail", note, convention)
+    two_sided, outside = [], []
     for _, i, j in bad:
         h = fd.step(ctx.diff64[i], ctx.domains[i], flat=j)
         if h > 1e-12:
@@ -83,20 +87,45 @@ def explain(ctx, finding, ga, gb, cot, arbiter=False, rounding=None):
                     verdicts.append(("fail", f"finite differences are smooth at {where}, where they disagree too: "
                                              f"not a convention at a kink", None))
             elif "fail" in (va, vb):
-                bad_side = "your rule" if va == "fail" else "autodiff"
-                verdicts.append(("fail", f"at {where}, a kink, {bad_side}'s value lies outside the one-sided slopes "
-                                         f"{slopes(pr)}: no convention", None))
+                outside.append((i, j, h, vals, pr, a, b, va, vb))
             else:
                 verdicts.append(("kink", "", f"{ca or '?'}/{cb or '?'}"))
+        verdicts += beyond_slopes(ctx, outside, cot64)
     settle(finding, verdicts, len(bad_coords(ctx, ga, gb, cot, rounding)))
+
+
+def beyond_slopes(ctx, outside, cot64):
+    """Verdicts for disagreeing coordinates at a kink where a value lies outside the one-sided
+    slopes: "domain" where the function is singular there (`pieces.singular`); a kink where
+    each source's values there are the derivative of one adjacent piece
+    (`pieces.adjacent_piece`); otherwise a failure."""
+    verdicts, rest = [], []
+    for i, j, h, vals, pr, a, b, va, vb in outside:
+        why = pieces.singular(vals, h, pr.noise)
+        if why:
+            verdicts.append(("domain", pieces.domain_note(position(ctx, i, j), why), None))
+        else:
+            rest.append((i, j, h, vals, pr, a, b, va, vb))
+    if not rest:
+        return verdicts
+    reqs = [(i, j, None, h) for i, j, h, *_ in rest]
+    conv = {}
+    for side, k in (("your rule", 5), ("autodiff", 6)):
+        if all(r[k + 2] != "fail" for r in rest):
+            continue
+        found = pieces.adjacent_piece(ctx, reqs, [r[k] for r in rest], cot64)
+        if found is None:
+            r = next(r for r in rest if r[k + 2] == "fail")
+            return verdicts + [("fail", f"at {position(ctx, r[0], r[1])}, a kink, {side}'s value lies outside the "
+                                        f"one-sided slopes {slopes(r[4])} and is the derivative of no adjacent piece "
+                                        f"probed: no convention", None)]
+        conv[side] = pieces.describe_piece(ctx, found[0], found[1], [(r[0], r[1]) for r in rest])
+    note = "; ".join(f"{side} follows {piece}" for side, piece in conv.items())
+    return verdicts + [("kink", "", "piece/piece") for _ in rest[:-1]] + [("piece", note, "piece/piece")]
 
 
 def finite(grads):
     return [np.where(np.isfinite(g), g, 0.0) for g in grads]
-
-
-def position(ctx, i, j):
-    return f"{ctx.names[i]}{[int(v) for v in np.unravel_index(j, ctx.diff64[i].shape)]}"
 
 
 def at_boundary(ctx, i, j, a, b, cot64, arbiter):
@@ -125,8 +154,12 @@ def settle(finding, verdicts, n_bad):
         if fails:
             finding.note = fails[0][1]
         return
+    domain = [v for v in verdicts if v[0] == "domain"]
+    if domain:  # a singular point: no derivative to compare
+        finding.status, finding.note, finding.err = "domain", domain[0][1], 0.0
+        return
     overruled = [v[1] for v in verdicts if v[0] == "overruled"]
-    kinks = [v for v in verdicts if v[0] == "kink"]
+    kinks = [v for v in verdicts if v[0] in ("kink", "piece")]
     if overruled:
         where, est, a, b = overruled[0]
         note = (f"autodiff of your primal is wrong here: at {where} finite differences give {est:.10g}, your rule "
@@ -137,11 +170,14 @@ def settle(finding, verdicts, n_bad):
             finding.err = 0.0  # the rule agreed with finite differences within their tolerance
             return
     conventions = tuple(v[2] for v in kinks if v[2] and v[2] not in ("boundary/boundary", "one-sided/one-sided"))
-    boundary_notes = [v[1] for v in kinks if v[1]]
+    boundary_notes = [v[1] for v in kinks if v[1] and v[0] == "kink"]
+    piece_notes = [v[1] for v in kinks if v[0] == "piece"]
     finding.status = "ambiguous"
     finding.conventions = conventions
     a, b = finding.check.split(" ~ ")[0], finding.check.split(" ~ ")[-1].split(" (")[0]
     finding.note = (boundary_notes[0] if boundary_notes else
+                    f"differs at {n_bad} coordinate(s) where several pieces meet: {piece_notes[0]}, whose derivative "
+                    f"lies outside a single coordinate's one-sided slopes" if piece_notes else
                     f"differs only at {n_bad} kink coordinate(s), both between the one-sided slopes "
                     f"({', '.join(sorted(set(conventions)))} = {a}/{b})")
 
@@ -176,3 +212,54 @@ def explain_tangents(ctx, finding, k, direction, ta, tb):
             else:
                 verdicts.append(("kink", "", f"{ca or '?'}/{cb or '?'}"))
     settle(finding, verdicts, len(verdicts))
+
+
+def requests_beyond_slopes(ctx, reqs, values, bounds, mag, analytic_values, results, first_order=True):
+    """Failed requests judged again: "domain" where the function is singular at the point
+    (`pieces.singular`: one-sided quotients that blow up along some request) or where smooth
+    finite differences cannot resolve a spike of the derivative (`pieces.spike`); "ambiguous"
+    where finite differences show a kink and one piece adjacent to the point gives every
+    failed value (`pieces.adjacent_piece`). `first_order`: the requests difference the primal
+    (not second order's function), so the rule and the pieces can be probed."""
+    bad = [n for n, r in enumerate(results[:len(reqs)]) if r[0] == "fail"]
+    if not bad:
+        return results
+    probes = [probe(v, q[3], mag, b) for q, v, b in zip(reqs, values, bounds)]
+    singular = [(n, pieces.singular(values[n], reqs[n][3], p.noise)) for n, p in enumerate(probes)
+                if p.kind != "smooth"]
+    singular = [(n, why) for n, why in singular if why]
+    results = list(results)
+    if singular:  # the function has no derivative at this point, along any direction
+        n0, why = singular[0]
+        note = pieces.domain_note(where(ctx, reqs[n0]), why)
+        for n in bad:
+            results[n] = ("domain", 0.0, *results[n][2:6], note, None, False)
+        return results
+    smooth = [n for n in bad if probes[n].kind == "smooth"]
+    if smooth and first_order:  # a value far beyond smooth finite differences that no small move keeps
+        slope = max((abs(v) for p in probes for v in (p.estimate, p.left, p.right) if math.isfinite(v)), default=0.0)
+        why = pieces.spike(ctx, [reqs[n] for n in smooth], [analytic_values[n] for n in smooth],
+                           [probes[n].estimate for n in smooth], slope)
+        if why:
+            note = pieces.domain_note(where(ctx, reqs[smooth[0]]), why)
+            for n in bad:
+                results[n] = ("domain", 0.0, *results[n][2:6], note, None, False)
+            return results
+    rest = bad
+    if smooth or not first_order:
+        return results
+    found = pieces.adjacent_piece(ctx, [reqs[n] for n in rest], [analytic_values[n] for n in rest])
+    if found is None:
+        return results
+    label, D, ests = found
+    piece = pieces.describe_piece(ctx, label, D, [(reqs[n][0], reqs[n][1]) for n in rest if reqs[n][1] is not None])
+    for n, est in zip(rest, ests):
+        results[n] = ("ambiguous", 0.0, *results[n][2:5], est, f"several pieces meet here: the value is the "
+                      f"derivative of {piece} (outside one coordinate's one-sided slopes {slopes(probes[n])})",
+                      "piece", False)
+    return results
+
+
+def where(ctx, req):
+    i, flat, d, _ = req
+    return position(ctx, i, flat) if d is None else f"{ctx.names[i]} along a direction"

@@ -200,7 +200,7 @@ class Report:
         domain = [f for f in self.findings if f.status == "domain"]
         if domain:
             kinds = sorted({str(self._case(f.case).tags.get("values", "?")) for f in domain if self._case(f.case)})
-            lines.append(f"domain: the forward is not finite on {len({f.case for f in domain})} case(s) "
+            lines.append(f"domain: {len({f.case for f in domain})} case(s) outside the forward's smooth domain "
                          f"({', '.join(kinds)} values): not checked there — {domain[0].note}")
         saved = {}
         for r in self.rows.values():
@@ -218,7 +218,7 @@ class Report:
                 saved.setdefault(r.saved, r.rerun)
         for path, rerun in saved.items():
             lines.append(f"saved {path}" + (f"; re-run just that case: {rerun}" if rerun else ""))
-        verdict = {"pass": "every check passes", "domain": "every check passes where the forward is finite",
+        verdict = {"pass": "every check passes", "domain": "every check passes inside the forward's smooth domain",
                    "ambiguous": "no gradient disagrees; some comparisons at kinks are ambiguous (see above)",
                    "fail": "a gradient disagrees"}[self.status]
         lines.append(f"result: {self.status.upper()}: {verdict}")
@@ -235,7 +235,8 @@ class Report:
             return []
         by_row = {}
         words = {"left": "the left derivative", "right": "the right derivative", "mean": "the mean of the two",
-                 "between": "in between (several kinks at once)"}
+                 "between": "in between (several kinks at once)",
+                 "piece": "the derivative of one adjacent piece (several pieces meet)"}
         for (row, name), n in sorted(conv.items(), key=lambda item: -item[1]):
             if "/" in name:  # two sources' conventions: "first/second"
                 sources = [w.split(" (")[0] for w in row.split(" ~ ")]

@@ -46,6 +46,15 @@ def measure(ctx, cot):
             move = lambda xs: [x * (1 + ROUNDING_ULPS * np.finfo(np.float64).eps * rng.uniform(-1, 1, np.shape(x)))
                                for x in xs]
             others.append((grads(run64, move(ctx.diff64), ctx.arrays64, move(cot)), 1.0))
+        # a gradient is linear in its cotangent: g(u + w) - g(w) differs from g(u) by rounding
+        # alone, the cancelling terms' included (a saturated softmax's, whose inputs ulp moves
+        # leave saturated)
+        rng = ctx.rng(103)
+        w = [rng.standard_normal(np.shape(c)) * max(src.max_finite(np.abs(c)), 1e-300) for c in cot]
+        both, alone = (grads(run64, ctx.diff64, ctx.arrays64, [c + x for c, x in zip(cot, w)]),
+                       grads(run64, ctx.diff64, ctx.arrays64, w))
+        if not isinstance(both, Exception) and not isinstance(alone, Exception) and len(both) == len(alone):
+            others.append(([a - b for a, b in zip(both, alone)], 1.0))
         for g, factor in others:
             if isinstance(g, Exception) or len(g) != len(base):
                 continue
@@ -90,6 +99,31 @@ def along(ctx, v):
     if rounding is None or len(rounding) != len(v):
         return 0.0
     return ROUNDING_FACTOR * float(sum(r * np.sum(np.abs(x)) for r, x in zip(rounding, v)))
+
+
+def scale_terms(ctx, grads, weights):
+    """sum |weights| times the gradient's scale (its largest entry or the cotangent's, as
+    `compare.gradient_scale`): the size of <grads, weights> that the analytic rows' scale floor
+    (`tol.floor`) compares at, so the dot-product and second-order rows judge a projection
+    with the same floor as the gradient entries it sums. A saturated softmax's gradient is
+    rounding of terms of the cotangent's size (its true value ~0): 1.3e-17 from forward mode
+    against 7.5e-18 from the reverse rule is a relative error of 5.7e-10 without it."""
+    scale = max([src.max_finite(np.abs(g)) for g in grads if np.size(g)]
+                + [src.max_finite(np.abs(c)) for c in ctx.cot64 if np.size(c)] + [0.0])
+    return scale * float(sum(np.sum(np.abs(w)) for w in weights))
+
+
+def floor_allowances(ctx, reqs):
+    """Per finite-difference request (leaf, flat index or None, direction or None, h), the
+    analytic rows' floor as an absolute allowance: tol.analytic times tol.floor times
+    `scale_terms` along the request; None where there is no floor (the suite's checks). The
+    JVP rule's 1 - 1 / (1 + exp(x)) at x ~ -36 is 2.5e-16 of rounding beside 0."""
+    if ctx.tol.floor is None:
+        return None
+    rule = ctx.get("rule")
+    grads = [] if isinstance(rule, Exception) else rule.grads
+    return [ctx.tol.analytic * ctx.tol.floor * scale_terms(ctx, grads, [np.ones(1) if d is None else d])
+            for _, _, d, _ in reqs]
 
 
 def _call(fn):
