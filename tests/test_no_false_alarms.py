@@ -231,7 +231,7 @@ def test_a_key_bias_no_softmax_sees_is_rounding_measured_by_linearity():
     # relative at the scale floor); ulp moves leave the saturated softmax saturated, and only
     # g(u + w) - g(w) against g(u) sees that rounding
     from jaxnets.conformance import public_api as pa
-    from jaxnets.gradcheck import check_layer
+    from jaxnets.gradcheck.api import check_layer
 
     args = pa.op_layer("transformer_block")
     group = pa.example_groups(args.examples)[0]
