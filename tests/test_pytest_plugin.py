@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 REAL = os.path.join(os.path.dirname(__file__), "realcode")
 
 
@@ -89,3 +91,15 @@ def test_without_the_flag_nothing_is_collected_from_plain_files():
                            "--collect-only", "tut_sin_times_y_custom_vjp.py"],
                           capture_output=True, text=True, cwd=REAL, timeout=300)
     assert "no tests" in proc.stdout + proc.stderr and proc.returncode == 5
+
+
+def test_assert_grads_on_a_file_raises_as_the_command_exits(tmp_path):
+    from jaxnets.gradcheck import assert_grads
+
+    assert_grads(os.path.join(REAL, "tut_sin_times_y_custom_vjp.py"), cases=4)  # examples beside it: PASS
+    with pytest.raises(AssertionError, match="FAIL"):
+        assert_grads(os.path.join(REAL, "tut_x2y_defjvps_none.py"), cases=4)
+    empty = tmp_path / "constants.py"
+    empty.write_text("EPS = 1e-5\n")
+    with pytest.raises(AssertionError, match="nothing judged"):
+        assert_grads(str(empty))

@@ -25,6 +25,7 @@ import pytest
 # The checker (and JAX) is imported when a check runs, not when pytest starts: every pytest
 # run in an environment with jaxnets installed loads this plugin.
 
+
 def pytest_addoption(parser):
     group = parser.getgroup("gradcheck", "jaxnets gradient checks of the derivative rules in .py files")
     group.addoption("--gradcheck", action="store_true",
@@ -110,13 +111,14 @@ class GradcheckItem(pytest.Item):
 
         config = self.config
         options = _options(config)
-        spec = _cli_examples(config).get(self.found.name) or _cli_examples(config).get(self.found.stem)
+        examples = _cli_examples(config)
+        spec = examples.get(self.found.name) or examples.get(self.found.stem)
         rerun = f"jaxnets gradcheck {self.path}:{self.found.name}"
         settings = options.as_kwargs()
-        settings.pop("replay")
+        settings.pop("replay")  # a file's items are generated cases, never one saved case
         with quiet_numpy():
             if spec is not None:
-                row = self._with_example(spec, options, rerun)
+                row = self._with_example(spec, settings, rerun)
             else:
                 row = check_found(self.module, self.found, rerun=rerun, **settings)
         self.add_report_section("call", "gradcheck", f"{row.status.upper()}: {row.note}")
@@ -126,7 +128,7 @@ class GradcheckItem(pytest.Item):
             text = row.report.text() if row.report is not None else row.note
             raise GradcheckFailure(f"{self.found.name}: {row.status.upper()}\n{text}")
 
-    def _with_example(self, spec, options, rerun):
+    def _with_example(self, spec, settings, rerun):
         from jaxnets.gradcheck.api import run_check
         from jaxnets.gradcheck.case import Example
         from jaxnets.gradcheck.cli import parse_example
@@ -134,9 +136,7 @@ class GradcheckItem(pytest.Item):
         from jaxnets.gradcheck.prepare import CheckInputError
 
         try:
-            args, domains = parse_example(spec, options.seed)
-            settings = options.as_kwargs()
-            settings.pop("replay")
+            args, domains = parse_example(spec, settings["seed"])
             report = run_check(self.found.fn, examples=[Example(tuple(args), {}, 0, domains)],
                                backward=self.found.backward, name=self.found.name,
                                rerun=f"{rerun} --example {spec}", **settings)

@@ -18,14 +18,15 @@ def assert_grads(fn, *example, **check_args):
     `fn` may also be a file's path (str or os.PathLike): everything checkable in it is
     checked as `jaxnets gradcheck FILE.py` does, with the examples the file or the checker's
     knowledge of course conventions gives; `check_args` then takes `options=` and Options
-    fields only. Returns the file's summary (`.rows`, `.table()`)."""
+    fields only. It raises as `jaxnets gradcheck FILE.py` exits non-zero: a FAIL, an ERROR, or
+    nothing judged at all. Returns the file's summary (`.rows`, `.table()`)."""
     if isinstance(fn, (str, os.PathLike)):
         if example:
             raise CheckInputError("assert_grads(path): the examples come from the file; give no example arguments")
         report = check_path(os.fspath(fn), Options.of(check_args.pop("options", None), check_args))
-        if report.exit_status == 1:
+        if report.exit_status != 0:
             failed = [r.report.text() for r in report.rows if r.status in ("fail", "error") and r.report is not None]
-            raise AssertionError("\n\n".join([report.table()] + failed))
+            raise AssertionError("\n\n".join([report.table()] + failed + [report.nothing_judged() or ""]).rstrip())
         return report
     report = check(fn, *example, **check_args)
     if not report.ok:
