@@ -46,7 +46,6 @@ import ast
 import contextlib
 import json
 import os
-import re
 import shlex
 import sys
 import types
@@ -211,34 +210,23 @@ def with_examples(module, path):
     return merged
 
 
-def check_path(path, options, seed=None, rerun=None, on_row=None, log=None):
+def check_path(path, options, rerun=None, on_row=None, log=None):
     """Everything checkable in the file or folder at `path` (a ModuleReport), with `options`
-    (an `Options`); examples also from FILE_examples.py beside it. A row that failed on a name
-    an unimportable module should have defined says which import failed."""
+    (an `Options`); examples also from FILE_examples.py beside it."""
     module = with_examples(load_module(path), path)
     for note in getattr(module, "gradcheck_notes", ()):
         if log:
             log(f"  note: {note}")
     settings = options.as_kwargs()
-    settings.pop("replay")
-    if seed is not None:
-        settings["seed"] = seed
+    settings.pop("replay")  # a file's rows are generated cases, never one saved case
     with quiet_numpy():
-        report = check_module(module, path, rerun=rerun, on_row=on_row, **settings)
-    failed = getattr(module, "gradcheck_failed_imports", None)
-    for row in report.rows:
-        if row.status in ("error", "fail") and "NameError" in row.note and failed:
-            missing = re.search(r"name '(\w+)' is not defined", row.note)
-            why = failed.get(missing[1] if missing else "", failed.get("*"))
-            if why:
-                row.note += f"; {why}"
-    return report
+        return check_module(module, path, rerun=rerun, on_row=on_row, **settings)
 
 
 def check_file(args, log, prog="jaxnets gradcheck"):
     """FILE.py: the summary table, then the reports of what failed; the exit status."""
     log(f"checking {args.target}:")
-    report = check_path(args.target, Options(save_dir=args.save_dir, **options_of(args)), seed=args.seed,
+    report = check_path(args.target, Options(seed=args.seed, save_dir=args.save_dir, **options_of(args)),
                         rerun=f"{prog} {args.target}",
                         on_row=lambda r: log(f"  {r.name}: {r.status.upper()} ({r.seconds:.1f} s)"), log=log)
     print(report.table())

@@ -245,6 +245,19 @@ def check_module(module, path="", seed=0, on_row=None, rerun=None, **options):
 
 
 def check_found(module, item, seed=0, **options):
+    """The row of one Found; a row that failed on a name an unimportable module should have
+    defined says which import failed (the loader records them)."""
+    row = judge_found(module, item, seed, **options)
+    failed = getattr(module, "gradcheck_failed_imports", None)
+    if row.status in ("error", "fail") and "NameError" in row.note and failed:
+        missing = re.search(r"name '(\w+)' is not defined", row.note)
+        why = failed.get(missing[1] if missing else "", failed.get("*"))
+        if why:
+            row.note += f"; {why}"
+    return row
+
+
+def judge_found(module, item, seed=0, **options):
     if item.kind == "network":
         return check_network(module, item, seed, **options)
     try:
