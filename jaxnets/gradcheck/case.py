@@ -184,19 +184,11 @@ def draw_float(dom, kind, shape, rng, kinks=(0.0,)):
     return _real("normal" if kind == "boundary" else kind, shape, rng, kinks)
 
 
-def is_key(leaf):
-    """A PRNG key: a typed key array, or a legacy key's uint32 bits (no other integer data is
-    uint32 in the code the checker sees: labels and indices are int32 or int64)."""
-    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        return True
-    return tree.is_array(leaf) and np.asarray(leaf).dtype == np.uint32
-
-
 def draw_like(leaf, dom, kind, shape, rng, kinks=(0.0,)):
     """A new value for one leaf of an example: floats in their domain, integers in the
     example's range, booleans at random (a fully masked leading row at times); a PRNG key
     (typed, or a legacy key's uint32 bits) is passed through untouched."""
-    if is_key(leaf):
+    if tree.is_key(leaf):
         return leaf
     a = np.asarray(leaf)
     if a.dtype == bool:
@@ -272,7 +264,7 @@ def generate(examples, n, seed, *, wrt_of, out_shapes, batched=(), leading_sizes
             leaves, td = jax.tree_util.tree_flatten(a)
             new = []
             for leaf in leaves:
-                if not tree.is_array(leaf) or is_key(leaf) or (j not in wrt and tree.is_float_array(leaf)):
+                if not tree.is_array(leaf) or tree.is_key(leaf) or (j not in wrt and tree.is_float_array(leaf)):
                     new.append(leaf)  # statics, keys, and floats that are not differentiated, held fixed
                     continue
                 dom = ex.domain_of(j, leaf)

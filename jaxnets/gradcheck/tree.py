@@ -32,6 +32,14 @@ def is_float_array(v):
     return is_array(v) and jax.dtypes.issubdtype(v.dtype, np.floating)
 
 
+def is_key(leaf):
+    """A PRNG key: a typed key array, or a legacy key's uint32 bits (no other integer data is
+    uint32 in the code the checker sees: labels and indices are int32 or int64)."""
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return True
+    return is_array(leaf) and leaf.dtype == np.uint32
+
+
 class Opaque:
     """A static leaf that is not hashable, keyed by identity (a case that holds one is
     compiled for itself)."""

@@ -332,8 +332,8 @@ def as_numeric(v, where):
 def _leaf(v, where):
     if isinstance(v, (str, bool, int, float)) or v is None:
         return v
-    if isinstance(v, jax.Array) and jax.dtypes.issubdtype(v.dtype, jax.dtypes.prng_key):
-        return v
+    if tree.is_key(v):
+        return v  # a PRNG key (typed, or a legacy key's uint32 bits): passed through untouched
     try:
         a = np.asarray(v)
     except Exception as exc:
@@ -344,8 +344,6 @@ def _leaf(v, where):
         if not np.all(np.isfinite(a)):
             raise PairError(f"{where} contains NaN or inf")
         return a.astype(np.float64)
-    if a.dtype == np.uint32:
-        return a  # a legacy PRNG key's bits (jax.random.PRNGKey): passed through untouched
     if np.issubdtype(a.dtype, np.integer):
         return a.astype(np.int64)
     if a.dtype == object:
